@@ -1,0 +1,265 @@
+"""The EM driver: initialisation, the E-step, the shared part of the M-step,
+the iteration with its stopping rule, several initialisations and warm starts.
+
+The covariance family (for now :mod:`skgmmfill._spherical`) is passed in as a
+module exposing ``initial_covariances``, ``log_prob``, ``m_step``, ``impute``
+and ``n_parameters``; everything here is the same for every family.
+
+Notation: ``n`` rows, ``d`` features, ``K`` components, ``C_u`` the observed
+columns of row ``u``, ``r_uj`` the responsibility of component ``j`` for row
+``u``, ``pi_j`` the mixture weights.
+"""
+
+import time
+from typing import NamedTuple
+
+import numpy as np
+from scipy.special import logsumexp
+
+
+class Mixture(NamedTuple):
+    """Parameters of a Gaussian mixture.
+
+    Attributes
+    ----------
+    weights : ndarray of shape (n_components,)
+        Mixing proportions ``pi_j``.
+    means : ndarray of shape (n_components, n_features)
+        Component means ``mu_j``.
+    covariances : ndarray
+        The covariance parameters, in the layout of the covariance family
+        (shape ``(n_components,)`` for spherical).
+    """
+
+    weights: np.ndarray
+    means: np.ndarray
+    covariances: np.ndarray
+
+
+class EMResult(NamedTuple):
+    """Outcome of one run of EM from one initialisation.
+
+    Attributes
+    ----------
+    mixture : Mixture
+        The parameters after the final M-step.
+    lower_bound : float
+        Mean per-row log-likelihood computed by the final E-step, that is, of
+        the parameters *before* the final M-step.
+    lower_bounds : list of float
+        The mean per-row log-likelihood of every E-step, in order.
+    n_iter : int
+        Number of E-steps (each followed by one M-step).
+    converged : bool
+        Whether the stopping rule was met within ``max_iter`` iterations.
+    """
+
+    mixture: Mixture
+    lower_bound: float
+    lower_bounds: list
+    n_iter: int
+    converged: bool
+
+
+def initialize_random_from_data(observed, n_components, family, min_variance, random_state):
+    """Start from ``n_components`` distinct rows drawn at random.
+
+    The means are the drawn rows as stored, with 0 at their missing entries
+    (this is the convention of the original course code), the weights are
+    uniform and the covariances follow the family's initial rule, floored at
+    ``min_variance`` so that EM never starts from a zero variance.
+
+    The rows are ``random_state.choice(n_samples, n_components, replace=False)``,
+    so ``random_state=np.random.RandomState(seed)`` draws exactly the rows that
+    the course's ``np.random.seed(seed)`` drew.
+    """
+    rows = random_state.choice(observed.n_samples, size=n_components, replace=False)
+    means = observed.values[rows]
+    return Mixture(
+        weights=np.full(n_components, 1.0 / n_components),
+        means=means,
+        covariances=family.initial_covariances(observed, means, min_variance),
+    )
+
+
+def estimate_log_resp(observed, mixture, family):
+    """E-step: log-responsibilities and per-row log-likelihoods.
+
+    With ``f_uj = log pi_j + log N(x_{u,C_u} | mu_{j,C_u}, Sigma_{j,C_u})``, the
+    log-density of row ``u``'s observed entries under component ``j``,
+
+    ``log p(x_{u,C_u}) = logsumexp_j f_uj`` and ``log r_uj = f_uj - log p(x_{u,C_u})``.
+
+    A component of weight 0 gets ``f_uj = -inf`` and so responsibility 0. A row
+    with no observed entry has ``log p = 0`` and responsibilities ``pi``.
+
+    Returns
+    -------
+    log_resp : ndarray of shape (n_samples, n_components)
+    log_prob_norm : ndarray of shape (n_samples,)
+    """
+    with np.errstate(divide="ignore"):
+        log_weights = np.log(mixture.weights)
+    weighted_log_prob = family.log_prob(observed, mixture.means, mixture.covariances)
+    weighted_log_prob += log_weights
+    log_prob_norm = logsumexp(weighted_log_prob, axis=1)
+    weighted_log_prob -= log_prob_norm[:, np.newaxis]
+    return weighted_log_prob, log_prob_norm
+
+
+def estimate_means(value_sums, count_sums, previous_means, min_count=1.0):
+    """M-step for the means, one coordinate at a time.
+
+    ``mu_jl = S_jl / W_jl`` where ``W_jl >= min_count``; elsewhere the previous
+    ``mu_jl`` is kept (so a component that sees column ``l`` with less than one
+    row's worth of weight does not move its mean there). ``S`` and ``W`` are
+    :meth:`ObservedEntries.weighted_sums`.
+    """
+    updated = count_sums >= min_count
+    return np.divide(value_sums, count_sums, out=previous_means.copy(), where=updated)
+
+
+def m_step(observed, resp, mixture, family, min_variance):
+    """M-step: ``pi_j = (1/n) sum_u r_uj``; means and covariances by the family."""
+    weights = resp.sum(axis=0) / observed.n_samples
+    means, covariances = family.m_step(
+        observed, resp, mixture.means, mixture.covariances, min_variance
+    )
+    return Mixture(weights, means, covariances)
+
+
+def run_em(
+    observed,
+    mixture,
+    family,
+    *,
+    max_iter,
+    tol,
+    min_variance,
+    previous_lower_bound=-np.inf,
+    progress=None,
+):
+    """Alternate E- and M-steps from ``mixture`` until the relative change is small.
+
+    Each iteration is an E-step giving the mean log-likelihood ``L_new``
+    followed by an M-step, the last iteration included. The loop stops after
+    the first E-step with ``L_new - L_old <= tol * |L_new|`` (a relative
+    tolerance), or after ``max_iter`` iterations.
+    """
+    lower_bound = previous_lower_bound
+    lower_bounds = []
+    converged = False
+    for n_iter in range(1, max_iter + 1):
+        previous_lower_bound = lower_bound
+        log_resp, log_prob_norm = estimate_log_resp(observed, mixture, family)
+        lower_bound = float(log_prob_norm.mean())
+        mixture = m_step(observed, np.exp(log_resp), mixture, family, min_variance)
+        lower_bounds.append(lower_bound)
+        change = lower_bound - previous_lower_bound
+        if progress is not None:
+            progress.iteration(n_iter, change)
+        if change <= tol * abs(lower_bound):
+            converged = True
+            break
+    return EMResult(mixture, lower_bound, lower_bounds, n_iter, converged)
+
+
+def fit_mixture(
+    observed,
+    family,
+    *,
+    n_components,
+    n_init,
+    max_iter,
+    tol,
+    min_variance,
+    random_state,
+    warm_start=None,
+    verbose=0,
+    verbose_interval=10,
+):
+    """Run EM from ``n_init`` initialisations and keep the best.
+
+    Parameters
+    ----------
+    observed : ObservedEntries
+    family : module
+        The covariance family.
+    random_state : numpy.random.RandomState
+        Draws the initial rows of every initialisation in turn.
+    warm_start : tuple of (Mixture, float) or None
+        The parameters and lower bound of a previous fit: EM continues from
+        them, once, instead of initialising ``n_init`` times.
+
+    Returns
+    -------
+    EMResult
+        The run with the highest final lower bound.
+    """
+    progress = _Progress(verbose, verbose_interval)
+    best = None
+    for init in range(1 if warm_start is not None else n_init):
+        progress.start(init)
+        if warm_start is None:
+            mixture = initialize_random_from_data(
+                observed, n_components, family, min_variance, random_state
+            )
+            previous_lower_bound = -np.inf
+        else:
+            mixture, previous_lower_bound = warm_start
+        result = run_em(
+            observed,
+            mixture,
+            family,
+            max_iter=max_iter,
+            tol=tol,
+            min_variance=min_variance,
+            previous_lower_bound=previous_lower_bound,
+            progress=progress,
+        )
+        progress.end(result)
+        if best is None or result.lower_bound > best.lower_bound:
+            best = result
+    return best
+
+
+class _Progress:
+    """Prints EM progress in the manner of scikit-learn's mixtures.
+
+    ``verbose=1`` names each initialisation and every ``verbose_interval``-th
+    iteration; ``verbose>=2`` adds times and log-likelihood changes.
+    """
+
+    def __init__(self, verbose, interval):
+        self.verbose = verbose
+        self.interval = interval
+
+    def start(self, init):
+        if self.verbose:
+            print(f"Initialization {init}")
+            self._init_start = self._iter_start = time.perf_counter()
+
+    def iteration(self, n_iter, change):
+        if self.verbose and n_iter % self.interval == 0:
+            if self.verbose == 1:
+                print(f"  Iteration {n_iter}")
+            else:
+                now = time.perf_counter()
+                print(
+                    f"  Iteration {n_iter}\t time lapse {now - self._iter_start:.5f}s"
+                    f"\t ll change {change:.5f}"
+                )
+                self._iter_start = now
+
+    def end(self, result):
+        if not self.verbose:
+            return
+        status = "converged" if result.converged else "did not converge"
+        if self.verbose == 1:
+            print(f"Initialization {status}.")
+        else:
+            elapsed = time.perf_counter() - self._init_start
+            print(
+                f"Initialization {status}. time lapse {elapsed:.5f}s"
+                f"\t lower bound {result.lower_bound:.5f}."
+            )

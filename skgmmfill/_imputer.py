@@ -1,0 +1,480 @@
+"""The scikit-learn estimator: parameters, validation and the public methods."""
+
+import math
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import (
+    _check_feature_names_in,
+    check_is_fitted,
+    validate_data,
+)
+
+from . import _spherical
+from ._em import Mixture, estimate_log_resp, fit_mixture
+from ._observed import ObservedEntries
+
+_COVARIANCE_FAMILIES = {"spherical": _spherical}
+
+
+def _is_nan(value):
+    return isinstance(value, Real) and math.isnan(value)
+
+
+class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
+    """Impute missing entries with a Gaussian mixture fitted on the observed entries.
+
+    The mixture is fitted by EM in which each row's likelihood counts only the
+    row's observed entries; a missing entry is then filled with the
+    posterior-weighted mean of the components given the row's observed
+    entries. Rows may have any pattern of missing entries, including none.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        Number of mixture components ``K``.
+
+    covariance_type : {"spherical"}, default="spherical"
+        Form of each component's covariance. ``"spherical"``: one variance per
+        component, shared by all features.
+
+    missing_values : float, default=np.nan
+        The placeholder for missing entries: ``np.nan``, or a number such as 0
+        for a rating matrix whose unrated entries are stored as 0. Every other
+        value is observed. When it is a number, NaN in the input is an error.
+
+    init_params : {"random_from_data"}, default="random_from_data"
+        How the parameters are initialised. ``"random_from_data"``: the means
+        are ``n_components`` distinct rows drawn at random, with 0 at their
+        missing entries; the weights are uniform; each variance is the mean of
+        ``(x - mu_j)**2`` over all entries, missing ones counted as 0.
+
+    n_init : int, default=1
+        Number of initialisations; the run with the highest final
+        log-likelihood is kept.
+
+    max_iter : int, default=100
+        Maximum number of EM iterations (E-step then M-step) per initialisation.
+
+    tol : float, default=1e-6
+        Relative convergence threshold: EM stops after the first E-step whose
+        log-likelihood ``L_new`` satisfies ``L_new - L_old <= tol * |L_new|``.
+        Unlike :class:`~sklearn.mixture.GaussianMixture`, whose ``tol`` is an
+        absolute change of the per-row average, this rule does not depend on
+        the scale of the data or on the number of rows.
+
+    min_variance : float, default=0.25
+        Floor on every variance, applied at initialisation and after each
+        M-step. It keeps components that collapse onto a single row finite.
+        It is in the squared units of the data (0.25 is the course's value for
+        ratings 1-5).
+
+    keep_empty_features : bool, default=False
+        What to do with features that have no observed entry during ``fit``:
+        if False they are dropped from the output of ``transform``; if True
+        they are kept, and their missing entries are filled with 0.
+        Such features never count in the likelihood, also at ``transform``.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds the draw of initial rows. An int ``s`` reproduces the original
+        course code seeded with ``np.random.seed(s)``.
+
+    warm_start : bool, default=False
+        If True and the estimator is already fitted, ``fit`` continues EM from
+        the fitted parameters, once, ignoring ``n_init``.
+
+    verbose : int, default=0
+        0 prints nothing; 1 prints each initialisation and every
+        ``verbose_interval``-th iteration; 2 also prints times and the change
+        in log-likelihood.
+
+    verbose_interval : int, default=10
+        Number of iterations between progress lines.
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_components,)
+        Mixing proportions.
+
+    means_ : ndarray of shape (n_components, n_features_in_)
+        Component means.
+
+    covariances_ : ndarray of shape (n_components,)
+        Component variances (spherical).
+
+    converged_ : bool
+        Whether the best run met the stopping rule within ``max_iter``.
+
+    n_iter_ : int
+        Number of EM iterations of the best run.
+
+    lower_bound_ : float
+        Mean per-row log-likelihood of the observed entries computed by the
+        final E-step of the best run. ``lower_bound_ * n_samples`` is the
+        total log-likelihood that the course code reports.
+
+    lower_bounds_ : list of float
+        ``lower_bound_`` of every E-step of the best run.
+
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during ``fit``, when ``X`` has string column
+        names.
+
+    See Also
+    --------
+    sklearn.mixture.GaussianMixture : Gaussian mixture for complete data.
+    sklearn.impute.IterativeImputer : Imputation by chained regressions.
+    sklearn.impute.KNNImputer : Imputation by nearest neighbours.
+
+    Notes
+    -----
+    With ``C_u`` the observed columns of row ``u`` and ``D_uj`` the squared
+    distance between ``x_u`` and ``mu_j`` over ``C_u``, EM alternates
+
+    * E-step: ``f_uj = log pi_j - |C_u|/2 log(2 pi sigma_j^2) - D_uj/(2 sigma_j^2)``,
+      ``r_uj = exp(f_uj - logsumexp_k f_uk)``; the log-likelihood is
+      ``sum_u logsumexp_k f_uk``;
+    * M-step: ``pi_j = mean_u r_uj``; for each feature ``l``,
+      ``mu_jl = sum_u r_uj [l in C_u] x_ul / sum_u r_uj [l in C_u]`` when the
+      denominator is at least 1 (otherwise ``mu_jl`` is kept);
+      ``sigma_j^2 = max(sum_u r_uj D_uj / sum_u r_uj |C_u|, min_variance)``
+      with the new means.
+
+    A missing entry ``(u, l)`` is imputed as ``sum_j r_uj mu_jl``.
+
+    A row with no observed entry has likelihood 1, responsibilities equal to
+    the weights and is filled with the mixture's overall mean. A component
+    whose responsibilities all vanish gets weight 0, keeps its mean and
+    variance, and takes no further part in the fit or the imputation.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skgmmfill import MaskedGaussianMixtureImputer
+    >>> X = np.array([[1.0, 2.0], [np.nan, 3.0], [7.0, 6.0], [8.0, np.nan]])
+    >>> imputer = MaskedGaussianMixtureImputer(n_components=2, random_state=0)
+    >>> imputer.fit_transform(X).round(2)
+    array([[1., 2.],
+           [1., 3.],
+           [7., 6.],
+           [8., 6.]])
+    """
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "covariance_type": [StrOptions(set(_COVARIANCE_FAMILIES))],
+        "missing_values": [Real],
+        "init_params": [StrOptions({"random_from_data"})],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0.0, None, closed="left")],
+        "min_variance": [Interval(Real, 0.0, None, closed="neither")],
+        "keep_empty_features": ["boolean"],
+        "random_state": ["random_state"],
+        "warm_start": ["boolean"],
+        "verbose": ["verbose"],
+        "verbose_interval": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        n_components=1,
+        *,
+        covariance_type="spherical",
+        missing_values=np.nan,
+        init_params="random_from_data",
+        n_init=1,
+        max_iter=100,
+        tol=1e-6,
+        min_variance=0.25,
+        keep_empty_features=False,
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+        verbose_interval=10,
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.missing_values = missing_values
+        self.init_params = init_params
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.min_variance = min_variance
+        self.keep_empty_features = keep_empty_features
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+
+    # ------------------------------------------------------------------ input
+
+    def _validate_input(self, X, *, reset):
+        """Validate ``X`` and return it with its boolean missing mask."""
+        try:
+            X = validate_data(
+                self, X, reset=reset, dtype=np.float64, ensure_all_finite="allow-nan"
+            )
+        except ValueError as error:
+            if "could not convert" in str(error):
+                raise ValueError(
+                    f"{type(self).__name__} requires numeric input: {error}"
+                ) from error
+            raise
+        if _is_nan(self.missing_values):
+            missing = np.isnan(X)
+        else:
+            if np.isnan(X).any():
+                raise ValueError(
+                    f"Input X contains NaN, but missing_values={self.missing_values!r}"
+                    " marks the missing entries. Set missing_values=np.nan if NaN "
+                    "marks them, or remove the NaN."
+                )
+            missing = X == self.missing_values
+        return X, missing
+
+    def _observed_entries(self, X, missing):
+        """The observed entries; features empty during fit are left out."""
+        observed = ~missing
+        if hasattr(self, "_empty_features"):
+            observed &= ~self._empty_features
+        return ObservedEntries.from_dense(X, observed)
+
+    def _posterior(self, X, missing):
+        """Observed entries, log-responsibilities and per-row log-likelihoods."""
+        observed = self._observed_entries(X, missing)
+        log_resp, log_prob_norm = estimate_log_resp(
+            observed, self._mixture, _COVARIANCE_FAMILIES[self.covariance_type]
+        )
+        return observed, log_resp, log_prob_norm
+
+    @property
+    def _mixture(self):
+        return Mixture(self.weights_, self.means_, self.covariances_)
+
+    # -------------------------------------------------------------------- fit
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Fit the mixture by EM on the observed entries of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data with missing entries marked by ``missing_values``.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : object
+            The fitted imputer.
+        """
+        warm = self.warm_start and hasattr(self, "converged_")
+        X, missing = self._validate_input(X, reset=not warm)
+        n_samples = X.shape[0]
+        if n_samples < self.n_components:
+            raise ValueError(
+                f"Expected n_samples >= n_components, but got n_samples={n_samples}"
+                f" and n_components={self.n_components}."
+            )
+        if warm and self.means_.shape[0] != self.n_components:
+            raise ValueError(
+                "warm_start=True needs the same n_components as the fitted model "
+                f"({self.means_.shape[0]}), got {self.n_components}."
+            )
+        observed = ObservedEntries.from_dense(X, ~missing)
+        result = fit_mixture(
+            observed,
+            _COVARIANCE_FAMILIES[self.covariance_type],
+            n_components=self.n_components,
+            n_init=self.n_init,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            min_variance=self.min_variance,
+            random_state=check_random_state(self.random_state),
+            warm_start=(self._mixture, self.lower_bound_) if warm else None,
+            verbose=self.verbose,
+            verbose_interval=self.verbose_interval,
+        )
+        if not result.converged:
+            warnings.warn(
+                "Best performing initialization did not converge. Try different "
+                "init parameters, or increase max_iter or tol.",
+                ConvergenceWarning,
+            )
+        self.weights_, self.means_, self.covariances_ = result.mixture
+        self.converged_ = result.converged
+        self.n_iter_ = result.n_iter
+        self.lower_bound_ = result.lower_bound
+        self.lower_bounds_ = result.lower_bounds
+        self._empty_features = ~observed.mask.any(axis=0)
+        return self
+
+    # ---------------------------------------------------------------- methods
+
+    def transform(self, X):
+        """Fill the missing entries of ``X``.
+
+        Each missing entry ``(u, l)`` becomes ``sum_j r_uj mu_jl``, with the
+        responsibilities ``r_uj`` computed from row ``u``'s observed entries.
+        Observed entries are returned unchanged; ``X`` itself is not modified.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data with missing entries marked by ``missing_values``; the rows
+            need not be those seen in ``fit``.
+
+        Returns
+        -------
+        X_filled : ndarray of shape (n_samples, n_features_out)
+            ``X`` with its missing entries filled. Features with no observed
+            entry during ``fit`` are dropped unless ``keep_empty_features``.
+        """
+        check_is_fitted(self)
+        X, missing = self._validate_input(X, reset=False)
+        observed, log_resp, _ = self._posterior(X, missing)
+        family = _COVARIANCE_FAMILIES[self.covariance_type]
+        imputed = family.impute(observed, np.exp(log_resp), *self._mixture[1:])
+        imputed[:, self._empty_features] = 0.0
+        X_filled = np.where(missing, imputed, X)
+        if not self.keep_empty_features:
+            X_filled = X_filled[:, ~self._empty_features]
+        return X_filled
+
+    def score_samples(self, X):
+        """Log-likelihood of each row's observed entries.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        log_prob : ndarray of shape (n_samples,)
+            ``log p(x_{u,C_u})``; 0 for a row with no observed entry.
+        """
+        check_is_fitted(self)
+        X, missing = self._validate_input(X, reset=False)
+        return self._posterior(X, missing)[2]
+
+    def score(self, X, y=None):
+        """Mean per-row log-likelihood of the observed entries of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        log_likelihood : float
+        """
+        return float(self.score_samples(X).mean())
+
+    def predict_proba(self, X):
+        """Posterior probability of each component given each row's observed entries.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        resp : ndarray of shape (n_samples, n_components)
+        """
+        check_is_fitted(self)
+        X, missing = self._validate_input(X, reset=False)
+        return np.exp(self._posterior(X, missing)[1])
+
+    def predict(self, X):
+        """Most probable component of each row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        return self.predict_proba(X).argmax(axis=1)
+
+    def _n_parameters(self):
+        family = _COVARIANCE_FAMILIES[self.covariance_type]
+        n_features = self.means_.shape[1]
+        return family.n_parameters(self.n_components, n_features) + self.n_components - 1
+
+    def bic(self, X):
+        """Bayesian information criterion of the model on ``X`` (lower is better).
+
+        ``BIC = -2 log L + P log n`` with ``log L`` the log-likelihood of the
+        observed entries of ``X``, ``n`` its number of rows and ``P`` the number
+        of free parameters, ``K d + K + (K - 1)`` for spherical. The course
+        reports ``log L - P/2 log n``, which is ``-BIC / 2``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        bic : float
+        """
+        n_samples = _num_rows(X)
+        return -2.0 * self.score(X) * n_samples + self._n_parameters() * np.log(n_samples)
+
+    def aic(self, X):
+        """Akaike information criterion of the model on ``X`` (lower is better).
+
+        ``AIC = -2 log L + 2 P``, with ``log L`` and ``P`` as in :meth:`bic`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        aic : float
+        """
+        return -2.0 * self.score(X) * _num_rows(X) + 2 * self._n_parameters()
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the output features.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Input feature names; by default ``feature_names_in_`` or
+            ``x0, x1, ...``.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str
+            The input names, without the features that were empty during
+            ``fit`` unless ``keep_empty_features``.
+        """
+        check_is_fitted(self)
+        names = _check_feature_names_in(self, input_features)
+        if not self.keep_empty_features:
+            names = names[~self._empty_features]
+        return names
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = _is_nan(self.missing_values)
+        return tags
+
+
+def _num_rows(X):
+    return X.shape[0] if hasattr(X, "shape") else len(X)

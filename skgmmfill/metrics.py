@@ -1,0 +1,141 @@
+"""Scores for imputations: RMSE against known values, and a masked-RMSE scorer
+for model selection when only the incomplete matrix is known."""
+
+import numpy as np
+from sklearn.pipeline import Pipeline
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_array
+
+from ._imputer import _is_nan
+
+__all__ = ["rmse", "make_masked_rmse_scorer", "hide_observed_entries"]
+
+
+def rmse(X_true, X_pred, *, mask=None):
+    """Root mean squared error between two matrices.
+
+    Parameters
+    ----------
+    X_true, X_pred : array-like of shape (n_samples, n_features)
+        Reference and predicted values; both finite.
+    mask : array-like of bool, shape (n_samples, n_features), default=None
+        Entries to score. None scores every entry, which is the course's
+        convention (observed entries, copied unchanged, then add no error).
+
+    Returns
+    -------
+    rmse : float
+        ``sqrt(mean((X_true - X_pred)**2))`` over the scored entries.
+    """
+    X_true = check_array(X_true, dtype=np.float64, input_name="X_true")
+    X_pred = check_array(X_pred, dtype=np.float64, input_name="X_pred")
+    if X_true.shape != X_pred.shape:
+        raise ValueError(
+            f"X_true and X_pred have different shapes: {X_true.shape} and {X_pred.shape}."
+        )
+    squared_error = (X_true - X_pred) ** 2
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != X_true.shape:
+            raise ValueError(
+                f"mask has shape {mask.shape}, but X_true has shape {X_true.shape}."
+            )
+        if not mask.any():
+            raise ValueError("mask selects no entry to score.")
+        squared_error = squared_error[mask]
+    return float(np.sqrt(squared_error.mean()))
+
+
+def _final_imputer(estimator):
+    return estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator
+
+
+def hide_observed_entries(X, missing, fraction, random_state):
+    """Choose, in each row, ``round(fraction * n_observed)`` observed entries to hide.
+
+    At least one observed entry of each row stays visible, so rows with fewer
+    than two observed entries hide nothing.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    missing : ndarray of bool, shape (n_samples, n_features)
+    fraction : float in (0, 1)
+    random_state : int, RandomState instance or None
+
+    Returns
+    -------
+    hidden : ndarray of bool, shape (n_samples, n_features)
+    """
+    rng = check_random_state(random_state)
+    keys = rng.random_sample(X.shape)
+    keys[missing] = np.inf
+    rank = np.argsort(np.argsort(keys, axis=1), axis=1)
+    n_observed = (~missing).sum(axis=1)
+    n_hidden = np.minimum(np.rint(fraction * n_observed), n_observed - 1)
+    return rank < n_hidden[:, np.newaxis]
+
+
+def make_masked_rmse_scorer(fraction=0.2, random_state=0):
+    """Make a scorer that hides observed entries and scores their imputation.
+
+    The scorer ``scorer(estimator, X, y=None)`` hides, in each row of ``X``,
+    a seeded ``fraction`` of the row's observed entries (see
+    :func:`hide_observed_entries`), lets the fitted ``estimator`` fill them,
+    and returns minus the RMSE on the hidden entries, so that greater is better
+    as :class:`~sklearn.model_selection.GridSearchCV` expects.
+
+    ``estimator`` is a fitted :class:`~skgmmfill.MaskedGaussianMixtureImputer`
+    or a :class:`~sklearn.pipeline.Pipeline` ending in one; the missing-value
+    marker is read from it. In a Pipeline the steps before the imputer must
+    pass missing values through and have an ``inverse_transform`` (as
+    :class:`~sklearn.preprocessing.StandardScaler` does), which maps the
+    imputed values back to the units of ``X`` before scoring.
+
+    Parameters
+    ----------
+    fraction : float, default=0.2
+        Fraction of each row's observed entries to hide, in (0, 1).
+    random_state : int, RandomState instance or None, default=0
+        Seeds which entries are hidden; an int hides the same entries in every
+        call, so that all candidates are scored on the same entries.
+
+    Returns
+    -------
+    scorer : callable
+        ``scorer(estimator, X, y=None) -> float``, minus the RMSE.
+
+    Examples
+    --------
+    >>> from sklearn.model_selection import GridSearchCV
+    >>> from skgmmfill import MaskedGaussianMixtureImputer
+    >>> from skgmmfill.metrics import make_masked_rmse_scorer
+    >>> search = GridSearchCV(
+    ...     MaskedGaussianMixtureImputer(random_state=0),
+    ...     {"n_components": [1, 2, 4]},
+    ...     scoring=make_masked_rmse_scorer(),
+    ... )
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must be in (0, 1), got {fraction!r}.")
+
+    def masked_rmse_scorer(estimator, X, y=None):
+        marker = _final_imputer(estimator).missing_values
+        X = check_array(X, dtype=np.float64, ensure_all_finite="allow-nan")
+        missing = np.isnan(X) if _is_nan(marker) else X == marker
+        hidden = hide_observed_entries(X, missing, fraction, random_state)
+        if not hidden.any():
+            raise ValueError("No observed entry could be hidden: every row has fewer than two.")
+        X_pred = estimator.transform(np.where(hidden, marker, X))
+        if isinstance(estimator, Pipeline):
+            for _, step in reversed(estimator.steps[:-1]):
+                X_pred = step.inverse_transform(X_pred)
+        X_pred = np.asarray(X_pred)
+        if X_pred.shape != X.shape:
+            raise ValueError(
+                f"The imputation has shape {X_pred.shape}, but X has shape {X.shape}; "
+                "set keep_empty_features=True so that no feature is dropped."
+            )
+        return -rmse(X, X_pred, mask=hidden)
+
+    return masked_rmse_scorer

@@ -1,0 +1,293 @@
+"""Behaviour of MaskedGaussianMixtureImputer: invariants, edge cases, bad input."""
+
+import pickle
+import re
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.utils._param_validation import InvalidParameterError
+
+from skgmmfill import MaskedGaussianMixtureImputer
+
+
+def make_imputer(**params):
+    return MaskedGaussianMixtureImputer(**{"n_components": 2, "random_state": 0, **params})
+
+
+# ------------------------------------------------------------------ invariants
+
+
+def test_observed_entries_are_returned_bit_identical(X_nan):
+    X_filled = make_imputer().fit(X_nan).transform(X_nan)
+    observed = ~np.isnan(X_nan)
+    assert_array_equal(X_filled[observed], X_nan[observed])
+    assert np.isfinite(X_filled).all()
+    assert X_filled.shape == X_nan.shape
+
+
+def test_input_is_never_modified(X_nan):
+    original = X_nan.copy()
+    imputer = make_imputer().fit(X_nan)
+    for method in ("transform", "score_samples", "predict_proba", "predict", "score"):
+        getattr(imputer, method)(X_nan)
+    imputer.fit_transform(X_nan)
+    assert_array_equal(X_nan, original)
+
+
+def test_input_is_never_modified_with_numeric_marker(course_test):
+    X, _ = course_test
+    original = X.copy()
+    MaskedGaussianMixtureImputer(4, missing_values=0, random_state=0).fit_transform(X)
+    assert_array_equal(X, original)
+
+
+def test_fit_transform_equals_fit_then_transform(X_nan):
+    assert_array_equal(
+        make_imputer().fit_transform(X_nan), make_imputer().fit(X_nan).transform(X_nan)
+    )
+
+
+def test_fixed_random_state_is_reproducible(X_nan):
+    first, second = make_imputer(n_init=3).fit(X_nan), make_imputer(n_init=3).fit(X_nan)
+    assert_array_equal(first.means_, second.means_)
+    assert_array_equal(first.transform(X_nan), second.transform(X_nan))
+
+
+def test_pickle_round_trip_gives_the_same_transform(X_nan):
+    imputer = make_imputer().fit(X_nan)
+    restored = pickle.loads(pickle.dumps(imputer))
+    assert_array_equal(restored.transform(X_nan), imputer.transform(X_nan))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_log_likelihood_never_decreases(X_nan):
+    for seed in range(5):
+        imputer = make_imputer(n_components=3, random_state=seed, tol=0).fit(X_nan)
+        history = np.array(imputer.lower_bounds_)
+        assert len(history) == imputer.n_iter_
+        assert np.all(np.diff(history) >= -1e-12 * np.abs(history[1:]))
+
+
+def test_transform_works_on_new_rows(X_nan):
+    imputer = make_imputer().fit(X_nan[:40])
+    X_new = X_nan[40:]
+    X_filled = imputer.transform(X_new)
+    assert_array_equal(X_filled[~np.isnan(X_new)], X_new[~np.isnan(X_new)])
+    assert np.isfinite(X_filled).all()
+
+
+def test_transform_rows_are_independent(X_nan):
+    imputer = make_imputer().fit(X_nan)
+    assert_allclose(imputer.transform(X_nan[:7]), imputer.transform(X_nan)[:7], rtol=1e-13)
+
+
+def test_score_is_mean_of_score_samples_and_lower_bound(X_nan):
+    imputer = make_imputer(n_components=1).fit(X_nan)
+    assert imputer.score(X_nan) == pytest.approx(imputer.score_samples(X_nan).mean())
+    # After convergence one more M-step moves the likelihood by at most tol.
+    assert imputer.score(X_nan) >= imputer.lower_bound_
+
+
+def test_predict_proba_and_predict(X_nan):
+    imputer = make_imputer().fit(X_nan)
+    proba = imputer.predict_proba(X_nan)
+    assert proba.shape == (60, 2)
+    assert_allclose(proba.sum(axis=1), 1.0)
+    assert_array_equal(imputer.predict(X_nan), proba.argmax(axis=1))
+
+
+def test_fitted_attributes(X_nan):
+    imputer = make_imputer(n_components=3).fit(X_nan)
+    assert imputer.weights_.shape == (3,)
+    assert_allclose(imputer.weights_.sum(), 1.0)
+    assert imputer.means_.shape == (3, 4)
+    assert imputer.covariances_.shape == (3,)
+    assert np.all(imputer.covariances_ >= imputer.min_variance)
+    assert imputer.n_features_in_ == 4
+    assert imputer.converged_ and 1 <= imputer.n_iter_ <= imputer.max_iter
+
+
+def test_bic_and_aic_count_spherical_parameters(X_nan):
+    imputer = make_imputer(n_components=3).fit(X_nan)
+    n, d, k = 60, 4, 3
+    n_parameters = k * d + k + (k - 1)
+    log_likelihood = imputer.score(X_nan) * n
+    assert imputer.bic(X_nan) == pytest.approx(-2 * log_likelihood + n_parameters * np.log(n))
+    assert imputer.aic(X_nan) == pytest.approx(-2 * log_likelihood + 2 * n_parameters)
+
+
+# ------------------------------------------------------- n_init, warm start
+
+
+def test_n_init_keeps_the_best_run(X_nan):
+    single = make_imputer(n_components=3, n_init=1).fit(X_nan)
+    several = make_imputer(n_components=3, n_init=6).fit(X_nan)
+    assert several.lower_bound_ >= single.lower_bound_
+
+
+def test_warm_start_continues_from_the_fitted_parameters(course_test):
+    X, _ = course_test
+    full = MaskedGaussianMixtureImputer(4, missing_values=0, random_state=0).fit(X)
+    imputer = MaskedGaussianMixtureImputer(
+        4, missing_values=0, random_state=0, max_iter=5, warm_start=True
+    )
+    with pytest.warns(ConvergenceWarning):
+        imputer.fit(X)
+    for _ in range(2):
+        with pytest.warns(ConvergenceWarning):
+            imputer.fit(X)
+    imputer.fit(X)  # E-steps 16 to 20: the run converges at the 20th, as in one go
+    assert imputer.converged_ and imputer.n_iter_ == 5
+    assert_allclose(imputer.means_, full.means_, rtol=1e-12)
+    assert_allclose(imputer.lower_bound_, full.lower_bound_, rtol=1e-12)
+
+
+def test_warm_start_needs_the_same_number_of_components(X_nan):
+    imputer = make_imputer(warm_start=True).fit(X_nan)
+    with pytest.raises(ValueError, match="warm_start=True needs the same n_components"):
+        imputer.set_params(n_components=3).fit(X_nan)
+
+
+def test_verbose_output(X_nan, capsys):
+    make_imputer(verbose=2, verbose_interval=1, n_init=2).fit(X_nan)
+    out = capsys.readouterr().out
+    assert "Initialization 0" in out and "Initialization 1" in out
+    assert re.search(r"Iteration 1\t time lapse [0-9.]+s\t ll change inf", out)
+    assert "Initialization converged. time lapse" in out and "lower bound" in out
+    make_imputer(verbose=0).fit(X_nan)
+    assert capsys.readouterr().out == ""
+
+
+def test_not_converged_warns(X_nan):
+    with pytest.warns(ConvergenceWarning, match="did not converge"):
+        make_imputer(max_iter=1).fit(X_nan)
+
+
+# ------------------------------------------------------------- edge cases
+
+
+def test_row_with_no_observed_entry(X_nan):
+    X = X_nan.copy()
+    X[3] = np.nan
+    imputer = make_imputer().fit(X)
+    assert imputer.score_samples(X)[3] == 0.0
+    assert_allclose(imputer.predict_proba(X)[3], imputer.weights_)
+    assert_allclose(imputer.transform(X)[3], imputer.weights_ @ imputer.means_)
+
+
+def test_all_rows_empty_except_one():
+    X = np.full((5, 3), np.nan)
+    X[0] = [1.0, 2.0, 3.0]
+    X_filled = MaskedGaussianMixtureImputer(random_state=0).fit_transform(X)
+    assert_allclose(X_filled, np.tile([1.0, 2.0, 3.0], (5, 1)))
+
+
+@pytest.mark.parametrize("keep_empty_features", [False, True])
+def test_feature_never_observed_during_fit(X_nan, keep_empty_features):
+    X = X_nan.copy()
+    X[:, 1] = np.nan
+    imputer = make_imputer(keep_empty_features=keep_empty_features).fit(X)
+    X_filled = imputer.transform(X)
+    kept = [0, 1, 2, 3] if keep_empty_features else [0, 2, 3]
+    assert X_filled.shape == (60, len(kept))
+    assert_array_equal(imputer.get_feature_names_out(), [f"x{i}" for i in kept])
+    if keep_empty_features:
+        assert_array_equal(X_filled[:, 1], 0.0)
+    # A value in that feature at transform time does not move the posterior.
+    X_new = X.copy()
+    X_new[:, 1] = 1e6
+    assert_allclose(imputer.predict_proba(X_new), imputer.predict_proba(X))
+    assert np.isfinite(imputer.transform(X_new)).all()
+
+
+def test_more_components_than_distinct_rows_stays_finite():
+    # Components collapse onto identical rows: the variance floor keeps them finite.
+    X = np.tile([[1.0, 2.0, np.nan], [1.0, np.nan, 3.0]], (3, 1))
+    imputer = MaskedGaussianMixtureImputer(4, random_state=0).fit(X)
+    assert_array_equal(imputer.covariances_, imputer.min_variance)
+    X_filled = imputer.transform(X)
+    assert np.isfinite(X_filled).all()
+    assert_array_equal(X_filled[~np.isnan(X)], X[~np.isnan(X)])
+
+
+def test_single_sample():
+    X = np.array([[1.0, np.nan, 3.0]])
+    imputer = MaskedGaussianMixtureImputer(keep_empty_features=True)
+    assert_array_equal(imputer.fit_transform(X), [[1.0, 0.0, 3.0]])
+
+
+def test_integer_input_with_numeric_marker(course_test):
+    X, _ = course_test
+    X_int = X.astype(np.int64)
+    imputer = MaskedGaussianMixtureImputer(4, missing_values=0, random_state=0)
+    assert_array_equal(imputer.fit_transform(X_int), imputer.fit_transform(X))
+
+
+def test_list_input(X_nan):
+    assert_array_equal(make_imputer().fit_transform(X_nan.tolist()), make_imputer().fit_transform(X_nan))
+
+
+# -------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    "X, message",
+    [
+        (np.array([[1.0, np.inf], [2.0, 3.0]]), "Input X contains infinity"),
+        ([["a", "b"], ["c", "d"]], "requires numeric input: could not convert string"),
+        (np.array([1.0, 2.0, 3.0]), "Expected 2D array, got 1D array"),
+        (np.empty((0, 3)), r"0 sample\(s\)"),
+        (np.empty((3, 0)), r"0 feature\(s\)"),
+    ],
+)
+def test_bad_input_is_named(X, message):
+    with pytest.raises(ValueError, match=message):
+        MaskedGaussianMixtureImputer().fit(X)
+
+
+def test_fewer_rows_than_components():
+    with pytest.raises(ValueError, match="n_samples >= n_components.*n_samples=2 and n_components=3"):
+        MaskedGaussianMixtureImputer(3).fit(np.ones((2, 2)))
+
+
+def test_nan_with_numeric_missing_values(course_test):
+    X, _ = course_test
+    X = X.copy()
+    X[0, 0] = np.nan
+    imputer = MaskedGaussianMixtureImputer(missing_values=0)
+    with pytest.raises(ValueError, match=r"Input X contains NaN, but missing_values=0"):
+        imputer.fit(X)
+    imputer.fit(np.nan_to_num(X))
+    with pytest.raises(ValueError, match=r"Input X contains NaN, but missing_values=0"):
+        imputer.transform(X)
+
+
+def test_wrong_feature_count_at_transform(X_nan):
+    imputer = make_imputer().fit(X_nan)
+    with pytest.raises(ValueError, match="X has 3 features, but MaskedGaussianMixtureImputer is expecting 4"):
+        imputer.transform(X_nan[:, :3])
+
+
+def test_unfitted_methods_raise(X_nan):
+    for method in ("transform", "score_samples", "score", "predict_proba", "predict", "bic"):
+        with pytest.raises(NotFittedError):
+            getattr(MaskedGaussianMixtureImputer(), method)(X_nan)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"n_components": 0},
+        {"covariance_type": "blob"},
+        {"missing_values": "NA"},
+        {"min_variance": 0.0},
+        {"tol": -1.0},
+        {"n_init": 0},
+        {"init_params": "kmeans++"},
+    ],
+)
+def test_invalid_parameters(X_nan, params):
+    with pytest.raises(InvalidParameterError):
+        MaskedGaussianMixtureImputer(**params).fit(X_nan)
