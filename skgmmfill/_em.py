@@ -14,7 +14,6 @@ import time
 from typing import NamedTuple
 
 import numpy as np
-from scipy.special import logsumexp
 
 
 class Mixture(NamedTuple):
@@ -82,29 +81,60 @@ def initialize_random_from_data(observed, n_components, family, min_variance, ra
     )
 
 
-def estimate_log_resp(observed, mixture, family):
-    """E-step: log-responsibilities and per-row log-likelihoods.
+def normalize_log_prob(weighted_log_prob):
+    """Row-wise log-sum-exp and the normalised probabilities, in one pass.
+
+    With ``m_u = max_j f_uj`` and ``e_uj = exp(f_uj - m_u)`` (so no exponent
+    exceeds 0 and the largest term is 1),
+
+    ``logsumexp_j f_uj = m_u + log sum_j e_uj`` and ``r_uj = e_uj / sum_k e_uk``.
+
+    Responsibilities below the smallest normal float (about 1e-308 in float64)
+    are set to 0: they cannot change any sum of the M-step, and subnormal
+    numbers make the matrix products that use them several times slower.
+
+    Parameters
+    ----------
+    weighted_log_prob : ndarray of shape (n_samples, n_components)
+        ``f_uj``; each row has at least one finite entry. Overwritten.
+
+    Returns
+    -------
+    resp : ndarray of shape (n_samples, n_components)
+        ``r_uj``, in the memory of ``weighted_log_prob``.
+    log_prob_norm : ndarray of shape (n_samples,)
+        ``logsumexp_j f_uj``.
+    """
+    row_max = weighted_log_prob.max(axis=1)
+    weighted_log_prob -= row_max[:, np.newaxis]
+    resp = np.exp(weighted_log_prob, out=weighted_log_prob)
+    row_sum = resp.sum(axis=1)
+    resp /= row_sum[:, np.newaxis]
+    resp[resp < np.finfo(resp.dtype).tiny] = 0.0
+    return resp, row_max + np.log(row_sum)
+
+
+def e_step(observed, mixture, family):
+    """E-step: responsibilities and per-row log-likelihoods.
 
     With ``f_uj = log pi_j + log N(x_{u,C_u} | mu_{j,C_u}, Sigma_{j,C_u})``, the
     log-density of row ``u``'s observed entries under component ``j``,
 
-    ``log p(x_{u,C_u}) = logsumexp_j f_uj`` and ``log r_uj = f_uj - log p(x_{u,C_u})``.
+    ``log p(x_{u,C_u}) = logsumexp_j f_uj`` and ``r_uj = exp(f_uj - log p(x_{u,C_u}))``.
 
     A component of weight 0 gets ``f_uj = -inf`` and so responsibility 0. A row
     with no observed entry has ``log p = 0`` and responsibilities ``pi``.
 
     Returns
     -------
-    log_resp : ndarray of shape (n_samples, n_components)
+    resp : ndarray of shape (n_samples, n_components)
     log_prob_norm : ndarray of shape (n_samples,)
     """
     with np.errstate(divide="ignore"):
         log_weights = np.log(mixture.weights)
     weighted_log_prob = family.log_prob(observed, mixture.means, mixture.covariances)
     weighted_log_prob += log_weights
-    log_prob_norm = logsumexp(weighted_log_prob, axis=1)
-    weighted_log_prob -= log_prob_norm[:, np.newaxis]
-    return weighted_log_prob, log_prob_norm
+    return normalize_log_prob(weighted_log_prob)
 
 
 def estimate_means(value_sums, count_sums, previous_means, min_count=1.0):
@@ -151,9 +181,9 @@ def run_em(
     converged = False
     for n_iter in range(1, max_iter + 1):
         previous_lower_bound = lower_bound
-        log_resp, log_prob_norm = estimate_log_resp(observed, mixture, family)
+        resp, log_prob_norm = e_step(observed, mixture, family)
         lower_bound = float(log_prob_norm.mean())
-        mixture = m_step(observed, np.exp(log_resp), mixture, family, min_variance)
+        mixture = m_step(observed, resp, mixture, family, min_variance)
         lower_bounds.append(lower_bound)
         change = lower_bound - previous_lower_bound
         if progress is not None:

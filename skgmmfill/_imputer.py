@@ -16,7 +16,7 @@ from sklearn.utils.validation import (
 )
 
 from . import _spherical
-from ._em import Mixture, estimate_log_resp, fit_mixture
+from ._em import Mixture, e_step, fit_mixture
 from ._observed import ObservedEntries
 
 _COVARIANCE_FAMILIES = {"spherical": _spherical}
@@ -249,12 +249,12 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         return ObservedEntries.from_dense(X, observed)
 
     def _posterior(self, X, missing):
-        """Observed entries, log-responsibilities and per-row log-likelihoods."""
+        """Observed entries, responsibilities and per-row log-likelihoods."""
         observed = self._observed_entries(X, missing)
-        log_resp, log_prob_norm = estimate_log_resp(
+        resp, log_prob_norm = e_step(
             observed, self._mixture, _COVARIANCE_FAMILIES[self.covariance_type]
         )
-        return observed, log_resp, log_prob_norm
+        return observed, resp, log_prob_norm
 
     @property
     def _mixture(self):
@@ -342,9 +342,9 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X, missing = self._validate_input(X, reset=False)
-        observed, log_resp, _ = self._posterior(X, missing)
+        observed, resp, _ = self._posterior(X, missing)
         family = _COVARIANCE_FAMILIES[self.covariance_type]
-        imputed = family.impute(observed, np.exp(log_resp), *self._mixture[1:])
+        imputed = family.impute(observed, resp, *self._mixture[1:])
         imputed[:, self._empty_features] = 0.0
         X_filled = np.where(missing, imputed, X)
         if not self.keep_empty_features:
@@ -395,7 +395,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X, missing = self._validate_input(X, reset=False)
-        return np.exp(self._posterior(X, missing)[1])
+        return self._posterior(X, missing)[1]
 
     def predict(self, X):
         """Most probable component of each row.

@@ -11,7 +11,7 @@ from .datasets import load_netflix
 from .metrics import rmse
 
 
-def course_experiment(n_components_list=(1, 12), seeds=range(5), out=sys.stdout):
+def course_experiment(n_components_list=(1, 12), seeds=range(5), out=None):
     """Fit the course's model for each K and seed; report likelihoods and RMSE.
 
     For each ``K``, one fit per seed with ``missing_values=0`` and the course's
@@ -25,6 +25,7 @@ def course_experiment(n_components_list=(1, 12), seeds=range(5), out=sys.stdout)
         ``{K: {"log_likelihoods": [...], "best_seed": s, "rmse_all": x,
         "rmse_missing": y}}``.
     """
+    out = sys.stdout if out is None else out
     start = time.perf_counter()
     X, X_complete = load_netflix(missing_values=0)
     missing_known = (X == 0) & (X_complete != 0)

@@ -17,7 +17,8 @@ def rmse(X_true, X_pred, *, mask=None):
     Parameters
     ----------
     X_true, X_pred : array-like of shape (n_samples, n_features)
-        Reference and predicted values; both finite.
+        Reference and predicted values. They must be finite at the scored
+        entries; elsewhere they are ignored (and may be NaN).
     mask : array-like of bool, shape (n_samples, n_features), default=None
         Entries to score. None scores every entry, which is the course's
         convention (observed entries, copied unchanged, then add no error).
@@ -27,23 +28,23 @@ def rmse(X_true, X_pred, *, mask=None):
     rmse : float
         ``sqrt(mean((X_true - X_pred)**2))`` over the scored entries.
     """
-    X_true = check_array(X_true, dtype=np.float64, input_name="X_true")
-    X_pred = check_array(X_pred, dtype=np.float64, input_name="X_pred")
+    X_true = check_array(X_true, dtype=np.float64, ensure_all_finite=False, input_name="X_true")
+    X_pred = check_array(X_pred, dtype=np.float64, ensure_all_finite=False, input_name="X_pred")
     if X_true.shape != X_pred.shape:
         raise ValueError(
             f"X_true and X_pred have different shapes: {X_true.shape} and {X_pred.shape}."
         )
-    squared_error = (X_true - X_pred) ** 2
-    if mask is not None:
-        mask = np.asarray(mask, dtype=bool)
-        if mask.shape != X_true.shape:
-            raise ValueError(
-                f"mask has shape {mask.shape}, but X_true has shape {X_true.shape}."
-            )
-        if not mask.any():
-            raise ValueError("mask selects no entry to score.")
-        squared_error = squared_error[mask]
-    return float(np.sqrt(squared_error.mean()))
+    if mask is None:
+        mask = np.ones(X_true.shape, dtype=bool)
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape != X_true.shape:
+        raise ValueError(f"mask has shape {mask.shape}, but X_true has shape {X_true.shape}.")
+    if not mask.any():
+        raise ValueError("mask selects no entry to score.")
+    for name, values in (("X_true", X_true[mask]), ("X_pred", X_pred[mask])):
+        if not np.isfinite(values).all():
+            raise ValueError(f"{name} contains NaN or infinity at entries to score.")
+    return float(np.sqrt(np.mean((X_true[mask] - X_pred[mask]) ** 2)))
 
 
 def _final_imputer(estimator):

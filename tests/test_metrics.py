@@ -1,0 +1,106 @@
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skgmmfill import MaskedGaussianMixtureImputer
+from skgmmfill.datasets import load_netflix
+from skgmmfill.metrics import hide_observed_entries, make_masked_rmse_scorer, rmse
+
+
+def test_rmse_over_all_entries_and_over_a_mask():
+    X_true = np.array([[1.0, 2.0], [3.0, 4.0]])
+    X_pred = np.array([[1.0, 2.0], [3.0, 0.0]])
+    assert rmse(X_true, X_pred) == pytest.approx(2.0)
+    assert rmse(X_true, X_pred, mask=[[False, False], [True, True]]) == pytest.approx(np.sqrt(8.0))
+
+
+@pytest.mark.parametrize(
+    "X_pred, mask, message",
+    [
+        (np.zeros((2, 3)), None, "different shapes"),
+        (np.array([[np.nan, 0.0], [0.0, 0.0]]), None, "X_pred contains NaN or infinity"),
+        (np.zeros((2, 2)), np.zeros((2, 2), bool), "selects no entry"),
+        (np.zeros((2, 2)), np.ones((3, 2), bool), "mask has shape"),
+    ],
+)
+def test_rmse_bad_input(X_pred, mask, message):
+    with pytest.raises(ValueError, match=message):
+        rmse(np.ones((2, 2)), X_pred, mask=mask)
+
+
+def test_hide_observed_entries_hides_a_fraction_of_each_row():
+    rng = np.random.RandomState(0)
+    missing = rng.uniform(size=(50, 40)) < 0.4
+    missing[0] = True
+    missing[1, 1:] = True  # one observed entry: nothing to hide
+    X = rng.normal(size=(50, 40))
+    hidden = hide_observed_entries(X, missing, 0.2, random_state=3)
+    assert not (hidden & missing).any()
+    n_observed = (~missing).sum(axis=1)
+    expected = np.minimum(np.rint(0.2 * n_observed), np.maximum(n_observed - 1, 0))
+    assert_array_equal(hidden.sum(axis=1), expected)
+    assert_array_equal(hidden, hide_observed_entries(X, missing, 0.2, random_state=3))
+
+
+def test_scorer_scores_only_the_hidden_entries(X_nan):
+    imputer = MaskedGaussianMixtureImputer(2, random_state=0).fit(X_nan)
+    scorer = make_masked_rmse_scorer(fraction=0.3, random_state=1)
+    hidden = hide_observed_entries(X_nan, np.isnan(X_nan), 0.3, random_state=1)
+    X_pred = imputer.transform(np.where(hidden, np.nan, X_nan))
+    assert scorer(imputer, X_nan) == pytest.approx(-rmse(X_nan, X_pred, mask=hidden))
+    assert scorer(imputer, X_nan) == scorer(imputer, X_nan)
+
+
+def test_scorer_rejects_bad_fraction():
+    with pytest.raises(ValueError, match="fraction must be in"):
+        make_masked_rmse_scorer(fraction=1.0)
+
+
+def test_scorer_needs_all_features_kept():
+    X = np.array([[1.0, np.nan, 2.0, 3.0]] * 4)
+    imputer = MaskedGaussianMixtureImputer().fit(X)
+    with pytest.raises(ValueError, match="keep_empty_features=True"):
+        make_masked_rmse_scorer()(imputer, X)
+
+
+def test_scorer_on_a_pipeline_scores_in_the_input_units(X_nan):
+    pipeline = make_pipeline(StandardScaler(), MaskedGaussianMixtureImputer(2, random_state=0))
+    pipeline.fit(X_nan)
+    hidden = hide_observed_entries(X_nan, np.isnan(X_nan), 0.2, random_state=0)
+    scaler = pipeline[0]
+    X_pred = scaler.inverse_transform(pipeline.transform(np.where(hidden, np.nan, X_nan)))
+    assert make_masked_rmse_scorer()(pipeline, X_nan) == pytest.approx(
+        -rmse(X_nan, X_pred, mask=hidden)
+    )
+
+
+@pytest.fixture(scope="module")
+def netflix_nan():
+    return load_netflix(missing_values=np.nan)[0]
+
+
+def test_grid_search_over_n_components_on_netflix(netflix_nan):
+    search = GridSearchCV(
+        MaskedGaussianMixtureImputer(random_state=0),
+        {"n_components": [1, 3]},
+        scoring=make_masked_rmse_scorer(),
+        cv=KFold(3, shuffle=True, random_state=0),
+    ).fit(netflix_nan)
+    scores = search.cv_results_["mean_test_score"]
+    assert np.all((-1.2 < scores) & (scores < -0.8))  # RMSE of ratings 1-5
+    assert search.best_params_["n_components"] in (1, 3)
+    assert search.best_estimator_.transform(netflix_nan[:5]).shape == (5, 1200)
+
+
+def test_grid_search_over_a_pipeline_with_a_scaler_on_netflix(netflix_nan):
+    pipeline = make_pipeline(StandardScaler(), MaskedGaussianMixtureImputer(random_state=0))
+    search = GridSearchCV(
+        pipeline,
+        {"maskedgaussianmixtureimputer__n_components": [1, 2]},
+        scoring=make_masked_rmse_scorer(),
+        cv=2,
+    ).fit(netflix_nan)
+    assert np.all((-1.2 < search.cv_results_["mean_test_score"]) & (search.cv_results_["mean_test_score"] < -0.8))
