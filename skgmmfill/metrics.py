@@ -122,12 +122,16 @@ def make_masked_rmse_scorer(fraction=0.2, random_state=0):
 
     def masked_rmse_scorer(estimator, X, y=None):
         marker = _final_imputer(estimator).missing_values
+        X_input = X
         X = check_array(X, dtype=np.float64, ensure_all_finite="allow-nan")
         missing = np.isnan(X) if _is_nan(marker) else X == marker
         hidden = hide_observed_entries(X, missing, fraction, random_state)
         if not hidden.any():
             raise ValueError("No observed entry could be hidden: every row has fewer than two.")
-        X_pred = estimator.transform(np.where(hidden, marker, X))
+        X_hidden = np.where(hidden, marker, X)
+        if hasattr(X_input, "columns"):  # keep a DataFrame's names for the estimator
+            X_hidden = type(X_input)(X_hidden, columns=X_input.columns, index=X_input.index)
+        X_pred = estimator.transform(X_hidden)
         if isinstance(estimator, Pipeline):
             for _, step in reversed(estimator.steps[:-1]):
                 X_pred = step.inverse_transform(X_pred)

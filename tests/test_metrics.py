@@ -104,3 +104,14 @@ def test_grid_search_over_a_pipeline_with_a_scaler_on_netflix(netflix_nan):
         cv=2,
     ).fit(netflix_nan)
     assert np.all((-1.2 < search.cv_results_["mean_test_score"]) & (search.cv_results_["mean_test_score"] < -0.8))
+
+
+def test_scorer_keeps_dataframe_feature_names(X_nan, recwarn):
+    pd = pytest.importorskip("pandas")
+    X = pd.DataFrame(X_nan, columns=["a", "b", "c", "d"])
+    pipeline = make_pipeline(StandardScaler(), MaskedGaussianMixtureImputer(2, random_state=0))
+    pipeline.set_output(transform="pandas").fit(X)
+    score = make_masked_rmse_scorer()(pipeline, X)
+    assert not [w for w in recwarn if "feature names" in str(w.message)]
+    pipeline_numpy = make_pipeline(StandardScaler(), MaskedGaussianMixtureImputer(2, random_state=0))
+    assert score == pytest.approx(make_masked_rmse_scorer()(pipeline_numpy.fit(X_nan), X_nan))
