@@ -73,9 +73,9 @@ def initialize_random_from_data(observed, n_components, family, min_variance, ra
     the course's ``np.random.seed(seed)`` drew.
     """
     rows = random_state.choice(observed.n_samples, size=n_components, replace=False)
-    means = observed.values[rows]
+    means = observed.dense_rows(rows)
     return Mixture(
-        weights=np.full(n_components, 1.0 / n_components),
+        weights=np.full(n_components, 1.0 / n_components, dtype=observed.dtype),
         means=means,
         covariances=family.initial_covariances(observed, means, min_variance),
     )
@@ -182,12 +182,12 @@ def run_em(
     for n_iter in range(1, max_iter + 1):
         previous_lower_bound = lower_bound
         resp, log_prob_norm = e_step(observed, mixture, family)
-        lower_bound = float(log_prob_norm.mean())
+        lower_bound = float(log_prob_norm.mean(dtype=np.float64))
         mixture = m_step(observed, resp, mixture, family, min_variance)
         lower_bounds.append(lower_bound)
         change = lower_bound - previous_lower_bound
         if progress is not None:
-            progress.iteration(n_iter, change)
+            progress.iteration(n_iter, change, lower_bound)
         if change <= tol * abs(lower_bound):
             converged = True
             break
@@ -257,7 +257,8 @@ class _Progress:
     """Prints EM progress in the manner of scikit-learn's mixtures.
 
     ``verbose=1`` names each initialisation and every ``verbose_interval``-th
-    iteration; ``verbose>=2`` adds times and log-likelihood changes.
+    iteration; ``verbose>=2`` adds, for each such iteration, the time since the
+    last line, the change in mean log-likelihood and the mean log-likelihood.
     """
 
     def __init__(self, verbose, interval):
@@ -269,7 +270,7 @@ class _Progress:
             print(f"Initialization {init}")
             self._init_start = self._iter_start = time.perf_counter()
 
-    def iteration(self, n_iter, change):
+    def iteration(self, n_iter, change, lower_bound):
         if self.verbose and n_iter % self.interval == 0:
             if self.verbose == 1:
                 print(f"  Iteration {n_iter}")
@@ -277,7 +278,8 @@ class _Progress:
                 now = time.perf_counter()
                 print(
                     f"  Iteration {n_iter}\t time lapse {now - self._iter_start:.5f}s"
-                    f"\t ll change {change:.5f}"
+                    f"\t ll change {change:.5g}\t lower bound {lower_bound:.8g}",
+                    flush=True,
                 )
                 self._iter_start = now
 

@@ -5,12 +5,14 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import (
     _check_feature_names_in,
+    check_array,
     check_is_fitted,
     validate_data,
 )
@@ -20,6 +22,11 @@ from ._em import Mixture, e_step, fit_mixture
 from ._observed import ObservedEntries
 
 _COVARIANCE_FAMILIES = {"spherical": _spherical}
+
+# Largest dense array that transform returns for sparse input, and the size of
+# the dense blocks that predict_entries and recommend work in (entries).
+_MAX_DENSE_OUTPUT = 2**27
+_BATCH_ENTRIES = 2**22
 
 
 def _is_nan(value):
@@ -218,10 +225,15 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
     # ------------------------------------------------------------------ input
 
     def _validate_input(self, X, *, reset):
-        """Validate ``X`` and return it with its boolean missing mask."""
+        """Validate ``X``; return it with its boolean missing mask (None if sparse)."""
         try:
             X = validate_data(
-                self, X, reset=reset, dtype=np.float64, ensure_all_finite="allow-nan"
+                self,
+                X,
+                reset=reset,
+                accept_sparse="csr",
+                dtype=(np.float64, np.float32),
+                ensure_all_finite="allow-nan",
             )
         except ValueError as error:
             if "could not convert" in str(error):
@@ -229,32 +241,64 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
                     f"{type(self).__name__} requires numeric input: {error}"
                 ) from error
             raise
+        if sp.issparse(X):
+            return self._validate_sparse(X), None
         if _is_nan(self.missing_values):
-            missing = np.isnan(X)
-        else:
-            if np.isnan(X).any():
-                raise ValueError(
-                    f"Input X contains NaN, but missing_values={self.missing_values!r}"
-                    " marks the missing entries. Set missing_values=np.nan if NaN "
-                    "marks them, or remove the NaN."
-                )
-            missing = X == self.missing_values
-        return X, missing
+            return X, np.isnan(X)
+        if np.isnan(X).any():
+            raise ValueError(
+                f"Input X contains NaN, but missing_values={self.missing_values!r}"
+                " marks the missing entries. Set missing_values=np.nan if NaN "
+                "marks them, or remove the NaN."
+            )
+        return X, X == self.missing_values
+
+    def _validate_sparse(self, X):
+        """Check a sparse ``X`` against the convention: stored = observed."""
+        X = sp.csr_array(X)
+        try:
+            X.check_format(full_check=True)
+        except ValueError as error:
+            raise ValueError(f"Input X is not a valid sparse matrix: {error}") from error
+        convention = (
+            "In sparse input every stored entry is observed and the missing "
+            "entries are the unstored ones"
+        )
+        if np.isnan(X.data).any():
+            raise ValueError(
+                f"Input X contains NaN among its stored entries. {convention}, "
+                "so leave the missing entries out instead of storing NaN."
+            )
+        if not _is_nan(self.missing_values) and (X.data == self.missing_values).any():
+            raise ValueError(
+                f"Input X stores entries equal to missing_values={self.missing_values!r}."
+                f" {convention}; remove those entries (for 0: X.eliminate_zeros()) "
+                "or set missing_values=np.nan to keep them as observed values."
+            )
+        if not X.has_canonical_format:
+            X = X.copy()
+            X.sum_duplicates()
+        return X
 
     def _observed_entries(self, X, missing):
         """The observed entries; features empty during fit are left out."""
+        ignored = getattr(self, "_empty_features", None)
+        if missing is None:
+            return ObservedEntries.from_sparse(X, ignored)
         observed = ~missing
-        if hasattr(self, "_empty_features"):
-            observed &= ~self._empty_features
+        if ignored is not None:
+            observed &= ~ignored
         return ObservedEntries.from_dense(X, observed)
 
     def _posterior(self, X, missing):
         """Observed entries, responsibilities and per-row log-likelihoods."""
         observed = self._observed_entries(X, missing)
-        resp, log_prob_norm = e_step(
-            observed, self._mixture, _COVARIANCE_FAMILIES[self.covariance_type]
-        )
+        resp, log_prob_norm = e_step(observed, self._mixture, self._family)
         return observed, resp, log_prob_norm
+
+    @property
+    def _family(self):
+        return _COVARIANCE_FAMILIES[self.covariance_type]
 
     @property
     def _mixture(self):
@@ -291,10 +335,13 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
                 "warm_start=True needs the same n_components as the fitted model "
                 f"({self.means_.shape[0]}), got {self.n_components}."
             )
-        observed = ObservedEntries.from_dense(X, ~missing)
+        if missing is None:
+            observed = ObservedEntries.from_sparse(X)
+        else:
+            observed = ObservedEntries.from_dense(X, ~missing)
         result = fit_mixture(
             observed,
-            _COVARIANCE_FAMILIES[self.covariance_type],
+            self._family,
             n_components=self.n_components,
             n_init=self.n_init,
             max_iter=self.max_iter,
@@ -316,7 +363,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         self.n_iter_ = result.n_iter
         self.lower_bound_ = result.lower_bound
         self.lower_bounds_ = result.lower_bounds
-        self._empty_features = ~observed.mask.any(axis=0)
+        self._empty_features = ~observed.observed_features()
         return self
 
     # ---------------------------------------------------------------- methods
@@ -330,26 +377,130 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Data with missing entries marked by ``missing_values``; the rows
-            need not be those seen in ``fit``.
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data with missing entries marked by ``missing_values`` (dense) or
+            left unstored (sparse); the rows need not be those seen in ``fit``.
+            The output is dense: for sparse input with more than 2**27 entries
+            use :meth:`predict_entries` or :meth:`recommend` instead.
 
         Returns
         -------
         X_filled : ndarray of shape (n_samples, n_features_out)
-            ``X`` with its missing entries filled. Features with no observed
-            entry during ``fit`` are dropped unless ``keep_empty_features``.
+            ``X`` with its missing entries filled, in the dtype of ``X``.
+            Features with no observed entry during ``fit`` are dropped unless
+            ``keep_empty_features``.
         """
         check_is_fitted(self)
         X, missing = self._validate_input(X, reset=False)
+        if missing is None and X.shape[0] * X.shape[1] > _MAX_DENSE_OUTPUT:
+            raise ValueError(
+                f"transform would return a dense {X.shape[0]} x {X.shape[1]} array "
+                f"from sparse input (more than {_MAX_DENSE_OUTPUT} entries); use "
+                "predict_entries for chosen entries or recommend for the best "
+                "entries of each row."
+            )
         observed, resp, _ = self._posterior(X, missing)
-        family = _COVARIANCE_FAMILIES[self.covariance_type]
-        imputed = family.impute(observed, resp, *self._mixture[1:])
-        imputed[:, self._empty_features] = 0.0
-        X_filled = np.where(missing, imputed, X)
+        X_filled = self._family.impute(observed, resp, *self._mixture[1:])
+        X_filled[:, self._empty_features] = 0.0
+        if missing is None:
+            X_filled[_row_of_entry(X), X.indices] = X.data
+        else:
+            X_filled = np.where(missing, X_filled, X)
         if not self.keep_empty_features:
             X_filled = X_filled[:, ~self._empty_features]
         return X_filled
+
+    def predict_entries(self, X, rows, cols):
+        """Predicted values at chosen entries, given each row's observed entries.
+
+        Equals ``transform(X)[rows, cols]`` (with ``keep_empty_features=True``)
+        without forming the dense output: the responsibilities of the rows of
+        ``X`` take ``O(n_samples * n_components)`` memory and the entries are
+        predicted in batches.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The rows whose observed entries condition the predictions.
+        rows, cols : array-like of int, shape (n_entries,)
+            Row and column indices of the entries.
+
+        Returns
+        -------
+        values : ndarray of shape (n_entries,)
+            The observed value where the entry is observed, otherwise
+            ``sum_j r_uj mu_jl`` (0 for a feature empty during ``fit``).
+        """
+        check_is_fitted(self)
+        X, missing = self._validate_input(X, reset=False)
+        rows, cols = _check_entries(rows, cols, X.shape)
+        observed, resp, _ = self._posterior(X, missing)
+        values = np.empty(rows.shape, dtype=X.dtype)
+        for batch in _batches(len(rows), _BATCH_ENTRIES // max(1, self.n_components)):
+            r, c = rows[batch], cols[batch]
+            predicted = self._family.impute_entries(observed, resp, *self._mixture[1:], r, c)
+            predicted[self._empty_features[c]] = 0.0
+            if missing is None:
+                stored, stored_values = observed.lookup(r, c)
+                # Features empty during fit are not in `observed`: read X there
+                # (an unstored entry reads 0, which is also its prediction).
+                stored_values[self._empty_features[c]] = X[r, c][self._empty_features[c]]
+                stored |= self._empty_features[c]
+            else:
+                stored, stored_values = ~missing[r, c], X[r, c]
+            values[batch] = np.where(stored, stored_values, predicted)
+        return values
+
+    def recommend(self, X, n=10, *, exclude_observed=True):
+        """The ``n`` columns with the highest predicted value in each row.
+
+        Rows are processed in blocks, so the memory used is
+        ``O(n_samples * n + block)`` whatever the number of columns.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The rows to recommend for, with their observed entries.
+        n : int, default=10
+            Number of columns per row.
+        exclude_observed : bool, default=True
+            Never recommend a column the row has observed (rated). If False,
+            observed columns compete with their observed values, so the ranking
+            is that of the row of :meth:`transform`.
+
+        Returns
+        -------
+        columns : ndarray of int, shape (n_samples, n)
+            Column indices by decreasing predicted value. Features empty
+            during ``fit`` are never recommended; where fewer than ``n``
+            columns remain, the row is padded with -1.
+        """
+        check_is_fitted(self)
+        if not isinstance(n, Integral) or not 1 <= n <= self.n_features_in_:
+            raise ValueError(
+                f"n must be an integer in [1, n_features_in_={self.n_features_in_}], "
+                f"got {n!r}."
+            )
+        X, missing = self._validate_input(X, reset=False)
+        observed = self._observed_entries(X, missing)
+        columns = np.empty((X.shape[0], n), dtype=np.intp)
+        for batch in _batches(X.shape[0], _BATCH_ENTRIES // X.shape[1]):
+            block = observed.row_block(batch.start, batch.stop)
+            resp, _ = e_step(block, self._mixture, self._family)
+            scores = self._family.impute(block, resp, *self._mixture[1:])
+            if missing is None:
+                observed_here, values_here = block.dense_mask(), block.values.toarray()
+            else:
+                observed_here, values_here = ~missing[batch], X[batch]
+            scores[observed_here] = -np.inf if exclude_observed else values_here[observed_here]
+            scores[:, self._empty_features] = -np.inf
+            top = np.argpartition(-scores, n - 1, axis=1)[:, :n]
+            top_scores = np.take_along_axis(scores, top, axis=1)
+            order = np.argsort(-top_scores, axis=1, kind="stable")
+            top = np.take_along_axis(top, order, axis=1)
+            top[np.take_along_axis(top_scores, order, axis=1) == -np.inf] = -1
+            columns[batch] = top
+        return columns
 
     def score_samples(self, X):
         """Log-likelihood of each row's observed entries.
@@ -411,9 +562,8 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         return self.predict_proba(X).argmax(axis=1)
 
     def _n_parameters(self):
-        family = _COVARIANCE_FAMILIES[self.covariance_type]
         n_features = self.means_.shape[1]
-        return family.n_parameters(self.n_components, n_features) + self.n_components - 1
+        return self._family.n_parameters(self.n_components, n_features) + self.n_components - 1
 
     def bic(self, X):
         """Bayesian information criterion of the model on ``X`` (lower is better).
@@ -473,8 +623,37 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = _is_nan(self.missing_values)
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 
 
 def _num_rows(X):
     return X.shape[0] if hasattr(X, "shape") else len(X)
+
+
+def _row_of_entry(X):
+    """Row index of each stored entry of a CSR array."""
+    return np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+
+
+def _batches(n_items, batch_size):
+    """Consecutive slices of at most ``batch_size`` items covering ``range(n_items)``."""
+    batch_size = max(1, batch_size)
+    return [slice(start, min(start + batch_size, n_items)) for start in range(0, n_items, batch_size)]
+
+
+def _check_entries(rows, cols, shape):
+    """Validate entry indices against ``shape``: equal-length 1-D integer arrays in range."""
+    rows = check_array(rows, ensure_2d=False, dtype=None, input_name="rows")
+    cols = check_array(cols, ensure_2d=False, dtype=None, input_name="cols")
+    for name, index, size in (("rows", rows, shape[0]), ("cols", cols, shape[1])):
+        if index.ndim != 1 or index.dtype.kind not in "iu":
+            raise ValueError(f"{name} must be a 1-D array of integers, got {index.dtype} "
+                             f"with shape {index.shape}.")
+        if index.size and (index.min() < 0 or index.max() >= size):
+            raise ValueError(f"{name} must lie in [0, {size}), got values in "
+                             f"[{index.min()}, {index.max()}].")
+    if rows.shape != cols.shape:
+        raise ValueError(f"rows and cols must have the same length, got {len(rows)} and {len(cols)}.")
+    return rows.astype(np.intp, copy=False), cols.astype(np.intp, copy=False)

@@ -4,13 +4,18 @@ Every covariance family reads the data only through :class:`ObservedEntries`:
 the observed values with zeros at the missing positions, a 0/1 indicator of the
 observed positions, and two per-row summaries. All the heavy work of EM is a
 matrix product with one of the two ``(n_samples, n_features)`` arrays, so a
-family written against this class needs no knowledge of how missingness was
-coded, and the same code can later run on a sparse pattern.
+family written against this class runs unchanged on both representations:
+
+* dense: two ndarrays, for data given as an array with a missing-value marker;
+* sparse: two CSR arrays sharing one sparsity pattern, for data given as a
+  sparse matrix whose stored entries are the observed ones. Nothing of size
+  ``n_samples x n_features`` is ever allocated.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 
 @dataclass(frozen=True)
@@ -22,18 +27,19 @@ class ObservedEntries:
 
     Attributes
     ----------
-    values : ndarray of shape (n_samples, n_features)
-        ``m_ul * x_ul``: the observed values, with 0 at every missing entry.
-    mask : ndarray of shape (n_samples, n_features)
-        ``m_ul`` as 0.0 / 1.0 in the dtype of ``values``.
+    values : ndarray or scipy.sparse.csr_array of shape (n_samples, n_features)
+        ``m_ul * x_ul``: the observed values, 0 (or unstored) at missing entries.
+    mask : same type and shape as ``values``
+        ``m_ul`` as 0 / 1 in the dtype of ``values``. When sparse, it shares
+        the index arrays of ``values``.
     n_observed : ndarray of shape (n_samples,)
         ``|C_u|``, the number of observed entries of each row.
     squared_norms : ndarray of shape (n_samples,)
         ``sum_{l in C_u} x_ul**2``, the squared norm of each row's observed part.
     """
 
-    values: np.ndarray
-    mask: np.ndarray
+    values: object
+    mask: object
     n_observed: np.ndarray
     squared_norms: np.ndarray
 
@@ -49,7 +55,7 @@ class ObservedEntries:
         observed : ndarray of bool, shape (n_samples, n_features)
             True where the entry of ``X`` is observed.
         """
-        values = np.where(observed, X, 0.0).astype(X.dtype, copy=False)
+        values = np.where(observed, X, X.dtype.type(0))
         mask = observed.astype(X.dtype)
         return cls(
             values=values,
@@ -58,6 +64,44 @@ class ObservedEntries:
             squared_norms=np.einsum("ij,ij->i", values, values),
         )
 
+    @classmethod
+    def from_sparse(cls, X, ignored_features=None):
+        """Build the representation from a CSR array whose stored entries are observed.
+
+        Parameters
+        ----------
+        X : scipy.sparse.csr_array of shape (n_samples, n_features)
+            In canonical format (sorted indices, no duplicates). Stored entries,
+            explicit zeros included, are observed; unstored ones are missing.
+            Never modified; the representation shares its arrays.
+        ignored_features : ndarray of bool, shape (n_features,), default=None
+            Features whose stored entries are to be treated as missing.
+        """
+        if ignored_features is not None and ignored_features[X.indices].any():
+            keep = ~ignored_features[X.indices]
+            row_counts = np.add.reduceat(keep, X.indptr[:-1]) * (np.diff(X.indptr) > 0)
+            indptr = np.concatenate([[0], np.cumsum(row_counts)]).astype(X.indptr.dtype)
+            X = sp.csr_array((X.data[keep], X.indices[keep], indptr), shape=X.shape)
+        ones = np.ones_like(X.data)
+        mask = sp.csr_array((ones, X.indices, X.indptr), shape=X.shape, copy=False)
+        row_of_entry = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+        return cls(
+            values=X,
+            mask=mask,
+            n_observed=np.diff(X.indptr).astype(X.dtype),
+            squared_norms=np.bincount(
+                row_of_entry, weights=X.data**2, minlength=X.shape[0]
+            ).astype(X.dtype),
+        )
+
+    @property
+    def is_sparse(self):
+        return sp.issparse(self.values)
+
+    @property
+    def dtype(self):
+        return self.values.dtype
+
     @property
     def n_samples(self):
         return self.values.shape[0]
@@ -65,6 +109,28 @@ class ObservedEntries:
     @property
     def n_features(self):
         return self.values.shape[1]
+
+    def row_products(self, value_coefs, mask_coefs):
+        """``values @ value_coefs.T + mask @ mask_coefs.T``, shape ``(n_samples, K)``.
+
+        Parameters
+        ----------
+        value_coefs, mask_coefs : ndarray of shape (K, n_features)
+
+        Notes
+        -----
+        Dense data is multiplied as ``coefs @ values.T`` and the result
+        transposed: for few components OpenBLAS runs that orientation fastest.
+        """
+        value_coefs = value_coefs.astype(self.dtype, copy=False)
+        mask_coefs = mask_coefs.astype(self.dtype, copy=False)
+        if self.is_sparse:
+            products = self.values @ value_coefs.T
+            products += self.mask @ mask_coefs.T
+            return products
+        products = value_coefs @ self.values.T
+        products += mask_coefs @ self.mask.T
+        return products.T
 
     def weighted_sums(self, resp):
         """Responsibility-weighted sums over rows of the observed entries.
@@ -82,4 +148,48 @@ class ObservedEntries:
             ``W_jl = sum_u r_uj m_ul``, the weighted number of observations
             of column ``l`` that component ``j`` receives.
         """
+        if self.is_sparse:
+            return (self.values.T @ resp).T, (self.mask.T @ resp).T
         return resp.T @ self.values, resp.T @ self.mask
+
+    def observed_features(self):
+        """Whether each feature has at least one observed entry, shape ``(n_features,)``."""
+        if self.is_sparse:
+            return np.bincount(self.values.indices, minlength=self.n_features) > 0
+        return self.mask.any(axis=0)
+
+    def column_sums(self):
+        """``sum_u m_ul x_ul`` for each feature, shape ``(n_features,)``."""
+        return np.asarray(self.values.sum(axis=0)).ravel()
+
+    def dense_rows(self, rows):
+        """Rows of ``values`` as a dense ``(len(rows), n_features)`` array."""
+        block = self.values[rows]
+        return block.toarray() if self.is_sparse else block
+
+    def row_block(self, start, stop):
+        """The observed entries of rows ``start:stop``."""
+        values, mask = self.values[start:stop], self.mask[start:stop]
+        return ObservedEntries(
+            values=values,
+            mask=mask,
+            n_observed=self.n_observed[start:stop],
+            squared_norms=self.squared_norms[start:stop],
+        )
+
+    def dense_mask(self):
+        """``mask`` as a dense boolean array (use on row blocks of big data)."""
+        mask = self.mask.toarray() if self.is_sparse else self.mask
+        return mask != 0
+
+    def lookup(self, rows, cols):
+        """Whether entries ``(rows[i], cols[i])`` are observed, and their values.
+
+        Returns
+        -------
+        observed : ndarray of bool, shape (n_entries,)
+        values : ndarray of shape (n_entries,)
+            The observed value, or 0 where the entry is missing.
+        """
+        observed = np.asarray(self.mask[rows, cols]).ravel() != 0
+        return observed, np.asarray(self.values[rows, cols]).ravel()

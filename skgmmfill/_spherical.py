@@ -30,27 +30,24 @@ def initial_covariances(observed, means, min_variance):
     ``(sum_u ||values_u||^2 - 2 mu_j . sum_u values_u + n ||mu_j||^2) / (n d)``.
     The result is floored at ``min_variance``.
     """
-    n_samples, n_features = observed.values.shape
-    column_sums = observed.values.sum(axis=0)
+    n_samples, n_features = observed.n_samples, observed.n_features
     total = (
         observed.squared_norms.sum()
-        - 2.0 * (means @ column_sums)
+        - 2.0 * (means @ observed.column_sums())
         + n_samples * np.einsum("jl,jl->j", means, means)
     )
-    return np.maximum(total / (n_samples * n_features), min_variance)
+    return np.maximum(total / (n_samples * n_features), min_variance).astype(means.dtype)
 
 
 def squared_distances(observed, means):
     """``D_uj = sum_{l in C_u} (x_ul - mu_jl)^2`` by two matrix products.
 
     ``D = ||x_{u,C_u}||^2 - 2 values @ mu.T + mask @ (mu**2).T``, clipped at 0
-    against rounding. The products are taken as ``mu @ values.T`` (then
-    transposed), the orientation that OpenBLAS runs fastest for few components.
+    against rounding.
     """
-    distances = (-2.0 * means) @ observed.values.T
-    distances += (means**2) @ observed.mask.T
-    distances += observed.squared_norms
-    return np.maximum(distances, 0.0, out=distances).T
+    distances = observed.row_products(-2.0 * means, means**2)
+    distances += observed.squared_norms[:, np.newaxis]
+    return np.maximum(distances, 0.0, out=distances)
 
 
 def log_prob(observed, means, covariances):
@@ -95,10 +92,15 @@ def m_step(observed, resp, means, covariances, min_variance):
 
 
 def impute(observed, resp, means, covariances):
-    """Predicted value of every entry: ``x_hat_ul = sum_j r_uj mu_jl``.
+    """Predicted value of every entry: ``x_hat_ul = sum_j r_uj mu_jl``, shape ``(n, d)``.
 
     Under a spherical (or diagonal) component the missing coordinates are
     independent of the observed ones, so each component's conditional mean is
     its mean.
     """
     return resp @ means
+
+
+def impute_entries(observed, resp, means, covariances, rows, cols):
+    """Predicted values ``x_hat_ul`` at the entries ``(rows[i], cols[i])`` only."""
+    return np.einsum("ij,ij->i", resp[rows], means.T[cols])
