@@ -84,14 +84,11 @@ class ObservedEntries:
             X = sp.csr_array((X.data[keep], X.indices[keep], indptr), shape=X.shape)
         ones = np.ones_like(X.data)
         mask = sp.csr_array((ones, X.indices, X.indptr), shape=X.shape, copy=False)
-        row_of_entry = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
         return cls(
             values=X,
             mask=mask,
             n_observed=np.diff(X.indptr).astype(X.dtype),
-            squared_norms=np.bincount(
-                row_of_entry, weights=X.data**2, minlength=X.shape[0]
-            ).astype(X.dtype),
+            squared_norms=_row_sums_of_squares(X),
         )
 
     @property
@@ -155,7 +152,9 @@ class ObservedEntries:
     def observed_features(self):
         """Whether each feature has at least one observed entry, shape ``(n_features,)``."""
         if self.is_sparse:
-            return np.bincount(self.values.indices, minlength=self.n_features) > 0
+            seen = np.zeros(self.n_features, dtype=bool)
+            seen[self.values.indices] = True  # no int64 copy of the indices, unlike bincount
+            return seen
         return self.mask.any(axis=0)
 
     def column_sums(self):
@@ -193,3 +192,21 @@ class ObservedEntries:
         """
         observed = np.asarray(self.mask[rows, cols]).ravel() != 0
         return observed, np.asarray(self.values[rows, cols]).ravel()
+
+
+def _row_sums_of_squares(X, max_entries=2**20):
+    """``sum_k data_k**2`` over the stored entries of each row of a CSR array.
+
+    Works through blocks of rows holding at most about ``max_entries`` stored
+    entries, so the temporaries stay small whatever the size of ``X``.
+    """
+    sums = np.zeros(X.shape[0], dtype=X.dtype)
+    bounds = np.searchsorted(X.indptr, np.arange(0, X.nnz, max_entries), side="right") - 1
+    for start, stop in zip(bounds, np.append(bounds[1:], X.shape[0])):
+        first, last = X.indptr[start], X.indptr[stop]
+        starts = X.indptr[start:stop] - first
+        nonempty = np.flatnonzero(np.diff(X.indptr[start : stop + 1]))
+        if nonempty.size:
+            squares = X.data[first:last] ** 2
+            sums[start + nonempty] = np.add.reduceat(squares, starts[nonempty])
+    return sums

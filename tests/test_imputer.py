@@ -154,7 +154,8 @@ def test_verbose_output(X_nan, capsys):
     make_imputer(verbose=2, verbose_interval=1, n_init=2).fit(X_nan)
     out = capsys.readouterr().out
     assert "Initialization 0" in out and "Initialization 1" in out
-    assert re.search(r"Iteration 1\t time lapse [0-9.]+s\t ll change inf", out)
+    assert re.search(r"Iteration 1\t time lapse [0-9.]+s\t ll change inf\t lower bound -[0-9.]+\n", out)
+    assert re.search(r"Iteration 2\t time lapse [0-9.]+s\t ll change [0-9.e-]+\t lower bound -[0-9.]+\n", out)
     assert "Initialization converged. time lapse" in out and "lower bound" in out
     make_imputer(verbose=0).fit(X_nan)
     assert capsys.readouterr().out == ""

@@ -22,3 +22,46 @@ def test_weighted_sums():
     value_sums, count_sums = obs.weighted_sums(resp)
     assert_array_equal(value_sums, [[2.5, 2.0], [1.5, 0.0]])
     assert_array_equal(count_sums, [[1.5, 1.0], [0.5, 0.0]])
+
+
+def test_sparse_representation_matches_dense():
+    import scipy.sparse as sp
+
+    from skgmmfill._observed import _row_sums_of_squares
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(50, 8))
+    X[rng.uniform(size=X.shape) < 0.6] = 0.0
+    X[[3, 4, 49]] = 0.0  # empty rows, the last one included
+    X_sparse = sp.csr_array(X)
+    dense = ObservedEntries.from_dense(X, X != 0)
+    sparse = ObservedEntries.from_sparse(X_sparse)
+    assert sparse.is_sparse and not dense.is_sparse
+    assert_array_equal(sparse.n_observed, dense.n_observed)
+    np.testing.assert_allclose(sparse.squared_norms, dense.squared_norms, rtol=1e-14)
+    for max_entries in (1, 3, 7, 1000):
+        np.testing.assert_allclose(_row_sums_of_squares(X_sparse, max_entries), dense.squared_norms, rtol=1e-14)
+    coefs = rng.normal(size=(3, 8))
+    np.testing.assert_allclose(sparse.row_products(coefs, coefs**2), dense.row_products(coefs, coefs**2), rtol=1e-12)
+    resp = rng.dirichlet(np.ones(3), size=50)
+    for s, d in zip(sparse.weighted_sums(resp), dense.weighted_sums(resp)):
+        np.testing.assert_allclose(s, d, rtol=1e-12, atol=1e-15)
+    assert_array_equal(sparse.observed_features(), dense.observed_features())
+    np.testing.assert_allclose(sparse.column_sums(), dense.column_sums(), rtol=1e-13)
+    assert_array_equal(sparse.dense_rows([4, 0]), dense.dense_rows([4, 0]))
+    assert_array_equal(sparse.row_block(2, 9).dense_mask(), dense.row_block(2, 9).dense_mask())
+    rows, cols = np.array([0, 1, 2, 3]), np.array([0, 1, 2, 3])
+    for got, expected in zip(sparse.lookup(rows, cols), dense.lookup(rows, cols)):
+        assert_array_equal(got, expected)
+
+
+def test_sparse_ignored_features_drop_their_entries():
+    import scipy.sparse as sp
+
+    X = np.array([[1.0, 2.0, 0.0], [0.0, 3.0, 4.0], [5.0, 0.0, 0.0]])
+    ignored = np.array([False, True, False])
+    sparse = ObservedEntries.from_sparse(sp.csr_array(X), ignored)
+    dense = ObservedEntries.from_dense(X, (X != 0) & ~ignored)
+    assert_array_equal(sparse.values.toarray(), dense.values)
+    assert_array_equal(sparse.mask.toarray(), dense.mask)
+    assert_array_equal(sparse.n_observed, [1, 1, 1])
