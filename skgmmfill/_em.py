@@ -60,13 +60,15 @@ class EMResult(NamedTuple):
     converged: bool
 
 
-def initialize_random_from_data(observed, n_components, family, min_variance, random_state):
+def initialize_random_from_data(observed, n_components, family, regularization, random_state):
     """Start from ``n_components`` distinct rows drawn at random.
 
     The means are the drawn rows as stored, with 0 at their missing entries
     (this is the convention of the original course code), the weights are
-    uniform and the covariances follow the family's initial rule, floored at
-    ``min_variance`` so that EM never starts from a zero variance.
+    uniform and the covariances follow the family's initial rule, regularised
+    as the family regularises every M-step (``regularization``: the variance
+    floor ``min_variance`` of spherical and diag, the diagonal addition
+    ``reg_covar`` of full), so that EM never starts from a zero variance.
 
     The rows are ``random_state.choice(n_samples, n_components, replace=False)``,
     so ``random_state=np.random.RandomState(seed)`` draws exactly the rows that
@@ -77,8 +79,40 @@ def initialize_random_from_data(observed, n_components, family, min_variance, ra
     return Mixture(
         weights=np.full(n_components, 1.0 / n_components, dtype=observed.dtype),
         means=means,
-        covariances=family.initial_covariances(observed, means, min_variance),
+        covariances=family.initial_covariances(observed, means, regularization),
     )
+
+
+def initialize_kmeans(observed, n_components, family, regularization, random_state):
+    """Start from a k-means partition, like GaussianMixture's default.
+
+    One run of :class:`~sklearn.cluster.KMeans` clusters the rows, with each
+    missing entry replaced by its column's observed mean (dense data) or left
+    out as 0 (sparse data, which filling would densify). The clusters, as hard
+    responsibilities, give the parameters by one M-step; a component falls back
+    to the column means and the family's initial covariances wherever it has no
+    observation to estimate them from.
+    """
+    from sklearn.cluster import KMeans
+
+    counts = np.asarray(observed.mask.sum(axis=0)).ravel()
+    column_means = np.divide(
+        observed.column_sums(), counts, out=np.zeros(observed.n_features), where=counts > 0
+    ).astype(observed.dtype)
+    if observed.is_sparse:
+        rows = observed.values
+    else:
+        rows = observed.values + (1 - observed.mask) * column_means
+    labels = KMeans(n_components, n_init=1, random_state=random_state).fit(rows).labels_
+    resp = np.zeros((observed.n_samples, n_components), dtype=observed.dtype)
+    resp[np.arange(observed.n_samples), labels] = 1.0
+    means = np.tile(column_means, (n_components, 1))
+    fallback = Mixture(
+        weights=np.full(n_components, 1.0 / n_components, dtype=observed.dtype),
+        means=means,
+        covariances=family.initial_covariances(observed, means, regularization),
+    )
+    return m_step(observed, resp, fallback, family, regularization)
 
 
 def normalize_log_prob(weighted_log_prob):
@@ -137,6 +171,13 @@ def e_step(observed, mixture, family):
     return normalize_log_prob(weighted_log_prob)
 
 
+def draw_components(resp, random_state):
+    """Draw one component per row from its responsibilities, shape ``(n_samples,)``."""
+    cumulative = np.cumsum(resp, axis=1)
+    uniform = random_state.uniform(size=(resp.shape[0], 1)) * cumulative[:, -1:]
+    return np.minimum((cumulative < uniform).sum(axis=1), resp.shape[1] - 1)
+
+
 def estimate_means(value_sums, count_sums, previous_means, min_count=1.0):
     """M-step for the means, one coordinate at a time.
 
@@ -149,11 +190,11 @@ def estimate_means(value_sums, count_sums, previous_means, min_count=1.0):
     return np.divide(value_sums, count_sums, out=previous_means.copy(), where=updated)
 
 
-def m_step(observed, resp, mixture, family, min_variance):
+def m_step(observed, resp, mixture, family, regularization):
     """M-step: ``pi_j = (1/n) sum_u r_uj``; means and covariances by the family."""
     weights = resp.sum(axis=0) / observed.n_samples
     means, covariances = family.m_step(
-        observed, resp, mixture.means, mixture.covariances, min_variance
+        observed, resp, mixture.means, mixture.covariances, regularization
     )
     return Mixture(weights, means, covariances)
 
@@ -165,7 +206,7 @@ def run_em(
     *,
     max_iter,
     tol,
-    min_variance,
+    regularization,
     previous_lower_bound=-np.inf,
     progress=None,
 ):
@@ -183,7 +224,7 @@ def run_em(
         previous_lower_bound = lower_bound
         resp, log_prob_norm = e_step(observed, mixture, family)
         lower_bound = float(log_prob_norm.mean(dtype=np.float64))
-        mixture = m_step(observed, resp, mixture, family, min_variance)
+        mixture = m_step(observed, resp, mixture, family, regularization)
         lower_bounds.append(lower_bound)
         change = lower_bound - previous_lower_bound
         if progress is not None:
@@ -194,15 +235,19 @@ def run_em(
     return EMResult(mixture, lower_bound, lower_bounds, n_iter, converged)
 
 
+_INITIALIZERS = {"random_from_data": initialize_random_from_data, "kmeans": initialize_kmeans}
+
+
 def fit_mixture(
     observed,
     family,
     *,
     n_components,
+    init_params="random_from_data",
     n_init,
     max_iter,
     tol,
-    min_variance,
+    regularization,
     random_state,
     warm_start=None,
     verbose=0,
@@ -215,8 +260,14 @@ def fit_mixture(
     observed : ObservedEntries
     family : module
         The covariance family.
+    regularization : float
+        The family's variance regularisation (see
+        :func:`initialize_random_from_data`).
+    init_params : {"random_from_data", "kmeans"}
+        The initialisation (:func:`initialize_random_from_data` or
+        :func:`initialize_kmeans`).
     random_state : numpy.random.RandomState
-        Draws the initial rows of every initialisation in turn.
+        Seeds every initialisation in turn.
     warm_start : tuple of (Mixture, float) or None
         The parameters and lower bound of a previous fit: EM continues from
         them, once, instead of initialising ``n_init`` times.
@@ -231,8 +282,8 @@ def fit_mixture(
     for init in range(1 if warm_start is not None else n_init):
         progress.start(init)
         if warm_start is None:
-            mixture = initialize_random_from_data(
-                observed, n_components, family, min_variance, random_state
+            mixture = _INITIALIZERS[init_params](
+                observed, n_components, family, regularization, random_state
             )
             previous_lower_bound = -np.inf
         else:
@@ -243,7 +294,7 @@ def fit_mixture(
             family,
             max_iter=max_iter,
             tol=tol,
-            min_variance=min_variance,
+            regularization=regularization,
             previous_lower_bound=previous_lower_bound,
             progress=progress,
         )

@@ -17,11 +17,11 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import _spherical
+from . import _diag, _full, _spherical
 from ._em import Mixture, e_step, fit_mixture
 from ._observed import ObservedEntries
 
-_COVARIANCE_FAMILIES = {"spherical": _spherical}
+_COVARIANCE_FAMILIES = {"spherical": _spherical, "diag": _diag, "full": _full}
 
 # Largest dense array that transform returns for sparse input, and the size of
 # the dense blocks that predict_entries and recommend work in (entries).
@@ -46,20 +46,35 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
     n_components : int, default=1
         Number of mixture components ``K``.
 
-    covariance_type : {"spherical"}, default="spherical"
-        Form of each component's covariance. ``"spherical"``: one variance per
-        component, shared by all features.
+    covariance_type : {"spherical", "diag", "full"}, default="spherical"
+        Form of each component's covariance:
+
+        - ``"spherical"``: one variance per component, shared by all features
+          (the course's model);
+        - ``"diag"``: one variance per component and feature;
+        - ``"full"``: a full covariance matrix per component; a missing entry
+          is then imputed by its conditional mean given the row's observed
+          entries (exact EM for incomplete data). Dense input only; its cost
+          grows with the number of distinct missingness patterns and with
+          ``n_features**3``, so it is meant for tables of tens of features.
 
     missing_values : float, default=np.nan
         The placeholder for missing entries: ``np.nan``, or a number such as 0
         for a rating matrix whose unrated entries are stored as 0. Every other
         value is observed. When it is a number, NaN in the input is an error.
 
-    init_params : {"random_from_data"}, default="random_from_data"
-        How the parameters are initialised. ``"random_from_data"``: the means
-        are ``n_components`` distinct rows drawn at random, with 0 at their
-        missing entries; the weights are uniform; each variance is the mean of
-        ``(x - mu_j)**2`` over all entries, missing ones counted as 0.
+    init_params : {"random_from_data", "kmeans"}, default="random_from_data"
+        How the parameters are initialised:
+
+        - ``"random_from_data"`` (the course's rule): the means are
+          ``n_components`` distinct rows drawn at random, with 0 at their
+          missing entries; the weights are uniform; the variances are the mean
+          of ``(x - mu_j)**2`` over all entries, missing ones counted as 0.
+          Poor for data far from 0, where the zeros pull the start away.
+        - ``"kmeans"``: k-means on the rows with missing entries replaced by
+          their column's mean (left as 0 for sparse input), then one M-step
+          from the clusters, as :class:`~sklearn.mixture.GaussianMixture` does
+          by default. Usually the better start outside the course setting.
 
     n_init : int, default=1
         Number of initialisations; the run with the highest final
@@ -76,10 +91,33 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         the scale of the data or on the number of rows.
 
     min_variance : float, default=0.25
-        Floor on every variance, applied at initialisation and after each
-        M-step. It keeps components that collapse onto a single row finite.
-        It is in the squared units of the data (0.25 is the course's value for
-        ratings 1-5).
+        For ``"spherical"`` and ``"diag"``: floor on every variance, applied at
+        initialisation and after each M-step. It keeps components that
+        collapse onto a single row finite. It is in the squared units of the
+        data (0.25 is the course's value for ratings 1-5). Not used by
+        ``"full"``.
+
+    reg_covar : float, default=1e-6
+        For ``"full"``: added to the diagonal of every covariance at
+        initialisation and after each M-step, as in
+        :class:`~sklearn.mixture.GaussianMixture`, so that they stay positive
+        definite. Not used by ``"spherical"`` and ``"diag"``.
+
+    sample_posterior : bool, default=False
+        If True, :meth:`transform` fills each missing entry with a draw from
+        its posterior predictive distribution instead of its mean: for each
+        row a component is drawn from the row's responsibilities, then the
+        missing entries from that component's Gaussian conditioned on the
+        observed ones. Successive calls draw anew from a generator seeded by
+        ``random_state`` at ``fit``; imputing several times (or with several
+        seeds) gives a multiple imputation.
+
+    min_value : float or array-like of shape (n_features,), default=-np.inf
+        Lower bound on imputed values (observed entries are never changed),
+        e.g. 1 for ratings 1-5.
+
+    max_value : float or array-like of shape (n_features,), default=np.inf
+        Upper bound on imputed values.
 
     keep_empty_features : bool, default=False
         What to do with features that have no observed entry during ``fit``:
@@ -111,8 +149,10 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
     means_ : ndarray of shape (n_components, n_features_in_)
         Component means.
 
-    covariances_ : ndarray of shape (n_components,)
-        Component variances (spherical).
+    covariances_ : ndarray
+        Component covariances, of shape ``(n_components,)`` (spherical: the
+        variances), ``(n_components, n_features)`` (diag: the variances) or
+        ``(n_components, n_features, n_features)`` (full).
 
     converged_ : bool
         Whether the best run met the stopping rule within ``max_iter``.
@@ -179,11 +219,15 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "covariance_type": [StrOptions(set(_COVARIANCE_FAMILIES))],
         "missing_values": [Real],
-        "init_params": [StrOptions({"random_from_data"})],
+        "init_params": [StrOptions({"random_from_data", "kmeans"})],
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0.0, None, closed="left")],
         "min_variance": [Interval(Real, 0.0, None, closed="neither")],
+        "reg_covar": [Interval(Real, 0.0, None, closed="neither")],
+        "sample_posterior": ["boolean"],
+        "min_value": [None, Interval(Real, None, None, closed="both"), "array-like"],
+        "max_value": [None, Interval(Real, None, None, closed="both"), "array-like"],
         "keep_empty_features": ["boolean"],
         "random_state": ["random_state"],
         "warm_start": ["boolean"],
@@ -202,6 +246,10 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         max_iter=100,
         tol=1e-6,
         min_variance=0.25,
+        reg_covar=1e-6,
+        sample_posterior=False,
+        min_value=-np.inf,
+        max_value=np.inf,
         keep_empty_features=False,
         random_state=None,
         warm_start=False,
@@ -216,6 +264,10 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         self.max_iter = max_iter
         self.tol = tol
         self.min_variance = min_variance
+        self.reg_covar = reg_covar
+        self.sample_posterior = sample_posterior
+        self.min_value = min_value
+        self.max_value = max_value
         self.keep_empty_features = keep_empty_features
         self.random_state = random_state
         self.warm_start = warm_start
@@ -301,6 +353,30 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         return _COVARIANCE_FAMILIES[self.covariance_type]
 
     @property
+    def _regularization(self):
+        return self.reg_covar if self.covariance_type == "full" else self.min_variance
+
+    def _limits(self, n_features):
+        """``min_value`` and ``max_value`` as arrays of shape ``(n_features,)``."""
+        limits = []
+        for name, default in (("min_value", -np.inf), ("max_value", np.inf)):
+            value = getattr(self, name)
+            value = np.asarray(default if value is None else value, dtype=np.float64)
+            if value.ndim == 0:
+                value = np.full(n_features, value)
+            elif value.shape != (n_features,):
+                raise ValueError(
+                    f"'{name}' should be of shape ({n_features},) when an array-like "
+                    f"is provided. Got {value.shape}, instead."
+                )
+            limits.append(value)
+        if np.any(limits[0] > limits[1]):
+            raise ValueError(
+                f"One (or more) features have min_value={limits[0]} > max_value={limits[1]}."
+            )
+        return limits
+
+    @property
     def _mixture(self):
         return Mixture(self.weights_, self.means_, self.covariances_)
 
@@ -335,23 +411,29 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
                 "warm_start=True needs the same n_components as the fitted model "
                 f"({self.means_.shape[0]}), got {self.n_components}."
             )
+        if warm and self._fitted_covariance_type != self.covariance_type:
+            raise ValueError(
+                "warm_start=True needs the same covariance_type as the fitted model "
+                f"({self._fitted_covariance_type!r}), got {self.covariance_type!r}."
+            )
+        self._limits(X.shape[1])
         if missing is None:
+            if self.covariance_type == "full":
+                raise ValueError(
+                    "covariance_type='full' needs dense input: pass X as a dense "
+                    "array, or use covariance_type='diag' or 'spherical' for sparse data."
+                )
             observed = ObservedEntries.from_sparse(X)
         else:
             observed = ObservedEntries.from_dense(X, ~missing)
-        result = fit_mixture(
-            observed,
-            self._family,
-            n_components=self.n_components,
-            n_init=self.n_init,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            min_variance=self.min_variance,
-            random_state=check_random_state(self.random_state),
-            warm_start=(self._mixture, self.lower_bound_) if warm else None,
-            verbose=self.verbose,
-            verbose_interval=self.verbose_interval,
-        )
+        try:
+            result = self._fit_mixture(observed, warm)
+        except np.linalg.LinAlgError as error:
+            raise ValueError(
+                "Fitting the mixture failed because a covariance is not positive "
+                "definite (a component collapsed onto too few rows); increase "
+                f"reg_covar or decrease n_components. ({error})"
+            ) from error
         if not result.converged:
             warnings.warn(
                 "Best performing initialization did not converge. Try different "
@@ -364,16 +446,37 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         self.lower_bound_ = result.lower_bound
         self.lower_bounds_ = result.lower_bounds
         self._empty_features = ~observed.observed_features()
+        self._fitted_covariance_type = self.covariance_type
+        self._sampling_random_state = check_random_state(self.random_state)
         return self
+
+    def _fit_mixture(self, observed, warm):
+        return fit_mixture(
+            observed,
+            self._family,
+            n_components=self.n_components,
+            init_params=self.init_params,
+            n_init=self.n_init,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            regularization=self._regularization,
+            random_state=check_random_state(self.random_state),
+            warm_start=(self._mixture, self.lower_bound_) if warm else None,
+            verbose=self.verbose,
+            verbose_interval=self.verbose_interval,
+        )
 
     # ---------------------------------------------------------------- methods
 
     def transform(self, X):
         """Fill the missing entries of ``X``.
 
-        Each missing entry ``(u, l)`` becomes ``sum_j r_uj mu_jl``, with the
-        responsibilities ``r_uj`` computed from row ``u``'s observed entries.
-        Observed entries are returned unchanged; ``X`` itself is not modified.
+        Each missing entry ``(u, l)`` becomes its posterior mean given row
+        ``u``'s observed entries: ``sum_j r_uj mu_jl`` for spherical and diag
+        components, ``sum_j r_uj E_j[x_ul | x_{u,o}]`` for full ones (or a
+        posterior draw, with ``sample_posterior=True``), clipped to
+        ``[min_value, max_value]``. Observed entries are returned unchanged;
+        ``X`` itself is not modified.
 
         Parameters
         ----------
@@ -388,8 +491,49 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         X_filled : ndarray of shape (n_samples, n_features_out)
             ``X`` with its missing entries filled, in the dtype of ``X``.
             Features with no observed entry during ``fit`` are dropped unless
-            ``keep_empty_features``.
+            ``keep_empty_features`` (then they are filled with 0, clipped).
         """
+        X, missing, observed, resp = self._dense_output_posterior(X)
+        parameters = self._mixture[1:]
+        if self.sample_posterior:
+            imputed = self._family.sample(
+                observed, resp, *parameters, self._sampling_random_state
+            )
+        else:
+            imputed = self._family.impute(observed, resp, *parameters)
+        imputed[:, self._empty_features] = 0.0
+        np.clip(imputed, *self._limits(X.shape[1]), out=imputed)
+        return self._with_observed_entries(X, missing, imputed, "X")
+
+    def imputation_std(self, X):
+        """Posterior predictive standard deviation of every imputed entry.
+
+        For a missing entry ``(u, l)``, by the law of total variance over the
+        components, ``Var = sum_j r_uj (V_j[x_ul | x_{u,o}] + E_j[x_ul | x_{u,o}]^2)
+        - x_hat_ul^2``, where under a spherical or diag component the
+        conditional variance is the component's variance of feature ``l`` and
+        under a full one the conditional (Schur complement) variance. Clipping
+        by ``min_value`` / ``max_value`` is not taken into account.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            As in :meth:`transform`.
+
+        Returns
+        -------
+        std : ndarray of shape (n_samples, n_features_out)
+            The standard deviations; 0 at observed entries and in features
+            empty during ``fit``. Aligned with the output of :meth:`transform`.
+        """
+        X, missing, observed, resp = self._dense_output_posterior(X)
+        variance = self._family.predictive_variance(observed, resp, *self._mixture[1:])
+        std = np.sqrt(variance, out=variance)
+        std[:, self._empty_features] = 0.0
+        return self._with_observed_entries(X, missing, std, 0.0)
+
+    def _dense_output_posterior(self, X):
+        """Validate ``X`` for a dense output; return it with its posterior."""
         check_is_fitted(self)
         X, missing = self._validate_input(X, reset=False)
         if missing is None and X.shape[0] * X.shape[1] > _MAX_DENSE_OUTPUT:
@@ -400,21 +544,29 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
                 "entries of each row."
             )
         observed, resp, _ = self._posterior(X, missing)
-        X_filled = self._family.impute(observed, resp, *self._mixture[1:])
-        X_filled[:, self._empty_features] = 0.0
+        return X, missing, observed, resp
+
+    def _with_observed_entries(self, X, missing, filled, observed_values):
+        """``filled`` with ``X``'s observed entries (or 0) put back in place.
+
+        ``observed_values`` is ``"X"`` to put back the observed values, ``0.0``
+        to zero those entries. Features empty during ``fit`` are then dropped
+        unless ``keep_empty_features``.
+        """
         if missing is None:
-            X_filled[_row_of_entry(X), X.indices] = X.data
+            filled[_row_of_entry(X), X.indices] = X.data if observed_values == "X" else 0.0
         else:
-            X_filled = np.where(missing, X_filled, X)
+            filled = np.where(missing, filled, X if observed_values == "X" else 0.0)
         if not self.keep_empty_features:
-            X_filled = X_filled[:, ~self._empty_features]
-        return X_filled
+            filled = filled[:, ~self._empty_features]
+        return filled
 
     def predict_entries(self, X, rows, cols):
         """Predicted values at chosen entries, given each row's observed entries.
 
-        Equals ``transform(X)[rows, cols]`` (with ``keep_empty_features=True``)
-        without forming the dense output: the responsibilities of the rows of
+        Equals ``transform(X)[rows, cols]`` (with ``keep_empty_features=True``
+        and ``sample_posterior=False``: these are posterior means, clipped to
+        ``[min_value, max_value]``) without forming the dense output: the responsibilities of the rows of
         ``X`` take ``O(n_samples * n_components)`` memory and the entries are
         predicted in batches.
 
@@ -434,12 +586,14 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         X, missing = self._validate_input(X, reset=False)
         rows, cols = _check_entries(rows, cols, X.shape)
+        low, high = self._limits(X.shape[1])
         observed, resp, _ = self._posterior(X, missing)
         values = np.empty(rows.shape, dtype=X.dtype)
         for batch in _batches(len(rows), _BATCH_ENTRIES // max(1, self.n_components)):
             r, c = rows[batch], cols[batch]
             predicted = self._family.impute_entries(observed, resp, *self._mixture[1:], r, c)
             predicted[self._empty_features[c]] = 0.0
+            np.clip(predicted, low[c], high[c], out=predicted)
             if missing is None:
                 stored, stored_values = observed.lookup(r, c)
                 # Features empty during fit are not in `observed`: read X there
@@ -453,6 +607,8 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
 
     def recommend(self, X, n=10, *, exclude_observed=True):
         """The ``n`` columns with the highest predicted value in each row.
+
+        The predicted values are the posterior means of :meth:`predict_entries`.
 
         Rows are processed in blocks, so the memory used is
         ``O(n_samples * n + block)`` whatever the number of columns.
@@ -482,12 +638,14 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
                 f"got {n!r}."
             )
         X, missing = self._validate_input(X, reset=False)
+        limits = self._limits(X.shape[1])
         observed = self._observed_entries(X, missing)
         columns = np.empty((X.shape[0], n), dtype=np.intp)
         for batch in _batches(X.shape[0], _BATCH_ENTRIES // X.shape[1]):
             block = observed.row_block(batch.start, batch.stop)
             resp, _ = e_step(block, self._mixture, self._family)
             scores = self._family.impute(block, resp, *self._mixture[1:])
+            np.clip(scores, *limits, out=scores)
             if missing is None:
                 observed_here, values_here = block.dense_mask(), block.values.toarray()
             else:
@@ -623,7 +781,8 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = _is_nan(self.missing_values)
-        tags.input_tags.sparse = True
+        tags.input_tags.sparse = self.covariance_type != "full"
+        tags.non_deterministic = self.sample_posterior
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 

@@ -13,6 +13,7 @@ family written against this class runs unchanged on both representations:
 """
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -107,27 +108,64 @@ class ObservedEntries:
     def n_features(self):
         return self.values.shape[1]
 
-    def row_products(self, value_coefs, mask_coefs):
-        """``values @ value_coefs.T + mask @ mask_coefs.T``, shape ``(n_samples, K)``.
+    @cached_property
+    def squared_values(self):
+        """``m_ul * x_ul**2``, like ``values`` (computed on first use)."""
+        if self.is_sparse:
+            return sp.csr_array(
+                (self.values.data**2, self.values.indices, self.values.indptr),
+                shape=self.values.shape,
+                copy=False,
+            )
+        return self.values**2
+
+    @cached_property
+    def patterns(self):
+        """Rows grouped by their set of observed columns (dense data only).
+
+        Returns
+        -------
+        patterns : list of (observed_columns, rows)
+            One pair per distinct missingness pattern: the indices of the
+            observed columns and of the rows that have exactly those.
+        """
+        if self.is_sparse:
+            raise TypeError("missingness patterns are only formed for dense data")
+        keys = np.packbits(self.mask != 0, axis=1)
+        _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+        order = np.argsort(inverse.ravel(), kind="stable")
+        bounds = np.cumsum(np.bincount(inverse.ravel()))[:-1]
+        return [
+            (np.flatnonzero(self.mask[first[k]]), rows)
+            for k, rows in enumerate(np.split(order, bounds))
+        ]
+
+    def row_products(self, value_coefs, mask_coefs, squared_coefs=None):
+        """``values @ value_coefs.T + mask @ mask_coefs.T [+ squared_values @ squared_coefs.T]``.
 
         Parameters
         ----------
         value_coefs, mask_coefs : ndarray of shape (K, n_features)
+        squared_coefs : ndarray of shape (K, n_features), default=None
+
+        Returns
+        -------
+        products : ndarray of shape (n_samples, K)
 
         Notes
         -----
         Dense data is multiplied as ``coefs @ values.T`` and the result
         transposed: for few components OpenBLAS runs that orientation fastest.
         """
-        value_coefs = value_coefs.astype(self.dtype, copy=False)
-        mask_coefs = mask_coefs.astype(self.dtype, copy=False)
-        if self.is_sparse:
-            products = self.values @ value_coefs.T
-            products += self.mask @ mask_coefs.T
-            return products
-        products = value_coefs @ self.values.T
-        products += mask_coefs @ self.mask.T
-        return products.T
+        terms = [(self.values, value_coefs), (self.mask, mask_coefs)]
+        if squared_coefs is not None:
+            terms.append((self.squared_values, squared_coefs))
+        products = None
+        for data, coefs in terms:
+            coefs = coefs.astype(self.dtype, copy=False)
+            term = data @ coefs.T if self.is_sparse else (coefs @ data.T).T
+            products = term if products is None else products.__iadd__(term)
+        return products
 
     def weighted_sums(self, resp):
         """Responsibility-weighted sums over rows of the observed entries.
@@ -145,9 +183,14 @@ class ObservedEntries:
             ``W_jl = sum_u r_uj m_ul``, the weighted number of observations
             of column ``l`` that component ``j`` receives.
         """
-        if self.is_sparse:
-            return (self.values.T @ resp).T, (self.mask.T @ resp).T
-        return resp.T @ self.values, resp.T @ self.mask
+        return self._weighted_sum(self.values, resp), self._weighted_sum(self.mask, resp)
+
+    def weighted_squared_sums(self, resp):
+        """``Q_jl = sum_u r_uj m_ul x_ul**2``, shape ``(n_components, n_features)``."""
+        return self._weighted_sum(self.squared_values, resp)
+
+    def _weighted_sum(self, data, resp):
+        return (data.T @ resp).T if self.is_sparse else resp.T @ data
 
     def observed_features(self):
         """Whether each feature has at least one observed entry, shape ``(n_features,)``."""
@@ -157,9 +200,10 @@ class ObservedEntries:
             return seen
         return self.mask.any(axis=0)
 
-    def column_sums(self):
-        """``sum_u m_ul x_ul`` for each feature, shape ``(n_features,)``."""
-        return np.asarray(self.values.sum(axis=0)).ravel()
+    def column_sums(self, squared=False):
+        """``sum_u m_ul x_ul`` (or of ``x_ul**2``) for each feature, shape ``(n_features,)``."""
+        data = self.squared_values if squared else self.values
+        return np.asarray(data.sum(axis=0)).ravel()
 
     def dense_rows(self, rows):
         """Rows of ``values`` as a dense ``(len(rows), n_features)`` array."""

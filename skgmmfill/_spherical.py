@@ -15,6 +15,7 @@ no ``n x K x d`` array is ever formed.
 
 import numpy as np
 
+from . import _independent
 from ._em import estimate_means
 
 
@@ -91,16 +92,9 @@ def m_step(observed, resp, means, covariances, min_variance):
     return means, np.maximum(variances, min_variance)
 
 
-def impute(observed, resp, means, covariances):
-    """Predicted value of every entry: ``x_hat_ul = sum_j r_uj mu_jl``, shape ``(n, d)``.
-
-    Under a spherical (or diagonal) component the missing coordinates are
-    independent of the observed ones, so each component's conditional mean is
-    its mean.
-    """
-    return resp @ means
+def feature_variances(covariances, n_features):
+    """The variance of every feature under every component, ``(K, d)``."""
+    return np.repeat(covariances[:, np.newaxis], n_features, axis=1)
 
 
-def impute_entries(observed, resp, means, covariances, rows, cols):
-    """Predicted values ``x_hat_ul`` at the entries ``(rows[i], cols[i])`` only."""
-    return np.einsum("ij,ij->i", resp[rows], means.T[cols])
+impute, impute_entries, predictive_variance, sample = _independent.predictions(feature_variances)
