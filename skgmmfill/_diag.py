@@ -49,22 +49,37 @@ def log_prob(observed, means, covariances):
     return products
 
 
-def m_step(observed, resp, means, covariances, min_variance):
+def m_step(observed, resp, means, covariances, min_variance, prior=None):
     """New means and variances from the responsibilities.
 
-    Means follow :func:`~skgmmfill._em.estimate_means`; with ``Q`` the weighted
-    sums of squared values, the variance of feature ``l`` under the new means is
+    Means follow :func:`~skgmmfill._em.estimate_means` (MAP means under
+    ``prior = (kappa, m)``, the conjugate prior ``mu_jl ~ N(m_l, v_jl / kappa)``).
+    With ``Q`` the weighted sums of squared values, the variance of feature
+    ``l`` under the new means is
 
-    ``v_jl = (Q_jl - 2 mu_jl S_jl + mu_jl^2 W_jl) / W_jl``,
+    ``v_jl = (Q_jl - 2 mu_jl S_jl + mu_jl^2 W_jl [+ kappa (mu_jl - m_l)^2]) / (W_jl [+ 1])``,
 
-    floored at ``min_variance``; where ``W_jl = 0`` the previous ``v_jl`` is kept.
+    floored at ``min_variance``; where the denominator is 0 the previous
+    ``v_jl`` is kept.
     """
     value_sums, count_sums = observed.weighted_sums(resp)
-    means = estimate_means(value_sums, count_sums, means)
+    means = estimate_means(value_sums, count_sums, means, prior)
     residuals = observed.weighted_squared_sums(resp) - 2.0 * means * value_sums
     residuals += means**2 * count_sums
+    if prior is not None:
+        kappa, prior_means = prior
+        residuals += kappa * (means - prior_means) ** 2
+        count_sums = count_sums + 1.0
     variances = np.divide(residuals, count_sums, out=covariances.copy(), where=count_sums > 0)
     return means, np.maximum(variances, min_variance)
+
+
+def log_mean_prior(means, covariances, prior):
+    """``sum_jl log N(mu_jl | m_l, v_jl / kappa)`` for ``prior = (kappa, m)``."""
+    kappa, prior_means = prior
+    return float(
+        -0.5 * (np.log(2.0 * np.pi * covariances / kappa) + kappa * (means - prior_means) ** 2 / covariances).sum()
+    )
 
 
 def feature_variances(covariances, n_features):

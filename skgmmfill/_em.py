@@ -47,6 +47,9 @@ class EMResult(NamedTuple):
         the parameters *before* the final M-step.
     lower_bounds : list of float
         The mean per-row log-likelihood of every E-step, in order.
+    objectives : list of float
+        What EM maximised at every E-step: ``lower_bounds``, plus the log prior
+        of the means divided by ``n_samples`` when there is a prior.
     n_iter : int
         Number of E-steps (each followed by one M-step).
     converged : bool
@@ -56,6 +59,7 @@ class EMResult(NamedTuple):
     mixture: Mixture
     lower_bound: float
     lower_bounds: list
+    objectives: list
     n_iter: int
     converged: bool
 
@@ -178,25 +182,43 @@ def draw_components(resp, random_state):
     return np.minimum((cumulative < uniform).sum(axis=1), resp.shape[1] - 1)
 
 
-def estimate_means(value_sums, count_sums, previous_means, min_count=1.0):
+def estimate_means(value_sums, count_sums, previous_means, prior=None, min_count=1.0):
     """M-step for the means, one coordinate at a time.
 
-    ``mu_jl = S_jl / W_jl`` where ``W_jl >= min_count``; elsewhere the previous
-    ``mu_jl`` is kept (so a component that sees column ``l`` with less than one
-    row's worth of weight does not move its mean there). ``S`` and ``W`` are
+    Without a prior: ``mu_jl = S_jl / W_jl`` where ``W_jl >= min_count``;
+    elsewhere the previous ``mu_jl`` is kept (so a component that sees column
+    ``l`` with less than one row's worth of weight does not move its mean
+    there). With ``prior = (kappa, m)``: the MAP means
+    ``mu_jl = (S_jl + kappa m_l) / (W_jl + kappa)``, which shrink towards ``m``
+    where a component has few observations. ``S`` and ``W`` are
     :meth:`ObservedEntries.weighted_sums`.
     """
+    if prior is not None:
+        kappa, prior_means = prior
+        return (value_sums + kappa * prior_means) / (count_sums + kappa)
     updated = count_sums >= min_count
     return np.divide(value_sums, count_sums, out=previous_means.copy(), where=updated)
 
 
-def m_step(observed, resp, mixture, family, regularization):
-    """M-step: ``pi_j = (1/n) sum_u r_uj``; means and covariances by the family."""
+def m_step(observed, resp, mixture, family, regularization, prior=None):
+    """M-step: ``pi_j = (1/n) sum_u r_uj``; means and covariances by the family.
+
+    ``prior`` is None or ``(kappa, m)``: the conjugate prior on the means,
+    ``mu_j ~ N(m, Sigma_j / kappa)``, turning the M-step into a MAP step.
+    """
     weights = resp.sum(axis=0) / observed.n_samples
     means, covariances = family.m_step(
-        observed, resp, mixture.means, mixture.covariances, regularization
+        observed, resp, mixture.means, mixture.covariances, regularization, prior
     )
     return Mixture(weights, means, covariances)
+
+
+def objective(lower_bound, mixture, family, prior, n_samples):
+    """What EM maximises: the mean log-likelihood, plus the log prior of the
+    means divided by ``n_samples`` when there is a prior."""
+    if prior is None:
+        return lower_bound
+    return lower_bound + family.log_mean_prior(mixture.means, mixture.covariances, prior) / n_samples
 
 
 def run_em(
@@ -207,32 +229,36 @@ def run_em(
     max_iter,
     tol,
     regularization,
-    previous_lower_bound=-np.inf,
+    prior=None,
+    previous_objective=-np.inf,
     progress=None,
 ):
     """Alternate E- and M-steps from ``mixture`` until the relative change is small.
 
-    Each iteration is an E-step giving the mean log-likelihood ``L_new``
+    Each iteration is an E-step giving the objective ``L_new`` (the mean
+    log-likelihood, plus the scaled log prior of the means under ``prior``)
     followed by an M-step, the last iteration included. The loop stops after
     the first E-step with ``L_new - L_old <= tol * |L_new|`` (a relative
     tolerance), or after ``max_iter`` iterations.
     """
-    lower_bound = previous_lower_bound
-    lower_bounds = []
+    current = previous_objective
+    lower_bounds, objectives = [], []
     converged = False
     for n_iter in range(1, max_iter + 1):
-        previous_lower_bound = lower_bound
+        previous = current
         resp, log_prob_norm = e_step(observed, mixture, family)
         lower_bound = float(log_prob_norm.mean(dtype=np.float64))
-        mixture = m_step(observed, resp, mixture, family, regularization)
+        current = objective(lower_bound, mixture, family, prior, observed.n_samples)
+        mixture = m_step(observed, resp, mixture, family, regularization, prior)
         lower_bounds.append(lower_bound)
-        change = lower_bound - previous_lower_bound
+        objectives.append(current)
+        change = current - previous
         if progress is not None:
-            progress.iteration(n_iter, change, lower_bound)
-        if change <= tol * abs(lower_bound):
+            progress.iteration(n_iter, change, current)
+        if change <= tol * abs(current):
             converged = True
             break
-    return EMResult(mixture, lower_bound, lower_bounds, n_iter, converged)
+    return EMResult(mixture, lower_bounds[-1], lower_bounds, objectives, n_iter, converged)
 
 
 _INITIALIZERS = {"random_from_data": initialize_random_from_data, "kmeans": initialize_kmeans}
@@ -249,6 +275,7 @@ def fit_mixture(
     tol,
     regularization,
     random_state,
+    prior=None,
     warm_start=None,
     verbose=0,
     verbose_interval=10,
@@ -268,14 +295,17 @@ def fit_mixture(
         :func:`initialize_kmeans`).
     random_state : numpy.random.RandomState
         Seeds every initialisation in turn.
+    prior : tuple of (float, ndarray) or None
+        ``(kappa, m)``: the conjugate prior ``mu_j ~ N(m, Sigma_j / kappa)`` on
+        the means (MAP-EM), or None for maximum likelihood.
     warm_start : tuple of (Mixture, float) or None
-        The parameters and lower bound of a previous fit: EM continues from
-        them, once, instead of initialising ``n_init`` times.
+        The parameters and final objective of a previous fit: EM continues
+        from them, once, instead of initialising ``n_init`` times.
 
     Returns
     -------
     EMResult
-        The run with the highest final lower bound.
+        The run with the highest final objective.
     """
     progress = _Progress(verbose, verbose_interval)
     best = None
@@ -285,9 +315,9 @@ def fit_mixture(
             mixture = _INITIALIZERS[init_params](
                 observed, n_components, family, regularization, random_state
             )
-            previous_lower_bound = -np.inf
+            previous_objective = -np.inf
         else:
-            mixture, previous_lower_bound = warm_start
+            mixture, previous_objective = warm_start
         result = run_em(
             observed,
             mixture,
@@ -295,11 +325,12 @@ def fit_mixture(
             max_iter=max_iter,
             tol=tol,
             regularization=regularization,
-            previous_lower_bound=previous_lower_bound,
+            prior=prior,
+            previous_objective=previous_objective,
             progress=progress,
         )
         progress.end(result)
-        if best is None or result.lower_bound > best.lower_bound:
+        if best is None or result.objectives[-1] > best.objectives[-1]:
             best = result
     return best
 
@@ -344,5 +375,5 @@ class _Progress:
             elapsed = time.perf_counter() - self._init_start
             print(
                 f"Initialization {status}. time lapse {elapsed:.5f}s"
-                f"\t lower bound {result.lower_bound:.5f}."
+                f"\t lower bound {result.objectives[-1]:.5f}."
             )

@@ -87,9 +87,16 @@ def log_prob(observed, means, covariances):
     return log_prob
 
 
-def m_step(observed, resp, means, covariances, reg_covar):
+def m_step(observed, resp, means, covariances, reg_covar, prior=None):
     """New means and covariances from the expected sufficient statistics.
 
+    With ``N_j``, ``T1_j = sum_u r_uj x_tilde_uj`` and ``T2_j = sum_u r_uj
+    (x_tilde_uj x_tilde_uj^T + C_uj)``: ``mu_j = T1_j / N_j`` and
+    ``Sigma_j = T2_j / N_j - mu_j mu_j^T + reg_covar I``. Under ``prior =
+    (kappa, m)``, the conjugate prior ``mu_j ~ N(m, Sigma_j / kappa)``,
+    ``mu_j = (T1_j + kappa m) / (N_j + kappa)`` and
+    ``Sigma_j = (T2_j - T1_j mu_j^T - mu_j T1_j^T + N_j mu_j mu_j^T
+    + kappa (mu_j - m)(mu_j - m)^T) / (N_j + 1) + reg_covar I``.
     A component with no responsibility keeps its parameters.
     """
     n_components, n_features = means.shape
@@ -104,11 +111,30 @@ def m_step(observed, resp, means, covariances, reg_covar):
         second[j] += (completed * weights[:, np.newaxis]).T @ completed
         second[j][np.ix_(missing, missing)] += weights.sum() * conditional
     new_means, new_covariances = means.copy(), covariances.copy()
+    kappa, prior_means = prior if prior is not None else (0.0, 0.0)
     for j in np.flatnonzero(totals > 0):
-        new_means[j] = first[j] / totals[j]
-        new_covariances[j] = second[j] / totals[j] - np.outer(new_means[j], new_means[j])
+        mean = (first[j] + kappa * prior_means) / (totals[j] + kappa)
+        scatter = second[j] - np.outer(first[j], mean) - np.outer(mean, first[j])
+        scatter += totals[j] * np.outer(mean, mean)
+        if prior is not None:
+            scatter += kappa * np.outer(mean - prior_means, mean - prior_means)
+        new_means[j] = mean
+        new_covariances[j] = scatter / (totals[j] + (prior is not None))
         new_covariances[j].flat[:: n_features + 1] += reg_covar
     return new_means, new_covariances
+
+
+def log_mean_prior(means, covariances, prior):
+    """``sum_j log N(mu_j | m, Sigma_j / kappa)`` for ``prior = (kappa, m)``."""
+    kappa, prior_means = prior
+    total = 0.0
+    for mean, covariance in zip(means, covariances):
+        factor = np.linalg.cholesky(covariance / kappa)
+        whitened = np.linalg.solve(factor, mean - prior_means)
+        total += -0.5 * (
+            len(mean) * np.log(2.0 * np.pi) + 2.0 * np.log(np.diag(factor)).sum() + whitened @ whitened
+        )
+    return float(total)
 
 
 def impute(observed, resp, means, covariances):

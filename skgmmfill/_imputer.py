@@ -18,6 +18,7 @@ from sklearn.utils.validation import (
 )
 
 from . import _diag, _full, _spherical
+from ._biases import fit_offsets, row_offsets_given
 from ._em import Mixture, e_step, fit_mixture
 from ._observed import ObservedEntries
 
@@ -103,6 +104,30 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         :class:`~sklearn.mixture.GaussianMixture`, so that they stay positive
         definite. Not used by ``"spherical"`` and ``"diag"``.
 
+    mean_precision_prior : float or None, default=None
+        Strength ``kappa`` of a prior that shrinks each component's mean
+        towards the column means of the data (towards 0, the residuals'
+        expected mean, when ``biases=True``), ``mu_j ~ N(m, Sigma_j / kappa)``
+        (conjugate, as the mean part of
+        :class:`~sklearn.mixture.BayesianGaussianMixture`'s prior, and with
+        the same name). EM then finds the MAP parameters; ``kappa`` acts as
+        that many pseudo-observations of each feature at its column mean, so a
+        component's mean moves away from ``m`` only where it has data. None
+        fits by maximum likelihood (the course's model).
+
+    biases : bool, default=False
+        If True, model ``x_ul = b + r_u + c_l + e_ul`` with a global mean
+        ``b``, row offsets ``r_u`` and column offsets ``c_l`` (user and item
+        biases for ratings) estimated on the observed entries with ridge
+        shrinkage ``bias_shrinkage``, and fit the mixture to the residuals
+        ``e_ul``. Every prediction adds the offsets back; a row not seen in fit
+        gets its offset from its own observed entries.
+
+    bias_shrinkage : float, default=25.0
+        Ridge strength of the offsets, as a number of pseudo-entries at 0:
+        ``c_l = sum_u (x_ul - b - r_u) / (n_l + bias_shrinkage)`` and likewise
+        for ``r_u``. Used only when ``biases=True``.
+
     sample_posterior : bool, default=False
         If True, :meth:`transform` fills each missing entry with a draw from
         its posterior predictive distribution instead of its mean: for each
@@ -168,6 +193,23 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
     lower_bounds_ : list of float
         ``lower_bound_`` of every E-step of the best run.
 
+    map_objectives_ : list of float
+        What EM maximised at every E-step of the best run: ``lower_bounds_``
+        plus the log prior of the means divided by ``n_samples`` when
+        ``mean_precision_prior`` is set (it never decreases; the
+        log-likelihood alone may). Equal to ``lower_bounds_`` without a prior.
+
+    mean_prior_ : ndarray of shape (n_features_in_,)
+        The means ``m`` the prior shrinks towards: the column means of the
+        observed entries, or 0 when ``biases=True``. Only with
+        ``mean_precision_prior``.
+
+    global_mean_ : float
+        ``b``, the mean of the observed entries. Only with ``biases=True``.
+
+    column_offsets_ : ndarray of shape (n_features_in_,)
+        The column offsets ``c_l``. Only with ``biases=True``.
+
     n_features_in_ : int
         Number of features seen during ``fit``.
 
@@ -195,7 +237,11 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
       ``sigma_j^2 = max(sum_u r_uj D_uj / sum_u r_uj |C_u|, min_variance)``
       with the new means.
 
-    A missing entry ``(u, l)`` is imputed as ``sum_j r_uj mu_jl``.
+    A missing entry ``(u, l)`` is imputed as ``sum_j r_uj mu_jl``. With
+    ``biases=True`` all of this applies to the residuals after the offsets, and
+    ``score``, ``score_samples`` and ``predict_proba`` are those of the
+    residuals; with ``mean_precision_prior`` the reported log-likelihood is
+    still the plain log-likelihood of the MAP parameters.
 
     A row with no observed entry has likelihood 1, responsibilities equal to
     the weights and is filled with the mixture's overall mean. A component
@@ -225,6 +271,9 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         "tol": [Interval(Real, 0.0, None, closed="left")],
         "min_variance": [Interval(Real, 0.0, None, closed="neither")],
         "reg_covar": [Interval(Real, 0.0, None, closed="neither")],
+        "mean_precision_prior": [None, Interval(Real, 0.0, None, closed="neither")],
+        "biases": ["boolean"],
+        "bias_shrinkage": [Interval(Real, 0.0, None, closed="left")],
         "sample_posterior": ["boolean"],
         "min_value": [None, Interval(Real, None, None, closed="both"), "array-like"],
         "max_value": [None, Interval(Real, None, None, closed="both"), "array-like"],
@@ -247,6 +296,9 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         tol=1e-6,
         min_variance=0.25,
         reg_covar=1e-6,
+        mean_precision_prior=None,
+        biases=False,
+        bias_shrinkage=25.0,
         sample_posterior=False,
         min_value=-np.inf,
         max_value=np.inf,
@@ -265,6 +317,9 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         self.tol = tol
         self.min_variance = min_variance
         self.reg_covar = reg_covar
+        self.mean_precision_prior = mean_precision_prior
+        self.biases = biases
+        self.bias_shrinkage = bias_shrinkage
         self.sample_posterior = sample_posterior
         self.min_value = min_value
         self.max_value = max_value
@@ -333,20 +388,40 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         return X
 
     def _observed_entries(self, X, missing):
-        """The observed entries; features empty during fit are left out."""
+        """The observed entries the mixture sees, and the offset of each row.
+
+        Features empty during fit are left out; with ``biases`` the entries
+        are the residuals after the offsets, and ``row_offsets`` is
+        ``b + r_u`` for each row of ``X`` (None without biases).
+        """
         ignored = getattr(self, "_empty_features", None)
         if missing is None:
-            return ObservedEntries.from_sparse(X, ignored)
-        observed = ~missing
-        if ignored is not None:
-            observed &= ~ignored
-        return ObservedEntries.from_dense(X, observed)
+            observed = ObservedEntries.from_sparse(X, ignored)
+        else:
+            keep = ~missing if ignored is None else ~missing & ~ignored
+            observed = ObservedEntries.from_dense(X, keep)
+        if not self.biases:
+            return observed, None
+        row_offsets = self.global_mean_ + row_offsets_given(
+            observed, self.global_mean_, self.column_offsets_, self.bias_shrinkage
+        )
+        return observed.shifted(row_offsets, self.column_offsets_), row_offsets
 
     def _posterior(self, X, missing):
-        """Observed entries, responsibilities and per-row log-likelihoods."""
-        observed = self._observed_entries(X, missing)
+        """Observed entries, row offsets, responsibilities and per-row log-likelihoods."""
+        observed, row_offsets = self._observed_entries(X, missing)
         resp, log_prob_norm = e_step(observed, self._mixture, self._family)
-        return observed, resp, log_prob_norm
+        return observed, row_offsets, resp, log_prob_norm
+
+    def _add_offsets(self, predictions, row_offsets, rows=slice(None), cols=slice(None)):
+        """Add ``b + r_u + c_l`` to predictions of entries of ``rows`` x ``cols`` (or pairs)."""
+        if row_offsets is None:
+            return predictions
+        if predictions.ndim == 1:  # entries (rows[i], cols[i])
+            predictions += row_offsets[rows] + self.column_offsets_[cols]
+        else:
+            predictions += row_offsets[rows, np.newaxis] + self.column_offsets_[cols]
+        return predictions
 
     @property
     def _family(self):
@@ -426,8 +501,21 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
             observed = ObservedEntries.from_sparse(X)
         else:
             observed = ObservedEntries.from_dense(X, ~missing)
+        empty_features = ~observed.observed_features()
+        if self.biases:
+            self.global_mean_, row_offsets, self.column_offsets_ = fit_offsets(
+                observed, self.bias_shrinkage
+            )
+            observed = observed.shifted(self.global_mean_ + row_offsets, self.column_offsets_)
+        prior = None
+        if self.mean_precision_prior is not None:
+            counts = np.asarray(observed.mask.sum(axis=0)).ravel()
+            self.mean_prior_ = np.zeros(X.shape[1], dtype=X.dtype)
+            if not self.biases:  # residuals have mean 0 under the bias model
+                np.divide(observed.column_sums(), counts, out=self.mean_prior_, where=counts > 0)
+            prior = (self.mean_precision_prior, self.mean_prior_)
         try:
-            result = self._fit_mixture(observed, warm)
+            result = self._fit_mixture(observed, prior, warm)
         except np.linalg.LinAlgError as error:
             raise ValueError(
                 "Fitting the mixture failed because a covariance is not positive "
@@ -445,12 +533,13 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         self.n_iter_ = result.n_iter
         self.lower_bound_ = result.lower_bound
         self.lower_bounds_ = result.lower_bounds
-        self._empty_features = ~observed.observed_features()
+        self.map_objectives_ = result.objectives
+        self._empty_features = empty_features
         self._fitted_covariance_type = self.covariance_type
         self._sampling_random_state = check_random_state(self.random_state)
         return self
 
-    def _fit_mixture(self, observed, warm):
+    def _fit_mixture(self, observed, prior, warm):
         return fit_mixture(
             observed,
             self._family,
@@ -461,7 +550,8 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
             tol=self.tol,
             regularization=self._regularization,
             random_state=check_random_state(self.random_state),
-            warm_start=(self._mixture, self.lower_bound_) if warm else None,
+            prior=prior,
+            warm_start=(self._mixture, self.map_objectives_[-1]) if warm else None,
             verbose=self.verbose,
             verbose_interval=self.verbose_interval,
         )
@@ -493,7 +583,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
             Features with no observed entry during ``fit`` are dropped unless
             ``keep_empty_features`` (then they are filled with 0, clipped).
         """
-        X, missing, observed, resp = self._dense_output_posterior(X)
+        X, missing, observed, row_offsets, resp = self._dense_output_posterior(X)
         parameters = self._mixture[1:]
         if self.sample_posterior:
             imputed = self._family.sample(
@@ -501,6 +591,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
             )
         else:
             imputed = self._family.impute(observed, resp, *parameters)
+        self._add_offsets(imputed, row_offsets)
         imputed[:, self._empty_features] = 0.0
         np.clip(imputed, *self._limits(X.shape[1]), out=imputed)
         return self._with_observed_entries(X, missing, imputed, "X")
@@ -526,7 +617,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
             The standard deviations; 0 at observed entries and in features
             empty during ``fit``. Aligned with the output of :meth:`transform`.
         """
-        X, missing, observed, resp = self._dense_output_posterior(X)
+        X, missing, observed, _, resp = self._dense_output_posterior(X)
         variance = self._family.predictive_variance(observed, resp, *self._mixture[1:])
         std = np.sqrt(variance, out=variance)
         std[:, self._empty_features] = 0.0
@@ -543,8 +634,8 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
                 "predict_entries for chosen entries or recommend for the best "
                 "entries of each row."
             )
-        observed, resp, _ = self._posterior(X, missing)
-        return X, missing, observed, resp
+        observed, row_offsets, resp, _ = self._posterior(X, missing)
+        return X, missing, observed, row_offsets, resp
 
     def _with_observed_entries(self, X, missing, filled, observed_values):
         """``filled`` with ``X``'s observed entries (or 0) put back in place.
@@ -587,19 +678,19 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         X, missing = self._validate_input(X, reset=False)
         rows, cols = _check_entries(rows, cols, X.shape)
         low, high = self._limits(X.shape[1])
-        observed, resp, _ = self._posterior(X, missing)
+        observed, row_offsets, resp, _ = self._posterior(X, missing)
         values = np.empty(rows.shape, dtype=X.dtype)
         for batch in _batches(len(rows), _BATCH_ENTRIES // max(1, self.n_components)):
             r, c = rows[batch], cols[batch]
             predicted = self._family.impute_entries(observed, resp, *self._mixture[1:], r, c)
+            self._add_offsets(predicted, row_offsets, r, c)
             predicted[self._empty_features[c]] = 0.0
             np.clip(predicted, low[c], high[c], out=predicted)
             if missing is None:
-                stored, stored_values = observed.lookup(r, c)
-                # Features empty during fit are not in `observed`: read X there
-                # (an unstored entry reads 0, which is also its prediction).
-                stored_values[self._empty_features[c]] = X[r, c][self._empty_features[c]]
-                stored |= self._empty_features[c]
+                # Entries of features empty during fit are not in `observed`:
+                # read X there too (an unstored entry reads 0, its prediction).
+                stored = observed.lookup(r, c)[0] | self._empty_features[c]
+                stored_values = np.asarray(X[r, c]).ravel()
             else:
                 stored, stored_values = ~missing[r, c], X[r, c]
             values[batch] = np.where(stored, stored_values, predicted)
@@ -639,15 +730,16 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
             )
         X, missing = self._validate_input(X, reset=False)
         limits = self._limits(X.shape[1])
-        observed = self._observed_entries(X, missing)
+        observed, row_offsets = self._observed_entries(X, missing)
         columns = np.empty((X.shape[0], n), dtype=np.intp)
         for batch in _batches(X.shape[0], _BATCH_ENTRIES // X.shape[1]):
             block = observed.row_block(batch.start, batch.stop)
             resp, _ = e_step(block, self._mixture, self._family)
             scores = self._family.impute(block, resp, *self._mixture[1:])
+            self._add_offsets(scores, row_offsets, batch)
             np.clip(scores, *limits, out=scores)
             if missing is None:
-                observed_here, values_here = block.dense_mask(), block.values.toarray()
+                observed_here, values_here = block.dense_mask(), X[batch].toarray()
             else:
                 observed_here, values_here = ~missing[batch], X[batch]
             scores[observed_here] = -np.inf if exclude_observed else values_here[observed_here]
@@ -674,7 +766,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X, missing = self._validate_input(X, reset=False)
-        return self._posterior(X, missing)[2]
+        return self._posterior(X, missing)[3]
 
     def score(self, X, y=None):
         """Mean per-row log-likelihood of the observed entries of ``X``.
@@ -704,7 +796,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X, missing = self._validate_input(X, reset=False)
-        return self._posterior(X, missing)[1]
+        return self._posterior(X, missing)[2]
 
     def predict(self, X):
         """Most probable component of each row.
@@ -721,7 +813,11 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
 
     def _n_parameters(self):
         n_features = self.means_.shape[1]
-        return self._family.n_parameters(self.n_components, n_features) + self.n_components - 1
+        n_parameters = self._family.n_parameters(self.n_components, n_features)
+        n_parameters += self.n_components - 1
+        if self.biases:  # b and the column offsets; row offsets are per-row like responsibilities
+            n_parameters += 1 + n_features
+        return n_parameters
 
     def bic(self, X):
         """Bayesian information criterion of the model on ``X`` (lower is better).

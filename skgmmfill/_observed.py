@@ -92,6 +92,33 @@ class ObservedEntries:
             squared_norms=_row_sums_of_squares(X),
         )
 
+    def shifted(self, row_shift, column_shift):
+        """The same entries minus ``row_shift[u] + column_shift[l]``.
+
+        Parameters
+        ----------
+        row_shift : ndarray of shape (n_samples,)
+        column_shift : ndarray of shape (n_features,)
+        """
+        if self.is_sparse:
+            data = self.values.data - np.repeat(row_shift, np.diff(self.values.indptr))
+            data -= column_shift[self.values.indices]
+            values = sp.csr_array(
+                (data, self.values.indices, self.values.indptr), shape=self.values.shape, copy=False
+            )
+        else:
+            values = self.values - self.mask * (row_shift[:, np.newaxis] + column_shift)
+        return ObservedEntries(
+            values=values,
+            mask=self.mask,
+            n_observed=self.n_observed,
+            squared_norms=(
+                _row_sums_of_squares(values)
+                if self.is_sparse
+                else np.einsum("ij,ij->i", values, values)
+            ),
+        )
+
     @property
     def is_sparse(self):
         return sp.issparse(self.values)

@@ -61,14 +61,16 @@ def log_prob(observed, means, covariances):
     return distances
 
 
-def m_step(observed, resp, means, covariances, min_variance):
+def m_step(observed, resp, means, covariances, min_variance, prior=None):
     """New means and variances from the responsibilities.
 
-    Means follow :func:`~skgmmfill._em.estimate_means`. The variance is the
-    responsibility-weighted mean squared residual per observed entry, under the
-    *new* means:
+    Without a prior, means follow :func:`~skgmmfill._em.estimate_means`. With
+    ``prior = (kappa, m)``, the conjugate prior ``mu_j ~ N(m, sigma_j^2 I / kappa)``
+    gives the MAP means ``mu_jl = (S_jl + kappa m_l) / (W_jl + kappa)``. The
+    variance is the responsibility-weighted mean squared residual per observed
+    entry under the *new* means,
 
-    ``sigma_j^2 = sum_u r_uj D_uj / sum_u r_uj |C_u|``,
+    ``sigma_j^2 = (sum_u r_uj D_uj + kappa ||mu_j - m||^2) / (sum_u r_uj |C_u| + d [prior])``,
 
     computed without another pass over the data from
     ``sum_u r_uj D_uj = sum_u r_uj ||x_{u,C_u}||^2 - 2 mu_j . S_j + (mu_j**2) . W_j``.
@@ -76,13 +78,17 @@ def m_step(observed, resp, means, covariances, min_variance):
     its previous variance.
     """
     value_sums, count_sums = observed.weighted_sums(resp)
-    means = estimate_means(value_sums, count_sums, means)
+    means = estimate_means(value_sums, count_sums, means, prior)
     weighted_residuals = (
         resp.T @ observed.squared_norms
         - 2.0 * np.einsum("jl,jl->j", means, value_sums)
         + np.einsum("jl,jl,jl->j", means, means, count_sums)
     )
     weighted_counts = count_sums.sum(axis=1)
+    if prior is not None:
+        kappa, prior_means = prior
+        weighted_residuals += kappa * ((means - prior_means) ** 2).sum(axis=1)
+        weighted_counts += means.shape[1]
     variances = np.divide(
         weighted_residuals,
         weighted_counts,
@@ -90,6 +96,16 @@ def m_step(observed, resp, means, covariances, min_variance):
         where=weighted_counts > 0,
     )
     return means, np.maximum(variances, min_variance)
+
+
+def log_mean_prior(means, covariances, prior):
+    """``sum_j log N(mu_j | m, sigma_j^2 I / kappa)`` for ``prior = (kappa, m)``."""
+    kappa, prior_means = prior
+    n_features = means.shape[1]
+    squared = ((means - prior_means) ** 2).sum(axis=1)
+    return float(
+        -0.5 * (n_features * np.log(2.0 * np.pi * covariances / kappa) + kappa * squared / covariances).sum()
+    )
 
 
 def feature_variances(covariances, n_features):
