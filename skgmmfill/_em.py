@@ -14,6 +14,7 @@ import time
 from typing import NamedTuple
 
 import numpy as np
+import scipy.sparse as sp
 
 
 class Mixture(NamedTuple):
@@ -105,6 +106,12 @@ def initialize_kmeans(observed, n_components, family, regularization, random_sta
     ).astype(observed.dtype)
     if observed.is_sparse:
         rows = observed.values
+        if rows.nnz < np.iinfo(np.int32).max and rows.indices.dtype != np.int32:
+            # KMeans takes only 32-bit sparse indices
+            rows = sp.csr_array(
+                (rows.data, rows.indices.astype(np.int32), rows.indptr.astype(np.int32)),
+                shape=rows.shape,
+            )
     else:
         rows = observed.values + (1 - observed.mask) * column_means
     labels = KMeans(n_components, n_init=1, random_state=random_state).fit(rows).labels_

@@ -1,0 +1,103 @@
+"""MAP means (mean_precision_prior) and row/column offsets (biases)."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from numpy.testing import assert_allclose, assert_array_equal
+
+from skgmmfill import MaskedGaussianMixtureImputer, _biases
+from skgmmfill._observed import ObservedEntries
+
+
+@pytest.fixture
+def ratings():
+    """A small rating matrix with user and item effects and NaN for missing."""
+    rng = np.random.RandomState(0)
+    users, items = rng.normal(0, 0.7, 80), rng.normal(0, 0.5, 25)
+    X = np.clip(np.rint(3.5 + users[:, None] + items + rng.normal(0, 0.8, (80, 25))), 1, 5)
+    X[rng.uniform(size=X.shape) < 0.4] = np.nan
+    return X
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("covariance_type", ["spherical", "diag", "full"])
+@pytest.mark.parametrize("biases", [False, True])
+def test_map_objective_never_decreases(X_nan, covariance_type, biases):
+    imputer = MaskedGaussianMixtureImputer(
+        3, covariance_type=covariance_type, mean_precision_prior=5.0, biases=biases,
+        init_params="kmeans", random_state=0, tol=1e-10, max_iter=150,
+    ).fit(X_nan)
+    objectives = np.array(imputer.map_objectives_)
+    assert np.all(np.diff(objectives) >= -1e-12 * np.abs(objectives[1:]))
+    assert len(imputer.lower_bounds_) == len(objectives) == imputer.n_iter_
+    # The reported likelihood is the plain one, below the objective by the prior term.
+    assert not np.allclose(objectives, imputer.lower_bounds_)
+
+
+def test_without_prior_the_objective_is_the_log_likelihood(X_nan):
+    imputer = MaskedGaussianMixtureImputer(2, random_state=0).fit(X_nan)
+    assert imputer.map_objectives_ == imputer.lower_bounds_
+
+
+@pytest.mark.parametrize("covariance_type", ["spherical", "diag", "full"])
+def test_strong_prior_pins_the_means_to_the_column_means(X_nan, covariance_type):
+    imputer = MaskedGaussianMixtureImputer(
+        3, covariance_type=covariance_type, mean_precision_prior=1e9, random_state=0
+    ).fit(X_nan)
+    assert_allclose(imputer.mean_prior_, np.nanmean(X_nan, axis=0), rtol=1e-12)
+    assert_allclose(imputer.means_, np.tile(imputer.mean_prior_, (3, 1)), atol=1e-5)
+
+
+def test_offsets_match_the_direct_formulas(ratings):
+    observed = ~np.isnan(ratings)
+    entries = ObservedEntries.from_dense(ratings, observed)
+    b, r, c = _biases.fit_offsets(entries, shrinkage=4.0)
+    assert b == pytest.approx(np.nanmean(ratings))
+    # At the fixed point of the last pass: r from c exactly, c from the r before it.
+    expected_r = np.nansum(ratings - b - c, axis=1) / (observed.sum(1) + 4.0)
+    assert_allclose(r, expected_r, rtol=1e-12)
+    b0, r0, c0 = _biases.fit_offsets(entries, shrinkage=0.0)
+    assert abs(np.nanmean(ratings - b0 - r0[:, None] - c0)) < 0.05  # near-unbiased fit
+
+
+def test_biases_predict_new_rows_from_their_own_entries(ratings):
+    # Without shrinkage a row's offset absorbs a shift of all its ratings exactly.
+    imputer = MaskedGaussianMixtureImputer(2, biases=True, bias_shrinkage=0.0, random_state=0)
+    imputer.fit(ratings[:60])
+    new = ratings[60:]
+    missing = np.isnan(new)
+    assert_allclose(imputer.transform(new + 1.0)[missing], imputer.transform(new)[missing] + 1.0,
+                    rtol=1e-12)
+    assert_array_equal(imputer.transform(new)[~missing], new[~missing])
+
+
+def test_biases_beat_column_means_on_held_out_ratings(ratings):
+    rng = np.random.RandomState(1)
+    hidden = ~np.isnan(ratings) & (rng.uniform(size=ratings.shape) < 0.2)
+    train = np.where(hidden, np.nan, ratings)
+    with_biases = MaskedGaussianMixtureImputer(biases=True, random_state=0).fit_transform(train)
+    column_means = np.where(np.isnan(train), np.nanmean(train, axis=0), train)
+    error = lambda X_pred: np.sqrt(np.mean((X_pred - ratings)[hidden] ** 2))  # noqa: E731
+    assert error(with_biases) < 0.9 * error(column_means)
+
+
+def test_biases_same_for_sparse_and_dense(ratings):
+    rows, cols = np.nonzero(~np.isnan(ratings))
+    X_sparse = sp.csr_array((ratings[rows, cols], (rows, cols)), shape=ratings.shape)
+    # (k-means starts differ by design: column means fill dense rows, sparse ones keep 0)
+    params = dict(n_components=2, biases=True, mean_precision_prior=10.0, covariance_type="diag",
+                  random_state=0)
+    dense = MaskedGaussianMixtureImputer(**params).fit(ratings)
+    sparse = MaskedGaussianMixtureImputer(**params).fit(X_sparse)
+    assert_allclose(sparse.column_offsets_, dense.column_offsets_, rtol=1e-10)
+    assert_allclose(sparse.means_, dense.means_, rtol=1e-8, atol=1e-10)
+    assert_allclose(sparse.transform(X_sparse), dense.transform(ratings), rtol=1e-10)
+    entries = np.nonzero(np.ones(ratings.shape, bool))
+    assert_allclose(sparse.predict_entries(X_sparse, *entries), dense.transform(ratings)[entries], rtol=1e-10)
+    assert_array_equal(sparse.predict_entries(X_sparse, rows, cols), ratings[rows, cols])
+
+
+def test_biases_count_in_bic(ratings):
+    plain = MaskedGaussianMixtureImputer(2, random_state=0).fit(ratings)
+    with_biases = MaskedGaussianMixtureImputer(2, biases=True, random_state=0).fit(ratings)
+    assert with_biases._n_parameters() == plain._n_parameters() + 1 + ratings.shape[1]
