@@ -30,6 +30,21 @@ _MAX_DENSE_OUTPUT = 2**27
 _BATCH_ENTRIES = 2**22
 
 
+PRESET_RATINGS = {
+    "biases": True,
+    "bias_shrinkage": 25.0,
+    "covariance_type": "spherical",
+    "n_components": 4,
+    "mean_precision_prior": 1000.0,
+    "init_params": "kmeans",
+}
+"""Parameters we recommend for rating matrices (see the README): user and item
+biases, then a few strongly shrunk components for the user-item interactions.
+Add the rating scale, e.g. ``MaskedGaussianMixtureImputer(**PRESET_RATINGS,
+min_value=1, max_value=5)``, and tune ``n_components`` and
+``mean_precision_prior`` by cross-validation where the data allow it."""
+
+
 def _is_nan(value):
     return isinstance(value, Real) and math.isnan(value)
 
