@@ -101,3 +101,18 @@ def test_biases_count_in_bic(ratings):
     plain = MaskedGaussianMixtureImputer(2, random_state=0).fit(ratings)
     with_biases = MaskedGaussianMixtureImputer(2, biases=True, random_state=0).fit(ratings)
     assert with_biases._n_parameters() == plain._n_parameters() + 1 + ratings.shape[1]
+
+
+def test_netflix_rating_figures(netflix):
+    """The README's figures on the missing Netflix ratings with a known value."""
+    from skgmmfill import PRESET_RATINGS
+    from skgmmfill.metrics import rmse
+
+    X0, X_complete = netflix
+    X = np.where(X0 == 0, np.nan, X0)
+    known = np.isnan(X) & (X_complete != 0)
+    bias_only = MaskedGaussianMixtureImputer(biases=True, mean_precision_prior=1e4, random_state=0,
+                                             min_value=1, max_value=5)
+    assert rmse(X_complete, bias_only.fit_transform(X), mask=known) == pytest.approx(0.8964, abs=5e-4)
+    preset = MaskedGaussianMixtureImputer(**PRESET_RATINGS, min_value=1, max_value=5, random_state=0)
+    assert rmse(X_complete, preset.fit_transform(X), mask=known) == pytest.approx(0.8985, abs=5e-4)
