@@ -20,21 +20,8 @@ from sklearn.impute import IterativeImputer
 
 from skgmmfill import MaskedGaussianMixtureImputer, _em, _full
 from skgmmfill._observed import ObservedEntries
+from skgmmfill.datasets import make_incomplete_mixture
 from skgmmfill.metrics import rmse
-
-
-def synthetic(n_samples, seed=0, n_features=8):
-    rng = np.random.RandomState(seed)
-    means = rng.uniform(-6, 6, size=(3, n_features))
-    factors = rng.normal(size=(3, n_features, n_features)) / np.sqrt(n_features)
-    covariances = factors @ np.swapaxes(factors, 1, 2) + 0.3 * np.eye(n_features)
-    weights = np.array([0.5, 0.3, 0.2])
-    labels = rng.choice(3, size=n_samples, p=weights)
-    X = np.empty((n_samples, n_features))
-    for j in range(3):
-        X[labels == j] = rng.multivariate_normal(means[j], covariances[j], size=(labels == j).sum())
-    missing = rng.uniform(size=X.shape) < 0.3
-    return X, np.where(missing, np.nan, X), missing, _em.Mixture(weights, means, covariances)
 
 
 def main():
@@ -44,7 +31,9 @@ def main():
     print(f"{'rows':>8} {'fit s':>6} {'iters':>5} {'patterns':>8} {'RMSE':>7} {'oracle':>7} "
           f"{'ratio':>6} {'Iterative':>9} {'90% cover':>9}")
     for n_samples in args.n_samples:
-        X, X_missing, missing, truth = synthetic(n_samples)
+        X, X_missing, parameters = make_incomplete_mixture(n_samples, random_state=0)
+        missing = np.isnan(X_missing)
+        truth = _em.Mixture(parameters["weights"], parameters["means"], parameters["covariances"])
         imputer = MaskedGaussianMixtureImputer(
             3, covariance_type="full", init_params="kmeans", random_state=0
         )

@@ -47,3 +47,17 @@ def test_course_test_pair_and_toy():
     assert np.isnan(load_course_test()[0]).sum() == 19
     toy = load_toy()
     assert toy.shape == (250, 2) and np.isfinite(toy).all()
+
+
+def test_make_incomplete_mixture():
+    from skgmmfill.datasets import make_incomplete_mixture
+
+    X, X_missing, parameters = make_incomplete_mixture(5000, 4, weights=(0.7, 0.3),
+                                                       missing_fraction=0.25, random_state=0)
+    assert X.shape == X_missing.shape == (5000, 4) and np.isfinite(X).all()
+    assert np.isnan(X_missing).mean() == pytest.approx(0.25, abs=0.01)
+    assert_array_equal(X_missing[~np.isnan(X_missing)], X[~np.isnan(X_missing)])
+    assert parameters["means"].shape == (2, 4) and parameters["covariances"].shape == (2, 4, 4)
+    assert np.all(np.linalg.eigvalsh(parameters["covariances"]) > 0.29)
+    X_again, _, _ = make_incomplete_mixture(5000, 4, weights=(0.7, 0.3), random_state=0)
+    assert_array_equal(X_again, X)

@@ -11,6 +11,7 @@ from sklearn.impute import IterativeImputer
 
 from skgmmfill import MaskedGaussianMixtureImputer, _em, _full
 from skgmmfill._observed import ObservedEntries
+from skgmmfill.datasets import make_incomplete_mixture
 from skgmmfill.metrics import rmse
 
 N_SAMPLES, N_FEATURES, MISSING_FRACTION = 3000, 8, 0.3
@@ -20,17 +21,11 @@ TRUE_WEIGHTS = np.array([0.5, 0.3, 0.2])
 @pytest.fixture(scope="module")
 def synthetic():
     """``(X_complete, X_missing, missing, true_mixture)``: 3 full-covariance components in 8-D."""
-    rng = np.random.RandomState(0)
-    means = rng.uniform(-6, 6, size=(3, N_FEATURES))
-    factors = rng.normal(size=(3, N_FEATURES, N_FEATURES)) / np.sqrt(N_FEATURES)
-    covariances = factors @ np.swapaxes(factors, 1, 2) + 0.3 * np.eye(N_FEATURES)
-    labels = rng.choice(3, size=N_SAMPLES, p=TRUE_WEIGHTS)
-    X = np.empty((N_SAMPLES, N_FEATURES))
-    for j in range(3):
-        X[labels == j] = rng.multivariate_normal(means[j], covariances[j], size=(labels == j).sum())
-    missing = rng.uniform(size=X.shape) < MISSING_FRACTION
-    truth = _em.Mixture(TRUE_WEIGHTS, means, covariances)
-    return X, np.where(missing, np.nan, X), missing, truth
+    X, X_missing, parameters = make_incomplete_mixture(
+        N_SAMPLES, N_FEATURES, weights=TRUE_WEIGHTS, missing_fraction=MISSING_FRACTION, random_state=0
+    )
+    truth = _em.Mixture(parameters["weights"], parameters["means"], parameters["covariances"])
+    return X, X_missing, np.isnan(X_missing), truth
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,9 @@ import gzip
 from importlib import resources
 
 import numpy as np
+from sklearn.utils import check_random_state
 
-__all__ = ["load_netflix", "load_course_test", "load_toy"]
+__all__ = ["load_netflix", "load_course_test", "load_toy", "make_incomplete_mixture"]
 
 
 def _load(name):
@@ -89,3 +90,51 @@ def load_toy():
     X : ndarray of shape (250, 2)
     """
     return _load("toy_data")
+
+
+def make_incomplete_mixture(
+    n_samples=1000,
+    n_features=8,
+    *,
+    weights=(0.5, 0.3, 0.2),
+    missing_fraction=0.3,
+    random_state=None,
+):
+    """Draw from a random full-covariance Gaussian mixture, then hide entries at random.
+
+    The means are uniform on ``[-6, 6]``; each covariance is ``A A^T / d + 0.3 I``
+    with ``A`` standard normal, so features are correlated within components.
+    Each entry is then missing, independently, with probability
+    ``missing_fraction`` (missing completely at random).
+
+    Parameters
+    ----------
+    n_samples : int, default=1000
+    n_features : int, default=8
+    weights : sequence of float, default=(0.5, 0.3, 0.2)
+        Mixing proportions; their number is the number of components.
+    missing_fraction : float, default=0.3
+    random_state : int, RandomState instance or None, default=None
+
+    Returns
+    -------
+    X_complete : ndarray of shape (n_samples, n_features)
+    X_incomplete : ndarray of shape (n_samples, n_features)
+        ``X_complete`` with NaN at the missing entries.
+    parameters : dict
+        ``"weights"``, ``"means"`` and ``"covariances"`` of the mixture.
+    """
+    rng = check_random_state(random_state)
+    weights = np.asarray(weights, dtype=np.float64)
+    n_components = len(weights)
+    means = rng.uniform(-6, 6, size=(n_components, n_features))
+    factors = rng.normal(size=(n_components, n_features, n_features)) / np.sqrt(n_features)
+    covariances = factors @ np.swapaxes(factors, 1, 2) + 0.3 * np.eye(n_features)
+    labels = rng.choice(n_components, size=n_samples, p=weights)
+    X = np.empty((n_samples, n_features))
+    for j in range(n_components):
+        chosen = labels == j
+        X[chosen] = rng.multivariate_normal(means[j], covariances[j], size=chosen.sum())
+    missing = rng.uniform(size=X.shape) < missing_fraction
+    parameters = {"weights": weights, "means": means, "covariances": covariances}
+    return X, np.where(missing, np.nan, X), parameters
