@@ -186,7 +186,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
     weights_ : ndarray of shape (n_components,)
         Mixing proportions.
 
-    means_ : ndarray of shape (n_components, n_features_in_)
+    means_ : ndarray of shape (n_components, n_features)
         Component means.
 
     covariances_ : ndarray
@@ -214,7 +214,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         ``mean_precision_prior`` is set (it never decreases; the
         log-likelihood alone may). Equal to ``lower_bounds_`` without a prior.
 
-    mean_prior_ : ndarray of shape (n_features_in_,)
+    mean_prior_ : ndarray of shape (n_features,)
         The means ``m`` the prior shrinks towards: the column means of the
         observed entries, or 0 when ``biases=True``. Only with
         ``mean_precision_prior``.
@@ -222,13 +222,13 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
     global_mean_ : float
         ``b``, the mean of the observed entries. Only with ``biases=True``.
 
-    column_offsets_ : ndarray of shape (n_features_in_,)
+    column_offsets_ : ndarray of shape (n_features,)
         The column offsets ``c_l``. Only with ``biases=True``.
 
     n_features_in_ : int
         Number of features seen during ``fit``.
 
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features,)
         Names of features seen during ``fit``, when ``X`` has string column
         names.
 
