@@ -1,9 +1,12 @@
 """The EM driver: initialisation, the E-step, the shared part of the M-step,
 the iteration with its stopping rule, several initialisations and warm starts.
 
-The covariance family (for now :mod:`skgmmfill._spherical`) is passed in as a
-module exposing ``initial_covariances``, ``log_prob``, ``m_step``, ``impute``
-and ``n_parameters``; everything here is the same for every family.
+The covariance family (:mod:`skgmmfill._spherical`, :mod:`skgmmfill._diag` or
+:mod:`skgmmfill._full`) is passed in as a module exposing the same few pure
+functions: ``n_parameters``, ``initial_covariances``, ``log_prob``, ``m_step``,
+``log_mean_prior``, and for predictions ``impute``, ``impute_entries``,
+``predictive_variance`` and ``sample``. Everything here is the same for every
+family.
 
 Notation: ``n`` rows, ``d`` features, ``K`` components, ``C_u`` the observed
 columns of row ``u``, ``r_uj`` the responsibility of component ``j`` for row
@@ -15,6 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.cluster import KMeans
 
 
 class Mixture(NamedTuple):
@@ -98,8 +102,6 @@ def initialize_kmeans(observed, n_components, family, regularization, random_sta
     to the column means and the family's initial covariances wherever it has no
     observation to estimate them from.
     """
-    from sklearn.cluster import KMeans
-
     counts = np.asarray(observed.mask.sum(axis=0)).ravel()
     column_means = np.divide(
         observed.column_sums(), counts, out=np.zeros(observed.n_features), where=counts > 0

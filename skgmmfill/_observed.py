@@ -191,7 +191,10 @@ class ObservedEntries:
         for data, coefs in terms:
             coefs = coefs.astype(self.dtype, copy=False)
             term = data @ coefs.T if self.is_sparse else (coefs @ data.T).T
-            products = term if products is None else products.__iadd__(term)
+            if products is None:
+                products = term
+            else:
+                products += term
         return products
 
     def weighted_sums(self, resp):
