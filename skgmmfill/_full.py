@@ -47,43 +47,59 @@ def initial_covariances(observed, means, reg_covar):
     return covariances
 
 
+# Rows of a pattern are processed in chunks of at most this many
+# (component x row x feature) numbers, so no temporary grows with n * K * d.
+_CHUNK_ENTRIES = 2**20
+
+
 def _conditionals(observed, means, covariances):
-    """Per (pattern, component): the rows, their log-densities and completions.
+    """The conditional Gaussians of every pattern, batched over the components.
 
-    The factorisations of a pattern are batched over the components; the
-    per-row work is one matrix product per component.
+    For each missingness pattern the factorisations are done once for all
+    components; its rows are then processed in chunks.
 
-    Yields ``(rows, j, missing_cols, log_density, completed, conditional_covariance)``
-    where ``completed`` is ``(len(rows), d)`` with the conditional means in the
-    missing columns and ``conditional_covariance`` is ``C_mm``.
+    Yields
+    ------
+    rows : ndarray of int, shape (c,)
+    cols, missing : ndarray of int
+        The observed and missing columns of the pattern.
+    log_density : ndarray of shape (K, c)
+        ``log N(x_o | mu_jo, Sigma_joo)``.
+    x_observed : ndarray of shape (c, o)
+    conditional_means : ndarray of shape (K, c, m)
+        ``mu_jm + Sigma_jmo Sigma_joo^{-1} (x_o - mu_jo)``.
+    conditional_covariances : ndarray of shape (K, m, m)
+        ``Sigma_jmm - Sigma_jmo Sigma_joo^{-1} Sigma_jom``.
     """
     n_components, n_features = means.shape
-    for cols, rows in observed.patterns:
+    chunk_size = max(1, _CHUNK_ENTRIES // (n_components * n_features))
+    for cols, pattern_rows in observed.patterns:
         missing = np.setdiff1d(np.arange(n_features), cols, assume_unique=True)
-        x_observed = observed.values[np.ix_(rows, cols)]
         factors = np.linalg.cholesky(covariances[:, cols][:, :, cols])  # (K, o, o)
         inverse_factors = np.linalg.inv(factors)
         log_dets = 2.0 * np.log(np.diagonal(factors, axis1=1, axis2=2)).sum(axis=1)
         cross = covariances[:, missing][:, :, cols]  # Sigma_mo, (K, m, o)
-        regression = cross @ np.swapaxes(inverse_factors, 1, 2) @ inverse_factors  # Sigma_mo Sigma_oo^-1
-        conditionals = covariances[:, missing][:, :, missing] - regression @ np.swapaxes(cross, 1, 2)
-        for j in range(n_components):
-            centred = x_observed - means[j, cols]
-            whitened = centred @ inverse_factors[j].T
+        regression = cross @ np.swapaxes(inverse_factors, 1, 2) @ inverse_factors
+        conditional_covariances = covariances[:, missing][:, :, missing] - regression @ np.swapaxes(
+            cross, 1, 2
+        )
+        for start in range(0, len(pattern_rows), chunk_size):
+            rows = pattern_rows[start : start + chunk_size]
+            x_observed = observed.values[np.ix_(rows, cols)]
+            centred = x_observed - means[:, np.newaxis, cols]  # (K, c, o)
+            whitened = centred @ np.swapaxes(inverse_factors, 1, 2)
             log_density = -0.5 * (
-                cols.size * np.log(2.0 * np.pi) + log_dets[j] + np.einsum("ij,ij->i", whitened, whitened)
+                cols.size * np.log(2.0 * np.pi) + log_dets[:, np.newaxis] + (whitened**2).sum(axis=2)
             )
-            completed = np.empty((len(rows), n_features), dtype=observed.dtype)
-            completed[:, cols] = x_observed
-            completed[:, missing] = means[j, missing] + centred @ regression[j].T
-            yield rows, j, missing, log_density, completed, conditionals[j]
+            conditional_means = means[:, np.newaxis, missing] + centred @ np.swapaxes(regression, 1, 2)
+            yield rows, cols, missing, log_density, x_observed, conditional_means, conditional_covariances
 
 
 def log_prob(observed, means, covariances):
     """Log-density of each row's observed entries under each component, ``(n, K)``."""
     log_prob = np.empty((observed.n_samples, len(means)), dtype=observed.dtype)
-    for rows, j, _, log_density, _, _ in _conditionals(observed, means, covariances):
-        log_prob[rows, j] = log_density
+    for rows, _, _, log_density, _, _, _ in _conditionals(observed, means, covariances):
+        log_prob[rows] = log_density.T
     return log_prob
 
 
@@ -103,13 +119,22 @@ def m_step(observed, resp, means, covariances, reg_covar, prior=None):
     totals = resp.sum(axis=0)
     first = np.zeros((n_components, n_features))
     second = np.zeros((n_components, n_features, n_features))
-    for rows, j, missing, _, completed, conditional in _conditionals(
+    for rows, cols, missing, _, x, conditional_means, conditionals in _conditionals(
         observed, means, covariances
     ):
-        weights = resp[rows, j]
-        first[j] += weights @ completed
-        second[j] += (completed * weights[:, np.newaxis]).T @ completed
-        second[j][np.ix_(missing, missing)] += weights.sum() * conditional
+        weights = resp[rows].T[:, :, np.newaxis]  # (K, c, 1)
+        weighted_x = np.swapaxes(weights * x, 1, 2)  # (K, o, c)
+        weighted_means = np.swapaxes(weights * conditional_means, 1, 2)  # (K, m, c)
+        first[:, cols] += weighted_x.sum(axis=2)
+        first[:, missing] += weighted_means.sum(axis=2)
+        observed_block = weighted_x @ x
+        cross_block = weighted_x @ conditional_means
+        missing_block = weighted_means @ conditional_means
+        missing_block += weights.sum(axis=1)[:, :, np.newaxis] * conditionals
+        second[:, cols[:, np.newaxis], cols] += observed_block
+        second[:, cols[:, np.newaxis], missing] += cross_block
+        second[:, missing[:, np.newaxis], cols] += np.swapaxes(cross_block, 1, 2)
+        second[:, missing[:, np.newaxis], missing] += missing_block
     new_means, new_covariances = means.copy(), covariances.copy()
     kappa, prior_means = prior if prior is not None else (0.0, 0.0)
     for j in np.flatnonzero(totals > 0):
@@ -137,11 +162,16 @@ def log_mean_prior(means, covariances, prior):
     return float(total)
 
 
+def _mix(weights, per_component):
+    """``sum_j weights[c, j] * per_component[j, c, :]``, shape ``(c, m)``."""
+    return (weights.T[:, :, np.newaxis] * per_component).sum(axis=0)
+
+
 def impute(observed, resp, means, covariances):
     """``x_hat_u = sum_j r_uj x_tilde_uj``: the posterior mean of every entry, ``(n, d)``."""
-    imputed = np.zeros(observed.values.shape, dtype=observed.dtype)
-    for rows, j, _, _, completed, _ in _conditionals(observed, means, covariances):
-        imputed[rows] += resp[rows, j, np.newaxis] * completed
+    imputed = np.array(observed.values, dtype=observed.dtype)
+    for rows, _, missing, _, _, conditional_means, _ in _conditionals(observed, means, covariances):
+        imputed[np.ix_(rows, missing)] = _mix(resp[rows], conditional_means)
     return imputed
 
 
@@ -153,17 +183,18 @@ def impute_entries(observed, resp, means, covariances, rows, cols):
 def predictive_variance(observed, resp, means, covariances):
     """``Var[x_ul | x_{u,o}] = sum_j r_uj (C_ujll + x_tilde_ujl^2) - x_hat_ul^2``, ``(n, d)``.
 
-    0 at observed entries (up to rounding, clipped at 0).
+    0 at observed entries; clipped at 0 against rounding.
     """
-    second_moment = np.zeros(observed.values.shape, dtype=observed.dtype)
-    for rows, j, missing, _, completed, conditional in _conditionals(
+    variance = np.zeros(observed.values.shape, dtype=observed.dtype)
+    for rows, _, missing, _, _, conditional_means, conditionals in _conditionals(
         observed, means, covariances
     ):
-        moment = completed**2
-        moment[:, missing] += np.diag(conditional)
-        second_moment[rows] += resp[rows, j, np.newaxis] * moment
-    second_moment -= impute(observed, resp, means, covariances) ** 2
-    return np.maximum(second_moment, 0.0, out=second_moment)
+        weights = resp[rows]
+        second_moment = _mix(weights, conditional_means**2)
+        second_moment += weights @ np.diagonal(conditionals, axis1=1, axis2=2)
+        mean = _mix(weights, conditional_means)
+        variance[np.ix_(rows, missing)] = np.maximum(second_moment - mean**2, 0.0)
+    return variance
 
 
 def sample(observed, resp, means, covariances, random_state):
@@ -174,17 +205,15 @@ def sample(observed, resp, means, covariances, random_state):
     are returned as they are.
     """
     drawn = draw_components(resp, random_state)
-    samples = np.empty(observed.values.shape, dtype=observed.dtype)
-    for rows, j, missing, _, completed, conditional in _conditionals(
+    samples = np.array(observed.values, dtype=observed.dtype)
+    for rows, _, missing, _, _, conditional_means, conditionals in _conditionals(
         observed, means, covariances
     ):
-        chosen = drawn[rows] == j
-        if not chosen.any():
+        if missing.size == 0:
             continue
-        draws = completed[chosen]
-        if missing.size:
-            factor = np.linalg.cholesky(conditional)
+        for j in np.unique(drawn[rows]):
+            chosen = drawn[rows] == j
             noise = random_state.standard_normal(size=(chosen.sum(), missing.size))
-            draws[:, missing] += noise @ factor.T
-        samples[rows[chosen]] = draws
+            draws = conditional_means[j, chosen] + noise @ np.linalg.cholesky(conditionals[j]).T
+            samples[np.ix_(rows[chosen], missing)] = draws
     return samples
