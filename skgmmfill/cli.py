@@ -245,7 +245,7 @@ def _imputer_from(args):
 @contextlib.contextmanager
 def _progress_to_stderr(quiet):
     """EM's progress lines go to stderr, so stdout stays for results."""
-    with contextlib.redirect_stdout(sys.stderr if not quiet else open(os.devnull, "w")):
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull if quiet else sys.stderr):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             yield
