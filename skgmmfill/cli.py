@@ -280,19 +280,18 @@ def choose_k_command(args):
     base = _imputer_from(args).set_params(keep_empty_features=True)
     scorer = make_masked_rmse_scorer(fraction=args.fraction, random_state=0)
     print(f"{'K':>4} {'BIC':>16} {'CV RMSE':>10}")
-    best = {}
+    bics, cv_rmses = {}, {}
     for n_components in args.n_components_list:
         imputer = base.set_params(n_components=n_components)
         with _progress_to_stderr(args.quiet):
-            bic = imputer.fit(X).bic(X)
+            bics[n_components] = imputer.fit(X).bic(X)
             scores = cross_val_score(imputer, X, scoring=scorer,
                                      cv=KFold(args.cv, shuffle=True, random_state=0))
-        print(f"{n_components:>4} {bic:>16.2f} {-scores.mean():>10.5f}", flush=True)
-        best.setdefault("bic", (bic, n_components))
-        best.setdefault("cv", (-scores.mean(), n_components))
-        best["bic"] = min(best["bic"], (bic, n_components))
-        best["cv"] = min(best["cv"], (-scores.mean(), n_components))
-    print(f"best K by BIC: {best['bic'][1]}; by cross-validated masked RMSE: {best['cv'][1]}")
+        cv_rmses[n_components] = -scores.mean()
+        print(f"{n_components:>4} {bics[n_components]:>16.2f} {cv_rmses[n_components]:>10.5f}",
+              flush=True)
+    print(f"best K by BIC: {min(bics, key=bics.get)}; "
+          f"by cross-validated masked RMSE: {min(cv_rmses, key=cv_rmses.get)}")
 
 
 def _add_model_options(parser):

@@ -134,3 +134,8 @@ def test_help(command):
     result = subprocess.run([sys.executable, "-m", "skgmmfill", *command, "--help"],
                             capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.startswith("usage: skgmmfill")
+
+
+def test_course_bad_arguments(capsys):
+    assert main(["course", "-k", "0"]) == 2
+    assert "--n-components must be positive" in capsys.readouterr().err
