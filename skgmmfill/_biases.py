@@ -28,7 +28,7 @@ def fit_offsets(observed, shrinkage):
     """
     n_entries = observed.n_observed.sum()
     global_mean = float(observed.values.sum() / n_entries) if n_entries else 0.0
-    column_counts = np.asarray(observed.mask.sum(axis=0)).ravel()
+    column_counts = observed.column_counts()
     column_sums = observed.column_sums() - global_mean * column_counts
     row_offsets = np.zeros(observed.n_samples, dtype=observed.dtype)
     for _ in range(N_PASSES):

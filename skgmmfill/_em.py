@@ -102,7 +102,7 @@ def initialize_kmeans(observed, n_components, family, regularization, random_sta
     to the column means and the family's initial covariances wherever it has no
     observation to estimate them from.
     """
-    counts = np.asarray(observed.mask.sum(axis=0)).ravel()
+    counts = observed.column_counts()
     column_means = np.divide(
         observed.column_sums(), counts, out=np.zeros(observed.n_features), where=counts > 0
     ).astype(observed.dtype)

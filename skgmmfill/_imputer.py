@@ -524,7 +524,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
             observed = observed.shifted(self.global_mean_ + row_offsets, self.column_offsets_)
         prior = None
         if self.mean_precision_prior is not None:
-            counts = np.asarray(observed.mask.sum(axis=0)).ravel()
+            counts = observed.column_counts()
             self.mean_prior_ = np.zeros(X.shape[1], dtype=X.dtype)
             if not self.biases:  # residuals have mean 0 under the bias model
                 np.divide(observed.column_sums(), counts, out=self.mean_prior_, where=counts > 0)

@@ -230,6 +230,10 @@ class ObservedEntries:
             return seen
         return self.mask.any(axis=0)
 
+    def column_counts(self):
+        """The number of observed entries of each feature, shape ``(n_features,)``."""
+        return np.asarray(self.mask.sum(axis=0)).ravel()
+
     def column_sums(self, squared=False):
         """``sum_u m_ul x_ul`` (or of ``x_ul**2``) for each feature, shape ``(n_features,)``."""
         data = self.squared_values if squared else self.values
