@@ -12,7 +12,9 @@ With ``x_tilde`` the row completed by ``x_hat_m`` and ``C`` zero outside the
 missing block, the M-step is ``mu_j = sum_u r_uj x_tilde_uj / N_j`` and
 ``Sigma_j = sum_u r_uj (x_tilde_uj x_tilde_uj^T + C_uj) / N_j - mu_j mu_j^T
 + reg_covar I``. Rows are grouped by missingness pattern, so the Cholesky
-factorisations are done once per (pattern, component). ``covariances`` is the
+factorisations of a frequent pattern are done once per component; rows of rare
+patterns are factorised row by row, batched by their number of observed
+entries. ``covariances`` is the
 ``(n_components, n_features, n_features)`` array of the ``Sigma_j``; the
 family's regularisation is ``reg_covar``, added to every diagonal. Dense data
 only.
@@ -47,58 +49,123 @@ def initial_covariances(observed, means, reg_covar):
     return covariances
 
 
-# Rows of a pattern are processed in chunks of at most this many
-# (component x row x feature) numbers, so no temporary grows with n * K * d.
+# Rows are processed in chunks of at most this many (component x row x feature
+# [x observed feature]) numbers, so no temporary grows with n * K * d.
 _CHUNK_ENTRIES = 2**20
+
+# A missingness pattern with at least this many rows has its factorisations done
+# once for all its rows; rows of rarer patterns are batched by their number of
+# observed entries and factorised row by row (many small Cholesky factorisations
+# in one call instead of a Python loop over patterns).
+_SHARED_PATTERN_ROWS = 16
+
+
+def _row_groups(observed):
+    """``(rows, cols)`` pairs covering every row once.
+
+    ``cols`` is 1-D (the observed columns of a pattern shared by all ``rows``)
+    or 2-D of shape ``(len(rows), o)`` (each row's own ``o`` observed
+    columns).
+    """
+    rare = []
+    for cols, rows in observed.patterns:
+        if len(rows) >= _SHARED_PATTERN_ROWS:
+            yield rows, cols
+        else:
+            rare.append(rows)
+    if not rare:
+        return
+    rows = np.concatenate(rare)
+    counts = observed.n_observed[rows].astype(np.intp)
+    for count in np.unique(counts):
+        group = rows[counts == count]
+        yield group, np.nonzero(observed.mask[group])[1].reshape(len(group), count)
 
 
 def _conditionals(observed, means, covariances):
-    """The conditional Gaussians of every pattern, batched over the components.
+    """Every row's conditional Gaussians given its observed entries, in chunks.
 
-    For each missingness pattern the factorisations are done once for all
-    components; its rows are then processed in chunks.
+    With ``L`` the Cholesky factor of ``Sigma_oo`` and ``W = Sigma_{:o} L^{-T}``
+    (all features by observed ones), the conditional mean of the whole row is
+    ``mu + W L^{-1} (x_o - mu_o)`` (equal to ``x_o`` on the observed block) and
+    the conditional covariance, zero outside the missing block, is
+    ``Sigma - W W^T``.
 
     Yields
     ------
     rows : ndarray of int, shape (c,)
-    cols, missing : ndarray of int
-        The observed and missing columns of the pattern.
     log_density : ndarray of shape (K, c)
         ``log N(x_o | mu_jo, Sigma_joo)``.
-    x_observed : ndarray of shape (c, o)
-    conditional_means : ndarray of shape (K, c, m)
-        ``mu_jm + Sigma_jmo Sigma_joo^{-1} (x_o - mu_jo)``.
-    conditional_covariances : ndarray of shape (K, m, m)
-        ``Sigma_jmm - Sigma_jmo Sigma_joo^{-1} Sigma_jom``.
+    completed : ndarray of shape (K, c, d)
+        ``x_tilde``: the observed entries, and the conditional means
+        ``mu_jm + Sigma_jmo Sigma_joo^{-1} (x_o - mu_jo)`` at the missing ones.
+    factors : ndarray of shape (K, g, d, o) or None
+        ``W`` for each row (``g = c``) or once for all of them (``g = 1``);
+        None when the rows have no missing entry.
     """
     n_components, n_features = means.shape
-    chunk_size = max(1, _CHUNK_ENTRIES // (n_components * n_features))
-    for cols, pattern_rows in observed.patterns:
-        missing = np.setdiff1d(np.arange(n_features), cols, assume_unique=True)
-        factors = np.linalg.cholesky(covariances[:, cols][:, :, cols])  # (K, o, o)
-        inverse_factors = np.linalg.inv(factors)
-        log_dets = 2.0 * np.log(np.diagonal(factors, axis1=1, axis2=2)).sum(axis=1)
-        cross = covariances[:, missing][:, :, cols]  # Sigma_mo, (K, m, o)
-        regression = cross @ np.swapaxes(inverse_factors, 1, 2) @ inverse_factors
-        conditional_covariances = covariances[:, missing][:, :, missing] - regression @ np.swapaxes(
-            cross, 1, 2
-        )
-        for start in range(0, len(pattern_rows), chunk_size):
-            rows = pattern_rows[start : start + chunk_size]
-            x_observed = observed.values[np.ix_(rows, cols)]
-            centred = x_observed - means[:, np.newaxis, cols]  # (K, c, o)
-            whitened = centred @ np.swapaxes(inverse_factors, 1, 2)
-            log_density = -0.5 * (
-                cols.size * np.log(2.0 * np.pi) + log_dets[:, np.newaxis] + (whitened**2).sum(axis=2)
-            )
-            conditional_means = means[:, np.newaxis, missing] + centred @ np.swapaxes(regression, 1, 2)
-            yield rows, cols, missing, log_density, x_observed, conditional_means, conditional_covariances
+    for group_rows, cols in _row_groups(observed):
+        shared = cols.ndim == 1
+        n_cols = cols.shape[-1]
+        per_row = n_components * n_features * (1 if shared else max(n_cols, 1))
+        chunk_size = max(1, _CHUNK_ENTRIES // per_row)
+        if shared:
+            factors, inverse_factors, log_dets = _factorise(covariances, cols[np.newaxis])
+        for start in range(0, len(group_rows), chunk_size):
+            rows = group_rows[start : start + chunk_size]
+            if not shared:
+                factors, inverse_factors, log_dets = _factorise(covariances, cols[start : start + chunk_size])
+            row_cols = cols if shared else cols[start : start + chunk_size]
+            x_observed = observed.values[rows[:, np.newaxis], row_cols]  # (c, o)
+            centred = x_observed - _take(means, row_cols)  # (K, c, o)
+            whitened = np.squeeze(inverse_factors @ centred[..., np.newaxis], axis=-1)
+            log_density = -0.5 * (n_cols * np.log(2.0 * np.pi) + log_dets + (whitened**2).sum(axis=2))
+            values = observed.values[rows]
+            if n_cols == n_features:
+                yield rows, log_density, np.broadcast_to(values, (n_components, *values.shape)), None
+                continue
+            completed = means[:, np.newaxis, :] + np.squeeze(factors @ whitened[..., np.newaxis], axis=-1)
+            completed = np.where(observed.mask[rows] != 0, values, completed)
+            yield rows, log_density, completed, factors
+
+
+def _factorise(covariances, cols):
+    """``W``, ``L^{-1}`` and ``log det Sigma_oo`` for each row of ``cols`` (shape ``(g, o)``)."""
+    observed_block = covariances[:, cols[:, :, np.newaxis], cols[:, np.newaxis, :]]  # (K, g, o, o)
+    lower = np.linalg.cholesky(observed_block)
+    inverse = np.linalg.inv(lower)
+    log_dets = 2.0 * np.log(np.diagonal(lower, axis1=2, axis2=3)).sum(axis=2)
+    columns = np.moveaxis(covariances[:, :, cols], 1, 2)  # Sigma_{:o}, (K, g, d, o)
+    return columns @ np.swapaxes(inverse, 2, 3), inverse, log_dets
+
+
+def _take(means, cols):
+    """``means`` at ``cols``, shaped ``(K, 1, o)`` for shared columns or ``(K, c, o)``."""
+    return means[:, cols] if cols.ndim == 2 else means[:, np.newaxis, cols]
+
+
+def _weighted_conditional_covariance(weights, covariances, factors):
+    """``sum_u w_uj C_uj = (sum_u w_uj) Sigma_j - sum_u w_uj W_uj W_uj^T``, ``(K, d, d)``.
+
+    ``weights`` has shape ``(K, c)``.
+    """
+    if factors.shape[1] == 1:
+        gram = factors[:, 0] @ np.swapaxes(factors[:, 0], 1, 2)
+        return weights.sum(axis=1)[:, np.newaxis, np.newaxis] * (covariances - gram)
+    scaled = factors * np.sqrt(weights)[:, :, np.newaxis, np.newaxis]
+    stacked = np.moveaxis(scaled, 1, 2).reshape(len(factors), factors.shape[2], -1)  # (K, d, c * o)
+    return weights.sum(axis=1)[:, np.newaxis, np.newaxis] * covariances - stacked @ np.swapaxes(stacked, 1, 2)
+
+
+def _conditional_variances(covariances, factors):
+    """Diagonals of the ``C_uj``: ``diag(Sigma_j) - sum_o W_uj**2``, ``(K, g, d)``."""
+    return np.diagonal(covariances, axis1=1, axis2=2)[:, np.newaxis, :] - (factors**2).sum(axis=3)
 
 
 def log_prob(observed, means, covariances):
     """Log-density of each row's observed entries under each component, ``(n, K)``."""
     log_prob = np.empty((observed.n_samples, len(means)), dtype=observed.dtype)
-    for rows, _, _, log_density, _, _, _ in _conditionals(observed, means, covariances):
+    for rows, log_density, _, _ in _conditionals(observed, means, covariances):
         log_prob[rows] = log_density.T
     return log_prob
 
@@ -119,22 +186,13 @@ def m_step(observed, resp, means, covariances, reg_covar, prior=None):
     totals = resp.sum(axis=0)
     first = np.zeros((n_components, n_features))
     second = np.zeros((n_components, n_features, n_features))
-    for rows, cols, missing, _, x, conditional_means, conditionals in _conditionals(
-        observed, means, covariances
-    ):
-        weights = resp[rows].T[:, :, np.newaxis]  # (K, c, 1)
-        weighted_x = np.swapaxes(weights * x, 1, 2)  # (K, o, c)
-        weighted_means = np.swapaxes(weights * conditional_means, 1, 2)  # (K, m, c)
-        first[:, cols] += weighted_x.sum(axis=2)
-        first[:, missing] += weighted_means.sum(axis=2)
-        observed_block = weighted_x @ x
-        cross_block = weighted_x @ conditional_means
-        missing_block = weighted_means @ conditional_means
-        missing_block += weights.sum(axis=1)[:, :, np.newaxis] * conditionals
-        second[:, cols[:, np.newaxis], cols] += observed_block
-        second[:, cols[:, np.newaxis], missing] += cross_block
-        second[:, missing[:, np.newaxis], cols] += np.swapaxes(cross_block, 1, 2)
-        second[:, missing[:, np.newaxis], missing] += missing_block
+    for rows, _, completed, factors in _conditionals(observed, means, covariances):
+        weights = resp[rows].T  # (K, c)
+        weighted = weights[:, :, np.newaxis] * completed  # (K, c, d)
+        first += weighted.sum(axis=1)
+        second += np.swapaxes(weighted, 1, 2) @ completed
+        if factors is not None:
+            second += _weighted_conditional_covariance(weights, covariances, factors)
     new_means, new_covariances = means.copy(), covariances.copy()
     kappa, prior_means = prior if prior is not None else (0.0, 0.0)
     for j in np.flatnonzero(totals > 0):
@@ -163,15 +221,16 @@ def log_mean_prior(means, covariances, prior):
 
 
 def _mix(weights, per_component):
-    """``sum_j weights[c, j] * per_component[j, c, :]``, shape ``(c, m)``."""
-    return (weights.T[:, :, np.newaxis] * per_component).sum(axis=0)
+    """``sum_j weights[c, j] * per_component[j, c, :]``, shape ``(c, d)``."""
+    return np.einsum("cj,jcd->cd", weights, per_component)
 
 
 def impute(observed, resp, means, covariances):
     """``x_hat_u = sum_j r_uj x_tilde_uj``: the posterior mean of every entry, ``(n, d)``."""
     imputed = np.array(observed.values, dtype=observed.dtype)
-    for rows, _, missing, _, _, conditional_means, _ in _conditionals(observed, means, covariances):
-        imputed[np.ix_(rows, missing)] = _mix(resp[rows], conditional_means)
+    for rows, _, completed, factors in _conditionals(observed, means, covariances):
+        if factors is not None:
+            imputed[rows] = np.where(observed.mask[rows] != 0, imputed[rows], _mix(resp[rows], completed))
     return imputed
 
 
@@ -186,34 +245,45 @@ def predictive_variance(observed, resp, means, covariances):
     0 at observed entries; clipped at 0 against rounding.
     """
     variance = np.zeros(observed.values.shape, dtype=observed.dtype)
-    for rows, _, missing, _, _, conditional_means, conditionals in _conditionals(
-        observed, means, covariances
-    ):
+    for rows, _, completed, factors in _conditionals(observed, means, covariances):
+        if factors is None:
+            continue
         weights = resp[rows]
-        second_moment = _mix(weights, conditional_means**2)
-        second_moment += weights @ np.diagonal(conditionals, axis1=1, axis2=2)
-        mean = _mix(weights, conditional_means)
-        variance[np.ix_(rows, missing)] = np.maximum(second_moment - mean**2, 0.0)
+        conditional = np.broadcast_to(_conditional_variances(covariances, factors), completed.shape)
+        second_moment = _mix(weights, completed**2 + conditional)
+        spread = np.maximum(second_moment - _mix(weights, completed) ** 2, 0.0)
+        variance[rows] = np.where(observed.mask[rows] != 0, 0.0, spread)
     return variance
 
 
 def sample(observed, resp, means, covariances, random_state):
     """One draw of every entry from the posterior predictive distribution.
 
-    For each row a component is drawn from its responsibilities, then the
-    missing block from that component's conditional Gaussian; observed entries
-    are returned as they are.
+    For each row a component ``j`` is drawn from its responsibilities, then
+    the missing block from ``j``'s conditional Gaussian, by conditioning a
+    joint draw (Matheron's rule): with ``z ~ N(mu_j, Sigma_j)``, the missing
+    block of ``z + Sigma_{:o} Sigma_oo^{-1} (x_o - z_o)`` has exactly the
+    conditional distribution. Observed entries are returned as they are.
     """
     drawn = draw_components(resp, random_state)
     samples = np.array(observed.values, dtype=observed.dtype)
-    for rows, _, missing, _, _, conditional_means, conditionals in _conditionals(
-        observed, means, covariances
-    ):
-        if missing.size == 0:
+    roots = np.linalg.cholesky(covariances)
+    for group_rows, cols in _row_groups(observed):
+        if cols.shape[-1] == means.shape[1]:
             continue
-        for j in np.unique(drawn[rows]):
-            chosen = drawn[rows] == j
-            noise = random_state.standard_normal(size=(chosen.sum(), missing.size))
-            draws = conditional_means[j, chosen] + noise @ np.linalg.cholesky(conditionals[j]).T
-            samples[np.ix_(rows[chosen], missing)] = draws
+        shared = cols.ndim == 1
+        chunk_size = max(1, _CHUNK_ENTRIES // (means.shape[1] * cols.shape[-1]))
+        for start in range(0, len(group_rows), chunk_size):
+            rows = group_rows[start : start + chunk_size]
+            row_cols = cols[np.newaxis] if shared else cols[start : start + chunk_size]
+            components = drawn[rows]
+            joint = means[components] + np.squeeze(
+                roots[components] @ random_state.standard_normal(size=(len(rows), means.shape[1], 1)), axis=-1
+            )
+            factors, inverse_factors, _ = _factorise(covariances, row_cols)
+            pick = np.zeros(len(rows), dtype=np.intp) if shared else np.arange(len(rows))
+            gap = samples[rows[:, np.newaxis], row_cols] - np.take_along_axis(joint, row_cols[pick], axis=1)
+            correction = factors[components, pick] @ (inverse_factors[components, pick] @ gap[..., np.newaxis])
+            conditioned = joint + np.squeeze(correction, axis=-1)
+            samples[rows] = np.where(observed.mask[rows] != 0, samples[rows], conditioned)
     return samples

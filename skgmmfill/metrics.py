@@ -8,7 +8,7 @@ from sklearn.utils.validation import check_array
 
 from ._imputer import _is_nan
 
-__all__ = ["rmse", "make_masked_rmse_scorer", "hide_observed_entries"]
+__all__ = ["rmse", "psnr", "make_masked_rmse_scorer", "hide_observed_entries"]
 
 
 def rmse(X_true, X_pred, *, mask=None):
@@ -45,6 +45,39 @@ def rmse(X_true, X_pred, *, mask=None):
         if not np.isfinite(values).all():
             raise ValueError(f"{name} contains NaN or infinity at entries to score.")
     return float(np.sqrt(np.mean((X_true[mask] - X_pred[mask]) ** 2)))
+
+
+def psnr(image_true, image_test, *, data_range=1.0):
+    """Peak signal-to-noise ratio of an image estimate, in decibels.
+
+    Parameters
+    ----------
+    image_true, image_test : array-like of the same shape
+        Reference image and estimate, both finite.
+    data_range : float, default=1.0
+        The reference's possible range of values (1 for images in [0, 1],
+        255 for 8-bit ones).
+
+    Returns
+    -------
+    psnr : float
+        ``10 log10(data_range**2 / mean((image_true - image_test)**2))``.
+
+    Examples
+    --------
+    >>> from skgmmfill.metrics import psnr
+    >>> round(psnr([[0.0, 1.0]], [[0.1, 0.9]]), 6)
+    20.0
+    """
+    image_true = np.asarray(image_true, dtype=np.float64)
+    image_test = np.asarray(image_test, dtype=np.float64)
+    if image_true.shape != image_test.shape:
+        raise ValueError(
+            f"image_true and image_test have different shapes: {image_true.shape} and {image_test.shape}."
+        )
+    if not (np.isfinite(image_true).all() and np.isfinite(image_test).all()):
+        raise ValueError("psnr needs finite images; one contains NaN or infinity.")
+    return float(10.0 * np.log10(data_range**2 / np.mean((image_true - image_test) ** 2)))
 
 
 def _final_imputer(estimator):

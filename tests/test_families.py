@@ -149,3 +149,27 @@ def test_kmeans_init_works_on_sparse_input(covariance_type):
         3, covariance_type=covariance_type, init_params="kmeans", random_state=0
     ).fit(X)
     assert np.isfinite(imputer.means_).all() and imputer.converged_
+
+
+@pytest.mark.parametrize("shared_rows", [1, 10**9])
+def test_full_shared_patterns_and_row_batches_agree(problem, monkeypatch, shared_rows):
+    """Patterns factorised once for all their rows, or rows factorised one by one: same results."""
+    X, observed, obs, means, _, covariances, resp = problem
+    X, observed, resp = np.vstack([X] * 20), np.vstack([observed] * 20), np.vstack([resp] * 20)
+    obs = ObservedEntries.from_dense(X, observed)  # every pattern now has 20 or more rows
+    default = [
+        _full.log_prob(obs, means, covariances),
+        _full.impute(obs, resp, means, covariances),
+        _full.predictive_variance(obs, resp, means, covariances),
+        *_full.m_step(obs, resp, means, covariances, 1e-6),
+    ]
+    monkeypatch.setattr(_full, "_SHARED_PATTERN_ROWS", shared_rows)
+    monkeypatch.setattr(_full, "_CHUNK_ENTRIES", 2**9)  # several chunks per group
+    other = [
+        _full.log_prob(obs, means, covariances),
+        _full.impute(obs, resp, means, covariances),
+        _full.predictive_variance(obs, resp, means, covariances),
+        *_full.m_step(obs, resp, means, covariances, 1e-6),
+    ]
+    for expected, actual in zip(default, other):
+        assert_allclose(actual, expected, rtol=1e-10, atol=1e-12)
