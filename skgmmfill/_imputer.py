@@ -70,9 +70,10 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         - ``"diag"``: one variance per component and feature;
         - ``"full"``: a full covariance matrix per component; a missing entry
           is then imputed by its conditional mean given the row's observed
-          entries (exact EM for incomplete data). Dense input only; its cost
-          grows with the number of distinct missingness patterns and with
-          ``n_features**3``, so it is meant for tables of tens of features.
+          entries (exact EM for incomplete data). Dense input only; a row
+          costs up to ``n_features**3`` operations per component (less when a
+          missingness pattern is shared by many rows), so it is meant for
+          tables of up to about a hundred features.
 
     missing_values : float, default=np.nan
         The placeholder for missing entries: ``np.nan``, or a number such as 0

@@ -36,6 +36,7 @@ full covariances, so it can be learnt from complete training images or from
 the incomplete observed image itself (patches with missing pixels).
 """
 
+import warnings
 from numbers import Integral, Real
 from typing import NamedTuple
 
@@ -44,6 +45,7 @@ import scipy.sparse as sp
 from scipy.linalg import cho_solve, cholesky
 from scipy.sparse.linalg import LinearOperator, aslinearoperator, cg
 from sklearn.feature_extraction.image import extract_patches_2d
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted
 
@@ -118,7 +120,8 @@ def fit_patch_prior(
     **mixture_params
         Passed to :class:`~skgmmfill.MaskedGaussianMixtureImputer`, e.g.
         ``max_iter``, ``tol``, ``reg_covar``, ``init_params``. By default
-        ``init_params="kmeans"`` and ``tol=1e-4``.
+        ``init_params="kmeans"`` and ``tol=1e-4``; ``covariance_type`` is
+        always ``"full"`` and ``missing_values`` NaN.
 
     Returns
     -------
@@ -173,14 +176,16 @@ def inpaint_patches_independently(image, prior):
     """
     prior = _check_prior(prior)
     image = _check_image(image, prior.patch_size, "image")
+    observed = _observed_pixels(image)
     patches = _extract(image, prior.patch_size)
     offsets = np.zeros((len(patches), 1))
     if prior.remove_mean:
         seen = ~np.isnan(patches).all(axis=1)
         offsets[seen, 0] = np.nanmean(patches[seen], axis=1)
-        offsets[~seen, 0] = np.nanmean(image)
+        offsets[~seen, 0] = image[observed].mean()
     filled = prior.mixture.transform(patches - offsets) + offsets
-    return _patch_sums(filled, image.shape, prior.patch_size) / _coverage(image.shape, prior.patch_size)
+    average = _patch_sums(filled, image.shape, prior.patch_size) / _coverage(image.shape, prior.patch_size)
+    return np.where(observed, image, average)
 
 
 def epll_inpaint(
@@ -191,7 +196,7 @@ def epll_inpaint(
     beta=None,
     gammas=DEFAULT_GAMMAS,
     n_inner_iter=3,
-    init=None,
+    init="independent",
     callback=None,
 ):
     """Fill the missing pixels of an image by EPLL with half-quadratic splitting.
@@ -214,19 +219,23 @@ def epll_inpaint(
         image's units.
     beta : float, default=None
         Precision ``beta`` of the first patch stage; the stages use
-        ``beta * gamma`` for ``gamma`` in ``gammas``. A small start lets the
-        prior reshape the starting image freely; the later stages then hold
-        the patches ever closer to the image. None takes ``10 / r**2`` with
-        ``r`` the range of the observed pixels (10 for an image in [0, 1]:
-        the first patch stage treats patches as noisy at about a third of
-        the image's range).
+        ``beta * gamma`` for ``gamma`` in ``gammas``. It is about one over
+        the variance of the starting image's error: a small start lets the
+        prior reshape the start freely, the later stages hold the patches
+        ever closer to the image. None takes ``100 / r**2`` from the
+        independent fill and ``10 / r**2`` from any other start, ``r`` the
+        range of the observed pixels (100 for an image in [0, 1]: patches
+        uncertain by about a tenth of the range).
     gammas : sequence of float, default=DEFAULT_GAMMAS
         Increasing positive multipliers of ``beta``, one per outer iteration.
     n_inner_iter : int, default=3
         Patch and image stages run at each ``beta * gamma``.
-    init : array-like of shape (height, width), default=None
-        Starting image. None fills the missing pixels with the mean of the
-        observed ones.
+    init : {"independent", "mean"} or array-like of shape (height, width), \
+            default="independent"
+        Starting image: ``"independent"`` is
+        :func:`inpaint_patches_independently` (every patch filled by the
+        prior given its own observed pixels); ``"mean"`` fills the missing
+        pixels with the mean of the observed ones.
     callback : callable, default=None
         Called as ``callback(beta, x)`` after every image stage.
 
@@ -248,16 +257,17 @@ def epll_inpaint(
     """
     prior = _check_prior(prior)
     image = _check_image(image, prior.patch_size, "image")
-    observed = ~np.isnan(image)
-    if not observed.any():
-        raise ValueError("image has no observed pixel (every pixel is NaN).")
+    observed = _observed_pixels(image)
     values = np.where(observed, image, 0.0)
     data_weight = _data_weight(prior, noise_std)
     coverage = _coverage(image.shape, prior.patch_size)
-    if init is None:
+    scale = 10.0
+    if isinstance(init, str) and init == "independent":
+        init, scale = inpaint_patches_independently(image, prior), 100.0
+    elif isinstance(init, str) and init == "mean":
         init = np.where(observed, image, image[observed].mean())
     init = _check_init(init, image.shape)
-    betas = _beta_schedule(beta, gammas, n_inner_iter, image[observed])
+    betas = _beta_schedule(beta, gammas, n_inner_iter, image[observed], scale)
 
     def image_stage(patch_sums, beta, x):
         return _masked_image_stage(patch_sums, coverage, values, observed, data_weight, beta)
@@ -342,6 +352,13 @@ def epll_reconstruct(
         system = LinearOperator((n_pixels, n_pixels), matvec=lambda v: gram(v, beta), dtype=np.float64)
         rhs = data_weight * back_projection + beta * patch_sums.ravel()
         solution, info = cg(system, rhs, x0=x.ravel(), rtol=cg_rtol, atol=0.0, maxiter=cg_maxiter)
+        if info > 0:
+            warnings.warn(
+                f"Conjugate gradients did not reach cg_rtol={cg_rtol} in cg_maxiter={cg_maxiter} "
+                f"iterations at beta={beta:g}; raise cg_maxiter or cg_rtol.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
         return solution.reshape(image_shape)
 
     return _half_quadratic_splitting(init, prior, image_stage, betas, callback)
@@ -457,7 +474,11 @@ def _data_weight(prior, noise_std):
     return prior.patch_size[0] * prior.patch_size[1] / noise_std**2
 
 
-def _beta_schedule(beta, gammas, n_inner_iter, start):
+def _beta_schedule(beta, gammas, n_inner_iter, start, scale=10.0):
+    """``beta * gamma`` for each gamma, each repeated ``n_inner_iter`` times.
+
+    A ``beta`` of None becomes ``scale / r**2`` with ``r`` the range of ``start``.
+    """
     gammas = np.asarray(gammas, dtype=np.float64)
     if gammas.ndim != 1 or gammas.size == 0 or not np.all(gammas > 0) or np.any(np.diff(gammas) < 0):
         raise ValueError(f"gammas must be a non-empty increasing sequence of positive numbers, got {gammas!r}.")
@@ -465,7 +486,7 @@ def _beta_schedule(beta, gammas, n_inner_iter, start):
         raise ValueError(f"n_inner_iter must be a positive integer, got {n_inner_iter!r}.")
     if beta is None:
         spread = float(np.ptp(start))
-        beta = 10.0 / spread**2 if spread > 0 else 10.0
+        beta = scale / spread**2 if spread > 0 else scale
     elif not isinstance(beta, Real) or not beta > 0:
         raise ValueError(f"beta must be a positive number or None, got {beta!r}.")
     return np.repeat(beta * gammas, n_inner_iter)
@@ -501,7 +522,16 @@ def _check_image(image, patch_size, name):
     return image
 
 
+def _observed_pixels(image):
+    observed = ~np.isnan(image)
+    if not observed.any():
+        raise ValueError("image has no observed pixel (every pixel is NaN).")
+    return observed
+
+
 def _check_init(init, image_shape):
+    if isinstance(init, str):
+        raise ValueError(f'init must be "independent", "mean" or an image, got {init!r}.')
     init = check_array(init, dtype=np.float64, input_name="init", copy=True)
     if init.shape != image_shape:
         raise ValueError(f"init has shape {init.shape}, but the image has shape {image_shape}.")
@@ -532,6 +562,8 @@ def _check_operator(operator, measurements, image_shape):
             raise ValueError(f"operator must be 2-D, got shape {operator.shape}.")
     operator = aslinearoperator(operator)
     measurements = np.asarray(measurements)
+    if measurements.dtype.kind not in "biufc":
+        raise ValueError(f"measurements must be numbers, got dtype {measurements.dtype}.")
     if measurements.ndim != 1:
         raise ValueError(f"measurements must be 1-D, got shape {measurements.shape}.")
     if operator.shape != (measurements.size, n_pixels):
