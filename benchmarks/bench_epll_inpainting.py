@@ -61,10 +61,14 @@ def main():
     tic = time.perf_counter()
     prior = fit_patch_prior(
         [china[250:], china[:, 400:], grayscale("flower.jpg")],
-        n_components=20, max_patches=10_000, random_state=0,
+        n_components=20,
+        max_patches=10_000,
+        random_state=0,
     )
-    print(f"prior: 30,000 patches, 20 components, fit in {time.perf_counter() - tic:.1f} s "
-          f"({prior.mixture.n_iter_} EM iterations)\n")
+    print(
+        f"prior: 30,000 patches, 20 components, fit in {time.perf_counter() - tic:.1f} s "
+        f"({prior.mixture.n_iter_} EM iterations)\n"
+    )
     methods = {
         "mean of observed": lambda image: np.where(np.isnan(image), np.nanmean(image), image),
         "biharmonic (scikit-image)": biharmonic(),
@@ -93,8 +97,10 @@ def main():
     own, seconds = timed(
         lambda image: fit_patch_prior(image, n_components=10, max_patches=3000, random_state=0), image
     )
-    print(f"\nprior learnt from the damaged crop {top},{left} itself: 3,000 incomplete patches, "
-          f"10 components, fit in {seconds:.1f} s ({own.mixture.n_iter_} EM iterations)")
+    print(
+        f"\nprior learnt from the damaged crop {top},{left} itself: 3,000 incomplete patches, "
+        f"10 components, fit in {seconds:.1f} s ({own.mixture.n_iter_} EM iterations)"
+    )
     for name, method in [
         ("independent patches", lambda image: inpaint_patches_independently(image, own)),
         ("EPLL (default)", lambda image: epll_inpaint(image, own, noise_std=NOISE)),

@@ -60,14 +60,16 @@ def main():
         cover = np.mean(error <= 1.6448536269514722 * imputer.imputation_std(X_missing)[missing])
         print(f"{n_samples:>8,} {seconds:>6.2f} {imputer.n_iter_:>5} {len(observed.patterns):>8} "
               f"{model:>7.4f} {oracle:>7.4f} {model / oracle:>6.3f} {iterative:>9.4f} {cover:>9.3f}")
-    print(f"\n{'data':<22} {'K':>3} {'patterns':>8} {'per pattern ms/iter':>19} {'batched ms/iter':>15} {'ratio':>6}")
+    print(f"\n{'data':<22} {'K':>3} {'patterns':>8} {'per pattern ms/iter':>19} "
+          f"{'batched ms/iter':>15} {'ratio':>6}")
     for name, X, n_components in rare_pattern_data():
         observed = ObservedEntries.from_dense(X, ~np.isnan(X))
         seconds = {}
         for label, shared_rows in (("per pattern", 1), ("batched", _full._SHARED_PATTERN_ROWS)):
             default, _full._SHARED_PATTERN_ROWS = _full._SHARED_PATTERN_ROWS, shared_rows
             imputer = MaskedGaussianMixtureImputer(
-                n_components, covariance_type="full", init_params="kmeans", max_iter=20, tol=0.0, random_state=0
+                n_components, covariance_type="full", init_params="kmeans", max_iter=20, tol=0.0,
+                random_state=0,
             )
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -75,8 +77,9 @@ def main():
                 imputer.fit(X)
                 seconds[label] = (time.perf_counter() - tic) / imputer.n_iter_
             _full._SHARED_PATTERN_ROWS = default
-        print(f"{name:<22} {n_components:>3} {len(observed.patterns):>8} {1000 * seconds['per pattern']:>19.1f} "
-              f"{1000 * seconds['batched']:>15.1f} {seconds['batched'] / seconds['per pattern']:>6.2f}")
+        per_pattern, batched = 1000 * seconds["per pattern"], 1000 * seconds["batched"]
+        print(f"{name:<22} {n_components:>3} {len(observed.patterns):>8} {per_pattern:>19.1f} "
+              f"{batched:>15.1f} {batched / per_pattern:>6.2f}")
 
 
 def rare_pattern_data():

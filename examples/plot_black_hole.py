@@ -37,13 +37,21 @@ def crescent(centre, radius, width, tilt, brightness=1.0, asymmetry=0.8):
 def random_sky(rng):
     """Training images: one or two crescents and a few blobs, at random."""
     sky = sum(
-        crescent(rng.uniform(-10, 10, 2), rng.uniform(5, 22), rng.uniform(1.5, 5), rng.uniform(0, 2 * np.pi),
-                 rng.uniform(0.3, 1), rng.uniform(0, 0.9))
+        crescent(
+            rng.uniform(-10, 10, 2),
+            rng.uniform(5, 22),
+            rng.uniform(1.5, 5),
+            rng.uniform(0, 2 * np.pi),
+            rng.uniform(0.3, 1),
+            rng.uniform(0, 0.9),
+        )
         for _ in range(rng.randint(1, 3))
     )
     for _ in range(rng.randint(0, 4)):
         centre, spread = rng.uniform(-30, 30, 2), rng.uniform(1, 6)
-        sky = sky + rng.uniform(0.1, 0.8) * np.exp(-0.5 * ((rows - centre[0]) ** 2 + (cols - centre[1]) ** 2) / spread**2)
+        sky = sky + rng.uniform(0.1, 0.8) * np.exp(
+            -0.5 * ((rows - centre[0]) ** 2 + (cols - centre[1]) ** 2) / spread**2
+        )
     return sky / sky.max()
 
 
@@ -59,7 +67,10 @@ hour_angle = np.linspace(-np.pi / 3, np.pi / 3, 60)
 u = baselines[:, :1] * np.cos(hour_angle) - baselines[:, 1:] * np.sin(hour_angle)
 v = 0.6 * (baselines[:, :1] * np.sin(hour_angle) + baselines[:, 1:] * np.cos(hour_angle))
 scale = 0.15 * SIZE / max(np.abs(u).max(), np.abs(v).max())
-uv = np.round(np.concatenate([np.column_stack([u.ravel(), v.ravel()]), -np.column_stack([u.ravel(), v.ravel()])]) * scale)
+uv = np.round(
+    np.concatenate([np.column_stack([u.ravel(), v.ravel()]), -np.column_stack([u.ravel(), v.ravel()])])
+    * scale
+)
 sampled = np.union1d(0, (uv[:, 1] % SIZE) * SIZE + uv[:, 0] % SIZE).astype(int)  # with the total flux
 
 
@@ -78,12 +89,21 @@ noise_std = 0.01
 noise = rng.normal(size=sampled.size) + 1j * rng.normal(size=sampled.size)
 visibilities = measure(truth) + noise_std * noise / np.sqrt(2)
 
-prior = fit_patch_prior([random_sky(np.random.RandomState(seed)) for seed in range(20)],
-                        n_components=8, max_patches=300, remove_mean=False, random_state=0)
+prior = fit_patch_prior(
+    [random_sky(np.random.RandomState(seed)) for seed in range(20)],
+    n_components=8,
+    max_patches=300,
+    remove_mean=False,
+    random_state=0,
+)
 
 errors = []
 restored = epll_reconstruct(
-    visibilities, operator, truth.shape, prior, noise_std=noise_std,
+    visibilities,
+    operator,
+    truth.shape,
+    prior,
+    noise_std=noise_std,
     callback=lambda beta, x: errors.append((beta, np.sqrt(np.mean((x - truth) ** 2)))),
 )
 zero_filled = np.real(back_project(visibilities)).reshape(truth.shape)

@@ -37,8 +37,9 @@ kept = rng.uniform(size=truth.shape) < 0.3
 damaged = np.where(kept, truth + 0.02 * rng.normal(size=truth.shape), np.nan)
 
 # The prior never sees the crop: rows 250 and below, columns 400 and right, and another image.
-prior = fit_patch_prior([china[250:], china[:, 400:], grayscale("flower.jpg")],
-                        n_components=10, max_patches=4000, random_state=0)
+prior = fit_patch_prior(
+    [china[250:], china[:, 400:], grayscale("flower.jpg")], n_components=10, max_patches=4000, random_state=0
+)
 
 results = {
     "mean of observed pixels": np.where(kept, damaged, np.nanmean(damaged)),

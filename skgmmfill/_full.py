@@ -298,24 +298,26 @@ def sample(observed, resp, means, covariances, random_state):
     """
     drawn = draw_components(resp, random_state)
     samples = np.array(observed.values, dtype=observed.dtype)
+    n_features = means.shape[1]
     roots = np.linalg.cholesky(covariances)
     for group_rows, cols in _row_groups(observed):
-        if cols.shape[-1] == means.shape[1]:
+        if cols.shape[-1] == n_features:
             continue
-        shared = cols.ndim == 1
-        chunk_size = max(1, _CHUNK_ENTRIES // (means.shape[1] * cols.shape[-1]))
+        chunk_size = max(1, _CHUNK_ENTRIES // (n_features * cols.shape[-1]))
         for start in range(0, len(group_rows), chunk_size):
             rows = group_rows[start : start + chunk_size]
-            row_cols = cols[np.newaxis] if shared else cols[start : start + chunk_size]
-            components = drawn[rows]
-            joint = means[components] + np.squeeze(
-                roots[components] @ random_state.standard_normal(size=(len(rows), means.shape[1], 1)), axis=-1
-            )
-            inverse_factors, _, columns = _factorise(covariances, row_cols)
-            pick = np.zeros(len(rows), dtype=np.intp) if shared else np.arange(len(rows))
-            gap = samples[rows[:, np.newaxis], row_cols] - np.take_along_axis(joint, row_cols[pick], axis=1)
-            inverse = inverse_factors[components, pick][np.newaxis]  # one matrix per row: (1, c, o, o)
-            whitened = _apply(np.swapaxes(inverse, 2, 3), _apply(inverse, gap[np.newaxis]))
-            conditioned = joint + _apply(columns[components, pick][np.newaxis], whitened)[0]
-            samples[rows] = np.where(observed.mask[rows] != 0, samples[rows], conditioned)
+            noise = random_state.standard_normal(size=(len(rows), n_features))
+            for j in np.unique(drawn[rows]):
+                chosen = drawn[rows] == j
+                these_rows = rows[chosen]
+                these_cols = cols[np.newaxis] if cols.ndim == 1 else cols[start : start + chunk_size][chosen]
+                joint = means[j] + noise[chosen] @ roots[j].T  # z ~ N(mu_j, Sigma_j)
+                inverse_factors, _, columns = _factorise(covariances[j : j + 1], these_cols)
+                gathered = np.broadcast_to(these_cols, (len(these_rows), these_cols.shape[1]))
+                gap = samples[these_rows[:, np.newaxis], gathered] - np.take_along_axis(joint, gathered, 1)
+                whitened = _apply(inverse_factors, gap[np.newaxis])
+                whitened = _apply(np.swapaxes(inverse_factors, 2, 3), whitened)  # Sigma_oo^{-1} (x_o - z_o)
+                conditioned = joint + _apply(columns, whitened)[0]
+                missing = observed.mask[these_rows] == 0
+                samples[these_rows] = np.where(missing, conditioned, samples[these_rows])
     return samples

@@ -481,7 +481,9 @@ def _beta_schedule(beta, gammas, n_inner_iter, start, scale=10.0):
     """
     gammas = np.asarray(gammas, dtype=np.float64)
     if gammas.ndim != 1 or gammas.size == 0 or not np.all(gammas > 0) or np.any(np.diff(gammas) < 0):
-        raise ValueError(f"gammas must be a non-empty increasing sequence of positive numbers, got {gammas!r}.")
+        raise ValueError(
+            f"gammas must be a non-empty increasing sequence of positive numbers, got {gammas!r}."
+        )
     if not isinstance(n_inner_iter, Integral) or n_inner_iter < 1:
         raise ValueError(f"n_inner_iter must be a positive integer, got {n_inner_iter!r}.")
     if beta is None:

@@ -84,10 +84,12 @@ def test_patch_stage_minimises_its_objective(prior, scene, beta):
     # The component: the likeliest explanation of the noisy, mean-removed patch.
     centred = patches - patches.mean(axis=1, keepdims=True)
     mixture = prior.mixture
-    scores = np.column_stack([
-        np.log(w) + multivariate_normal(mu, cov + np.eye(16) / beta).logpdf(centred)
-        for w, mu, cov in zip(mixture.weights_, mixture.means_, mixture.covariances_)
-    ])
+    scores = np.column_stack(
+        [
+            np.log(w) + multivariate_normal(mu, cov + np.eye(16) / beta).logpdf(centred)
+            for w, mu, cov in zip(mixture.weights_, mixture.means_, mixture.covariances_)
+        ]
+    )
     assert_array_equal(components, scores.argmax(axis=1))
     # The estimate: no perturbation lowers the objective for that component.
     best = patch_objective(patches, estimates, components, prior, beta)
@@ -107,8 +109,12 @@ def test_masked_image_stage_minimises_its_objective(prior, scene, beta):
     estimates = _extract(truth, PATCH) + 0.1 * rng.normal(size=(len(_extract(truth, PATCH)), 16))
     data_weight = 16 / 0.01**2
     x = _masked_image_stage(
-        _patch_sums(estimates, truth.shape, PATCH), _coverage(truth.shape, PATCH), values, observed,
-        data_weight, beta,
+        _patch_sums(estimates, truth.shape, PATCH),
+        _coverage(truth.shape, PATCH),
+        values,
+        observed,
+        data_weight,
+        beta,
     )
     best = image_objective(x, values, observed, estimates, data_weight, beta)
     for start in (truth, np.where(observed, damaged, 0.5)):
@@ -124,7 +130,9 @@ def test_patch_sums_is_the_adjoint_of_extraction_and_matches_scikit_learn():
     image = rng.normal(size=shape)
     patches = rng.normal(size=((9 - 2) * (13 - 3), 12))
     # <P x, z> = <x, P^T z>
-    assert_allclose(np.sum(_extract(image, patch_size) * patches), np.sum(image * _patch_sums(patches, shape, patch_size)))
+    assert_allclose(
+        np.sum(_extract(image, patch_size) * patches), np.sum(image * _patch_sums(patches, shape, patch_size))
+    )
     average = reconstruct_from_patches_2d(patches.reshape(-1, *patch_size), shape)
     assert_allclose(_patch_sums(patches, shape, patch_size) / _coverage(shape, patch_size), average)
     assert_array_equal(_coverage(shape, patch_size), _patch_sums(np.ones_like(patches), shape, patch_size))
@@ -135,13 +143,17 @@ def test_extract_keeps_missing_pixels_in_place():
     image[1, 2] = np.nan
     patches = _extract(image, (2, 2))
     assert_array_equal(np.isnan(patches), extract_patches_2d(np.isnan(image), (2, 2)).reshape(-1, 4))
-    assert_array_equal(np.nan_to_num(patches), extract_patches_2d(np.nan_to_num(image), (2, 2)).reshape(-1, 4))
+    assert_array_equal(
+        np.nan_to_num(patches), extract_patches_2d(np.nan_to_num(image), (2, 2)).reshape(-1, 4)
+    )
 
 
 def selection_matrix(observed):
     """The pixel mask as a measurement operator: one row per observed pixel."""
     columns = np.flatnonzero(observed.ravel())
-    return sp.csr_array((np.ones(columns.size), (np.arange(columns.size), columns)), shape=(columns.size, observed.size))
+    return sp.csr_array(
+        (np.ones(columns.size), (np.arange(columns.size), columns)), shape=(columns.size, observed.size)
+    )
 
 
 def test_operator_path_equals_mask_path(prior, scene):
@@ -168,7 +180,13 @@ def test_operator_image_stage_solves_its_normal_equations(prior, scene):
     measurements = operator @ truth.ravel() + 0.01 * rng.normal(size=200)
     seen = []
     epll_reconstruct(
-        measurements, operator, truth.shape, prior, noise_std=0.01, gammas=(1, 10), cg_rtol=1e-10,
+        measurements,
+        operator,
+        truth.shape,
+        prior,
+        noise_std=0.01,
+        gammas=(1, 10),
+        cg_rtol=1e-10,
         callback=lambda beta, x: seen.append((beta, x)),
     )
     # At the last stage, the gradient of lambda/2||Fx - y||^2 + beta/2 sum ||P_i x - z_i||^2 vanishes.
@@ -176,9 +194,10 @@ def test_operator_image_stage_solves_its_normal_equations(prior, scene):
     _, previous = seen[-2]
     estimates, _ = _patch_stage(_extract(previous, PATCH), prior, beta)
     data_weight = 16 / 0.01**2
-    gradient = data_weight * operator.T @ (operator @ x.ravel() - measurements) + beta * (
-        _coverage(truth.shape, PATCH) * x - _patch_sums(estimates, truth.shape, PATCH)
-    ).ravel()
+    gradient = (
+        data_weight * operator.T @ (operator @ x.ravel() - measurements)
+        + beta * (_coverage(truth.shape, PATCH) * x - _patch_sums(estimates, truth.shape, PATCH)).ravel()
+    )
     rhs = data_weight * operator.T @ measurements + beta * _patch_sums(estimates, truth.shape, PATCH).ravel()
     assert np.linalg.norm(gradient) <= 1e-8 * np.linalg.norm(rhs)
 
@@ -187,7 +206,9 @@ def test_epll_inpaint_improves_on_the_independent_fill_it_starts_from(prior, sce
     truth, damaged = scene
     original = damaged.copy()
     betas = []
-    restored = epll_inpaint(damaged, prior, noise_std=0.01, n_inner_iter=2, callback=lambda b, x: betas.append(b))
+    restored = epll_inpaint(
+        damaged, prior, noise_std=0.01, n_inner_iter=2, callback=lambda b, x: betas.append(b)
+    )
     assert_array_equal(damaged, original)  # input untouched
     assert restored.shape == truth.shape and np.isfinite(restored).all()
     assert len(betas) == 18 and np.all(np.diff(betas) >= 0)
@@ -216,7 +237,11 @@ def ring(size, radius, width=1.5):
 def test_fourier_reconstruction_improves_on_the_zero_filled_inverse():
     # A prior that knows brightness (no mean removal), learnt from other rings.
     prior = fit_patch_prior(
-        [ring(32, r) for r in (3, 5, 8, 9)], patch_size=PATCH, n_components=4, remove_mean=False, random_state=0
+        [ring(32, r) for r in (3, 5, 8, 9)],
+        patch_size=PATCH,
+        n_components=4,
+        remove_mean=False,
+        random_state=0,
     )
     rng = np.random.RandomState(6)
     truth = ring(32, 6)
@@ -226,7 +251,11 @@ def test_fourier_reconstruction_improves_on_the_zero_filled_inverse():
     measurements = dft @ truth.ravel() + 0.01 * noise
     errors = []
     restored = epll_reconstruct(
-        measurements, dft, truth.shape, prior, noise_std=0.01,
+        measurements,
+        dft,
+        truth.shape,
+        prior,
+        noise_std=0.01,
         callback=lambda beta, x: errors.append(np.sqrt(np.mean((x - truth) ** 2))),
     )
     zero_filled = np.real(dft.conj().T @ measurements).reshape(truth.shape)
@@ -237,7 +266,10 @@ def test_fourier_reconstruction_improves_on_the_zero_filled_inverse():
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda p, img: epll_inpaint(np.ones((3, 30)), p), r"patch size \(4, 4\) is larger than the image \(3, 30\)"),
+        (
+            lambda p, img: epll_inpaint(np.ones((3, 30)), p),
+            r"patch size \(4, 4\) is larger than the image \(3, 30\)",
+        ),
         (lambda p, img: fit_patch_prior(np.ones((3, 30)), patch_size=(4, 4)), r"larger than the image"),
         (lambda p, img: epll_inpaint(np.ones(30), p), "2-D"),
         (lambda p, img: epll_inpaint(np.ones((8, 8, 3)), p), "2-D"),
@@ -253,11 +285,20 @@ def test_fourier_reconstruction_improves_on_the_zero_filled_inverse():
         (lambda p, img: epll_inpaint(img, p._replace(patch_size=(3, 3))), "16 features"),
         (lambda p, img: fit_patch_prior(img, patch_size=(4,)), "pair of positive integers"),
         (lambda p, img: fit_patch_prior([]), "images is empty"),
-        (lambda p, img: epll_reconstruct(np.ones(5), np.ones((5, 10)), (8, 8), p), r"operator has shape \(5, 10\)"),
-        (lambda p, img: epll_reconstruct(np.ones((5, 1)), np.ones((5, 64)), (8, 8), p), "measurements must be 1-D"),
+        (
+            lambda p, img: epll_reconstruct(np.ones(5), np.ones((5, 10)), (8, 8), p),
+            r"operator has shape \(5, 10\)",
+        ),
+        (
+            lambda p, img: epll_reconstruct(np.ones((5, 1)), np.ones((5, 64)), (8, 8), p),
+            "measurements must be 1-D",
+        ),
         (lambda p, img: epll_reconstruct(np.ones(5), np.ones((5, 64)), (8, 8, 1), p), "2-D"),
         (lambda p, img: epll_reconstruct(np.ones(5), np.ones((5, 64)), (2, 32), p), "larger than the image"),
-        (lambda p, img: epll_reconstruct(np.array(list("abcde")), np.ones((5, 64)), (8, 8), p), "must be numbers"),
+        (
+            lambda p, img: epll_reconstruct(np.array(list("abcde")), np.ones((5, 64)), (8, 8), p),
+            "must be numbers",
+        ),
         (lambda p, img: epll_reconstruct(np.full(5, np.nan), np.ones((5, 64)), (8, 8), p), "NaN or infinity"),
         (lambda p, img: inpaint_patches_independently(np.full((8, 8), np.nan), p), "no observed pixel"),
     ],
