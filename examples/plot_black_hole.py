@@ -87,7 +87,7 @@ def back_project(visibilities):
 operator = LinearOperator((sampled.size, SIZE * SIZE), matvec=measure, rmatvec=back_project, dtype=complex)
 noise_std = 0.01
 noise = rng.normal(size=sampled.size) + 1j * rng.normal(size=sampled.size)
-visibilities = measure(truth) + noise_std * noise / np.sqrt(2)
+visibilities = measure(truth) + noise_std * noise  # noise_std on the real and on the imaginary part
 
 prior = fit_patch_prior(
     [random_sky(np.random.RandomState(seed)) for seed in range(20)],

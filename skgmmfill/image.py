@@ -261,13 +261,13 @@ def epll_inpaint(
     values = np.where(observed, image, 0.0)
     data_weight = _data_weight(prior, noise_std)
     coverage = _coverage(image.shape, prior.patch_size)
-    scale = 10.0
-    if isinstance(init, str) and init == "independent":
-        init, scale = inpaint_patches_independently(image, prior), 100.0
+    from_independent = isinstance(init, str) and init == "independent"
+    betas = _beta_schedule(beta, gammas, n_inner_iter, image[observed], 100.0 if from_independent else 10.0)
+    if from_independent:
+        init = inpaint_patches_independently(image, prior)
     elif isinstance(init, str) and init == "mean":
         init = np.where(observed, image, image[observed].mean())
     init = _check_init(init, image.shape)
-    betas = _beta_schedule(beta, gammas, n_inner_iter, image[observed], scale)
 
     def image_stage(patch_sums, beta, x):
         return _masked_image_stage(patch_sums, coverage, values, observed, data_weight, beta)
