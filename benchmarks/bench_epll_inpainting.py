@@ -20,9 +20,11 @@ Run: ``python benchmarks/bench_epll_inpainting.py`` (about 5 minutes on 2 cores)
 """
 
 import time
+import warnings
 
 import numpy as np
 from sklearn.datasets import load_sample_image
+from sklearn.exceptions import ConvergenceWarning
 
 from skgmmfill.image import epll_inpaint, fit_patch_prior, inpaint_patches_independently
 from skgmmfill.metrics import psnr
@@ -94,12 +96,15 @@ def main():
     top, left = CROPS[0]
     truth = china[top : top + 128, left : left + 128]
     image = damage(truth)
-    own, seconds = timed(
-        lambda image: fit_patch_prior(image, n_components=10, max_patches=3000, random_state=0), image
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        own, seconds = timed(
+            lambda image: fit_patch_prior(image, n_components=10, max_patches=3000, random_state=0), image
+        )
+    converged = "not converged, " if any(w.category is ConvergenceWarning for w in caught) else ""
     print(
         f"\nprior learnt from the damaged crop {top},{left} itself: 3,000 incomplete patches, "
-        f"10 components, fit in {seconds:.1f} s ({own.mixture.n_iter_} EM iterations)"
+        f"10 components, fit in {seconds:.1f} s ({converged}{own.mixture.n_iter_} EM iterations)"
     )
     for name, method in [
         ("independent patches", lambda image: inpaint_patches_independently(image, own)),

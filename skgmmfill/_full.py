@@ -82,7 +82,7 @@ def _row_groups(observed):
         yield group, np.nonzero(observed.mask[group])[1].reshape(len(group), count)
 
 
-def _conditionals(observed, means, covariances, with_factors=False):
+def _conditionals(observed, means, covariances, with_factors=False, with_density=True):
     """Every row's conditional Gaussians given its observed entries, in chunks.
 
     With ``L`` the Cholesky factor of ``Sigma_oo`` and ``W = Sigma_{:o} L^{-T}``
@@ -103,6 +103,9 @@ def _conditionals(observed, means, covariances, with_factors=False):
         With ``with_factors``: ``W`` for each row (``g = c``) or once for all
         of them (``g = 1``). None otherwise, and when the rows have no missing
         entry.
+
+    Without ``with_density``, ``log_density`` may be None (for rows with no
+    missing entry, which then need no factorisation at all).
     """
     n_components, n_features = means.shape
     for group_rows, cols in _row_groups(observed):
@@ -110,6 +113,12 @@ def _conditionals(observed, means, covariances, with_factors=False):
         n_cols = cols.shape[-1]
         per_row = n_components * n_features * (1 if shared else max(n_cols, 1))
         chunk_size = max(1, _CHUNK_ENTRIES // per_row)
+        if n_cols == n_features and not with_density:
+            for start in range(0, len(group_rows), chunk_size):
+                rows = group_rows[start : start + chunk_size]
+                values = observed.values[rows]
+                yield rows, None, np.broadcast_to(values, (n_components, *values.shape)), None
+            continue
         if shared:
             inverse_factors, log_dets, columns = _factorise(covariances, cols[np.newaxis])
         for start in range(0, len(group_rows), chunk_size):
@@ -217,7 +226,9 @@ def m_step(observed, resp, means, covariances, reg_covar, prior=None):
     totals = resp.sum(axis=0)
     first = np.zeros((n_components, n_features))
     second = np.zeros((n_components, n_features, n_features))
-    for rows, _, completed, factors in _conditionals(observed, means, covariances, with_factors=True):
+    for rows, _, completed, factors in _conditionals(
+        observed, means, covariances, with_factors=True, with_density=False
+    ):
         weights = resp[rows].T  # (K, c)
         weighted = weights[:, :, np.newaxis] * completed  # (K, c, d)
         first += weighted.sum(axis=1)

@@ -223,7 +223,9 @@ def test_epll_inpaint_improves_on_the_independent_fill_it_starts_from(prior, sce
 
 def test_prior_from_the_incomplete_image_itself(scene):
     _, damaged = scene
+    original = damaged.copy()
     prior = fit_patch_prior(damaged, patch_size=PATCH, n_components=2, random_state=0)
+    assert_array_equal(damaged, original)
     assert prior.mixture.means_.shape == (2, 16)
     assert prior.remove_mean and prior.patch_size == PATCH
     assert np.isfinite(epll_inpaint(damaged, prior, noise_std=0.01)).all()
