@@ -14,8 +14,9 @@ so its prior is counted that many times and the data term is weighted to
 match, as in the paper.
 
 Half-quadratic splitting gives every patch an auxiliary estimate ``z_i`` and
-alternates, for an increasing sequence of ``beta``, two stages that each solve
-their own problem exactly:
+alternates, for an increasing sequence of ``beta``, two stages (the patch
+stage picks a component as Zoran & Weiss do, then both stages solve their
+problems exactly):
 
 * the patch stage: with ``v_i = P_i x`` (its mean ``m_i`` removed when the
   prior models mean-removed patches), pick the component ``k`` that explains
