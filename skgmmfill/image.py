@@ -64,7 +64,7 @@ __all__ = [
 ]
 
 DEFAULT_GAMMAS = (1, 4, 8, 16, 32, 64, 128, 256, 512)
-"""Default multipliers of ``beta``: the schedule of Zoran & Weiss, extended."""
+"""Default multipliers of ``beta``, one per outer iteration of the splitting."""
 
 
 class PatchPrior(NamedTuple):
