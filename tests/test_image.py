@@ -9,7 +9,6 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.image import extract_patches_2d, reconstruct_from_patches_2d
 
 from skgmmfill.image import (
-    PatchPrior,
     _coverage,
     _extract,
     _masked_image_stage,
