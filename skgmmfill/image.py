@@ -403,7 +403,9 @@ def _patch_stage(patches, prior, beta):
     centred = patches - offsets
     noisy_covariances = covariances + np.eye(n_features) / beta
     everything = ObservedEntries.from_dense(centred, np.ones(centred.shape, dtype=bool))
-    log_prob = _full.log_prob(everything, means, noisy_covariances) + np.log(mixture.weights_)
+    with np.errstate(divide="ignore"):  # a component of weight 0 is never chosen
+        log_weights = np.log(mixture.weights_)
+    log_prob = _full.log_prob(everything, means, noisy_covariances) + log_weights
     components = np.argmax(log_prob, axis=1)
     estimates = np.empty_like(centred)
     for k in np.unique(components):
