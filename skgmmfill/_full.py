@@ -119,13 +119,18 @@ def _conditionals(observed, means, covariances, with_factors=False, with_density
                 values = observed.values[rows]
                 yield rows, None, np.broadcast_to(values, (n_components, *values.shape)), None
             continue
-        if shared:
-            inverse_factors, log_dets, columns = _factorise(covariances, cols[np.newaxis])
+        def factorise(row_cols):
+            inverse_factors, log_dets, columns = _factorise(covariances, row_cols)
+            factors = columns @ np.swapaxes(inverse_factors, 2, 3) if with_factors else None
+            return inverse_factors, log_dets, columns, factors
+
+        if shared:  # once for all the pattern's rows
+            inverse_factors, log_dets, columns, factors = factorise(cols[np.newaxis])
         for start in range(0, len(group_rows), chunk_size):
             rows = group_rows[start : start + chunk_size]
             row_cols = cols if shared else cols[start : start + chunk_size]
             if not shared:
-                inverse_factors, log_dets, columns = _factorise(covariances, row_cols)
+                inverse_factors, log_dets, columns, factors = factorise(row_cols)
             x_observed = observed.values[rows[:, np.newaxis], row_cols]  # (c, o)
             centred = x_observed - _take(means, row_cols)  # (K, c, o)
             whitened = _apply(inverse_factors, centred)  # (K, c, o)
@@ -137,7 +142,6 @@ def _conditionals(observed, means, covariances, with_factors=False, with_density
             # Sigma_{:o} Sigma_oo^{-1} (x_o - mu_o) = Sigma_{:o} L^{-T} L^{-1} (x_o - mu_o)
             regressed = _apply(columns, _apply(np.swapaxes(inverse_factors, 2, 3), whitened))
             completed = np.where(observed.mask[rows] != 0, values, means[:, np.newaxis, :] + regressed)
-            factors = columns @ np.swapaxes(inverse_factors, 2, 3) if with_factors else None
             yield rows, log_density, completed, factors
 
 
