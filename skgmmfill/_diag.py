@@ -10,81 +10,72 @@ squared values, values and mask. ``covariances`` is the ``(n_components,
 n_features)`` array of variances ``v_jl``.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from . import _independent
-from ._em import estimate_means
+from ._family import Mixture, estimate_means, mixture_weights
+from ._independent import IndependentFeatures
 
 
-def n_parameters(n_components, n_features):
-    """Free parameters of the means and variances (the weights are counted apart)."""
-    return 2 * n_components * n_features
+@dataclass(frozen=True)
+class DiagCovariance(IndependentFeatures):
+    """One variance per component and feature."""
 
+    name = "diag"
 
-def initial_covariances(observed, means, min_variance):
-    """Initial variances: ``v_jl`` is the mean over all rows of ``(values_ul - mu_jl)**2``.
+    def n_parameters(self, n_components, n_features):
+        return 2 * n_components * n_features
 
-    Missing entries count as 0 on both sides, as in the spherical rule, which
-    is that rule taken feature by feature. Floored at ``min_variance``.
-    """
-    n_samples = observed.n_samples
-    variances = (
-        observed.column_sums(squared=True)
-        - 2.0 * means * observed.column_sums()
-        + n_samples * means**2
-    ) / n_samples
-    return np.maximum(variances, min_variance).astype(means.dtype)
+    def feature_variances(self, covariances, n_features):
+        return covariances
 
+    def initial_covariances(self, moments, means):
+        """``v_jl``: the mean over all rows of ``(values_ul - mu_jl)**2``, floored.
 
-def log_prob(observed, means, covariances):
-    """Log-density of each row's observed entries under each component, ``(n, K)``."""
-    precisions = 1.0 / covariances
-    products = observed.row_products(
-        -2.0 * means * precisions,
-        means**2 * precisions + np.log(covariances),
-        squared_coefs=precisions,
-    )
-    products += observed.n_observed[:, np.newaxis] * np.log(2.0 * np.pi)
-    products *= -0.5
-    return products
+        Missing entries count as 0 on both sides: the spherical rule taken
+        feature by feature.
+        """
+        n_samples = moments.n_samples
+        variances = (moments.squared_sums - 2.0 * means * moments.sums + n_samples * means**2) / n_samples
+        return np.maximum(variances, self.min_variance).astype(means.dtype)
 
+    def log_prob(self, observed, mixture):
+        means, variances = mixture.means, mixture.covariances
+        precisions = 1.0 / variances
+        products = observed.row_products(
+            -2.0 * means * precisions,
+            means**2 * precisions + np.log(variances),
+            squared_coefs=precisions,
+        )
+        products += observed.n_observed[:, np.newaxis] * np.log(2.0 * np.pi)
+        products *= -0.5
+        return products
 
-def m_step(observed, resp, means, covariances, min_variance, prior=None):
-    """New means and variances from the responsibilities.
+    def update(self, statistics, mixture, prior=None):
+        """Means by :func:`~skgmmfill._family.estimate_means` (MAP under ``prior``,
+        ``mu_jl ~ N(m_l, v_jl / kappa)``); the variance of feature ``l`` under the
+        new means is
 
-    Means follow :func:`~skgmmfill._em.estimate_means` (MAP means under
-    ``prior = (kappa, m)``, the conjugate prior ``mu_jl ~ N(m_l, v_jl / kappa)``).
-    With ``Q`` the weighted sums of squared values, the variance of feature
-    ``l`` under the new means is
+        ``v_jl = (Q_jl - 2 mu_jl S_jl + mu_jl^2 W_jl [+ kappa (mu_jl - m_l)^2]) / (W_jl [+ 1])``,
 
-    ``v_jl = (Q_jl - 2 mu_jl S_jl + mu_jl^2 W_jl [+ kappa (mu_jl - m_l)^2]) / (W_jl [+ 1])``,
+        floored at ``min_variance``; where the denominator is 0 the previous
+        ``v_jl`` is kept.
+        """
+        value_sums, count_sums = statistics.value_sums, statistics.count_sums
+        means = estimate_means(value_sums, count_sums, mixture.means, prior)
+        residuals = statistics.squared_sums - 2.0 * means * value_sums
+        residuals += means**2 * count_sums
+        if prior is not None:
+            kappa, prior_means = prior
+            residuals += kappa * (means - prior_means) ** 2
+            count_sums = count_sums + 1.0
+        variances = np.divide(residuals, count_sums, out=mixture.covariances.copy(), where=count_sums > 0)
+        return Mixture(mixture_weights(statistics), means, np.maximum(variances, self.min_variance))
 
-    floored at ``min_variance``; where the denominator is 0 the previous
-    ``v_jl`` is kept.
-    """
-    value_sums, count_sums = observed.weighted_sums(resp)
-    means = estimate_means(value_sums, count_sums, means, prior)
-    residuals = observed.weighted_squared_sums(resp) - 2.0 * means * value_sums
-    residuals += means**2 * count_sums
-    if prior is not None:
+    def log_mean_prior(self, mixture, prior):
         kappa, prior_means = prior
-        residuals += kappa * (means - prior_means) ** 2
-        count_sums = count_sums + 1.0
-    variances = np.divide(residuals, count_sums, out=covariances.copy(), where=count_sums > 0)
-    return means, np.maximum(variances, min_variance)
-
-
-def log_mean_prior(means, covariances, prior):
-    """``sum_jl log N(mu_jl | m_l, v_jl / kappa)`` for ``prior = (kappa, m)``."""
-    kappa, prior_means = prior
-    return float(
-        -0.5 * (np.log(2.0 * np.pi * covariances / kappa) + kappa * (means - prior_means) ** 2 / covariances).sum()
-    )
-
-
-def feature_variances(covariances, n_features):
-    """The variance of every feature under every component, ``(K, d)``."""
-    return covariances
-
-
-impute, impute_entries, predictive_variance, sample = _independent.predictions(feature_variances)
+        means, variances = mixture.means, mixture.covariances
+        return float(
+            -0.5 * (np.log(2.0 * np.pi * variances / kappa) + kappa * (means - prior_means) ** 2 / variances).sum()
+        )

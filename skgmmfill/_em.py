@@ -1,43 +1,32 @@
-"""The EM driver: initialisation, the E-step, the shared part of the M-step,
-the iteration with its stopping rule, several initialisations and warm starts.
+"""The EM driver: initialisation, iteration, stopping rule, several
+initialisations, warm starts and progress, for every family and every backend.
 
-The covariance family (:mod:`skgmmfill._spherical`, :mod:`skgmmfill._diag` or
-:mod:`skgmmfill._full`) is passed in as a module exposing the same few pure
-functions: ``n_parameters``, ``initial_covariances``, ``log_prob``, ``m_step``,
-``log_mean_prior``, and for predictions ``impute``, ``impute_entries``,
-``predictive_variance`` and ``sample``. Everything here is the same for every
-family.
+The driver never reads data itself. It runs on a *data source*, which sums a
+function over its row blocks (``reduce``) and hands out chosen rows; in
+memory that is :class:`~skgmmfill._observed.ObservedEntries` itself (one
+block). Each iteration is
 
-Notation: ``n`` rows, ``d`` features, ``K`` components, ``C_u`` the observed
-columns of row ``u``, ``r_uj`` the responsibility of component ``j`` for row
-``u``, ``pi_j`` the mixture weights.
+1. ``statistics = source.reduce(family.accumulate(block, mixture))``: the
+   fused E-step and sufficient statistics of every block, summed;
+2. ``mixture = family.update(statistics, mixture, prior)``: the M-step, from
+   the sums alone.
+
+Only the parameters travel to the blocks and only the statistics come back,
+so the same loop serves rows in memory, rows in blocks and rows on a cluster.
+The family is a :class:`~skgmmfill._family.CovarianceFamily`.
 """
 
 import time
+import warnings
+from functools import partial
+from operator import methodcaller
 from typing import NamedTuple
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.cluster import KMeans
 
-
-class Mixture(NamedTuple):
-    """Parameters of a Gaussian mixture.
-
-    Attributes
-    ----------
-    weights : ndarray of shape (n_components,)
-        Mixing proportions ``pi_j``.
-    means : ndarray of shape (n_components, n_features)
-        Component means ``mu_j``.
-    covariances : ndarray
-        The covariance parameters, in the layout of the covariance family
-        (shape ``(n_components,)`` for spherical).
-    """
-
-    weights: np.ndarray
-    means: np.ndarray
-    covariances: np.ndarray
+from ._biases import fit_offsets, remove_offsets
+from ._family import Mixture
 
 
 class EMResult(NamedTuple):
@@ -69,157 +58,112 @@ class EMResult(NamedTuple):
     converged: bool
 
 
-def initialize_random_from_data(observed, n_components, family, regularization, random_state):
+class Prepared(NamedTuple):
+    """The data as the mixture sees them, and what was estimated on the way.
+
+    Attributes
+    ----------
+    source : data source
+        The observed entries, or their residuals after the offsets.
+    moments : DataMoments
+        Column counts and sums of the original observed entries.
+    offsets : tuple of (float, ndarray) or None
+        ``(b, c)``: the global mean and column offsets, with ``biases``.
+    prior : tuple of (float, ndarray) or None
+        ``(kappa, m)`` of the conjugate prior on the means.
+    """
+
+    source: object
+    moments: object
+    offsets: object
+    prior: object
+
+
+def prepare(source, *, biases, bias_shrinkage, mean_precision_prior):
+    """Offsets and the prior's centre, by reductions shared by every backend.
+
+    With ``biases`` the offsets ``(b, c)`` are fitted (see
+    :mod:`skgmmfill._biases`) and the mixture sees the residuals. The prior
+    ``mu_j ~ N(m, Sigma_j / kappa)`` with ``kappa = mean_precision_prior``
+    centres on the column means of the observed entries, or on 0 (the
+    residuals' expected mean) with ``biases``.
+    """
+    moments = source.reduce(methodcaller("moments"))
+    offsets = prior = None
+    if biases:
+        offsets = fit_offsets(source, moments, bias_shrinkage)
+        source = source.map(partial(_residuals, *offsets, bias_shrinkage))
+    if mean_precision_prior is not None:
+        centre = np.zeros(len(moments.sums)) if biases else moments.column_means()
+        prior = (mean_precision_prior, centre.astype(source.dtype))
+    return Prepared(source, moments, offsets, prior)
+
+
+def _residuals(global_mean, column_offsets, shrinkage, block):
+    return remove_offsets(global_mean, column_offsets, shrinkage, block)[0]
+
+
+def _uniform_weights(n_components, dtype):
+    return np.full(n_components, 1.0 / n_components, dtype=dtype)
+
+
+def initialize_random_from_data(source, n_components, family, random_state):
     """Start from ``n_components`` distinct rows drawn at random.
 
     The means are the drawn rows as stored, with 0 at their missing entries
     (this is the convention of the original course code), the weights are
-    uniform and the covariances follow the family's initial rule, regularised
-    as the family regularises every M-step (``regularization``: the variance
-    floor ``min_variance`` of spherical and diag, the diagonal addition
-    ``reg_covar`` of full), so that EM never starts from a zero variance.
+    uniform and the covariances follow the family's initial rule
+    (:meth:`~skgmmfill._family.CovarianceFamily.initial_covariances`),
+    regularised as the family regularises every update, so that EM never
+    starts from a zero variance.
 
     The rows are ``random_state.choice(n_samples, n_components, replace=False)``,
     so ``random_state=np.random.RandomState(seed)`` draws exactly the rows that
     the course's ``np.random.seed(seed)`` drew.
     """
-    rows = random_state.choice(observed.n_samples, size=n_components, replace=False)
-    means = observed.dense_rows(rows)
+    rows = random_state.choice(source.n_samples, size=n_components, replace=False)
+    means = source.dense_rows(rows)
     return Mixture(
-        weights=np.full(n_components, 1.0 / n_components, dtype=observed.dtype),
+        weights=_uniform_weights(n_components, source.dtype),
         means=means,
-        covariances=family.initial_covariances(observed, means, regularization),
+        covariances=family.initial_covariances(source.reduce(family.moments), means),
     )
 
 
-def initialize_kmeans(observed, n_components, family, regularization, random_state):
+def initialize_kmeans(source, n_components, family, random_state):
     """Start from a k-means partition, like GaussianMixture's default.
 
     One run of :class:`~sklearn.cluster.KMeans` clusters the rows, with each
     missing entry replaced by its column's observed mean (dense data) or left
     out as 0 (sparse data, which filling would densify). The clusters, as hard
-    responsibilities, give the parameters by one M-step; a component falls back
-    to the column means and the family's initial covariances wherever it has no
-    observation to estimate them from.
+    responsibilities, give the parameters by one update, their statistics
+    computed block by block; a component falls back to the column means and
+    the family's initial covariances wherever it has no observation to
+    estimate them from.
     """
-    counts = observed.column_counts()
-    column_means = np.divide(
-        observed.column_sums(), counts, out=np.zeros(observed.n_features), where=counts > 0
-    ).astype(observed.dtype)
-    if observed.is_sparse:
-        rows = observed.values
-        if rows.nnz < np.iinfo(np.int32).max and rows.indices.dtype != np.int32:
-            # KMeans takes only 32-bit sparse indices
-            rows = sp.csr_array(
-                (rows.data, rows.indices.astype(np.int32), rows.indptr.astype(np.int32)),
-                shape=rows.shape,
-            )
-    else:
-        rows = observed.values + (1 - observed.mask) * column_means
-    labels = KMeans(n_components, n_init=1, random_state=random_state).fit(rows).labels_
-    resp = np.zeros((observed.n_samples, n_components), dtype=observed.dtype)
-    resp[np.arange(observed.n_samples), labels] = 1.0
+    moments = source.reduce(family.moments)
+    column_means = moments.column_means().astype(source.dtype)
+    kmeans = KMeans(n_components, n_init=1, random_state=random_state)
+    kmeans.fit(source.filled_rows(column_means))
     means = np.tile(column_means, (n_components, 1))
     fallback = Mixture(
-        weights=np.full(n_components, 1.0 / n_components, dtype=observed.dtype),
+        weights=_uniform_weights(n_components, source.dtype),
         means=means,
-        covariances=family.initial_covariances(observed, means, regularization),
+        covariances=family.initial_covariances(moments, means),
     )
-    return m_step(observed, resp, fallback, family, regularization)
+    statistics = source.reduce(partial(_cluster_statistics, family, kmeans, column_means, fallback))
+    return family.update(statistics, fallback)
 
 
-def normalize_log_prob(weighted_log_prob):
-    """Row-wise log-sum-exp and the normalised probabilities, in one pass.
-
-    With ``m_u = max_j f_uj`` and ``e_uj = exp(f_uj - m_u)`` (so no exponent
-    exceeds 0 and the largest term is 1),
-
-    ``logsumexp_j f_uj = m_u + log sum_j e_uj`` and ``r_uj = e_uj / sum_k e_uk``.
-
-    Responsibilities below the smallest normal float (about 1e-308 in float64)
-    are set to 0: they cannot change any sum of the M-step, and subnormal
-    numbers make the matrix products that use them several times slower.
-
-    Parameters
-    ----------
-    weighted_log_prob : ndarray of shape (n_samples, n_components)
-        ``f_uj``; each row has at least one finite entry. Overwritten.
-
-    Returns
-    -------
-    resp : ndarray of shape (n_samples, n_components)
-        ``r_uj``, in the memory of ``weighted_log_prob``.
-    log_prob_norm : ndarray of shape (n_samples,)
-        ``logsumexp_j f_uj``.
-    """
-    row_max = weighted_log_prob.max(axis=1)
-    weighted_log_prob -= row_max[:, np.newaxis]
-    resp = np.exp(weighted_log_prob, out=weighted_log_prob)
-    row_sum = resp.sum(axis=1)
-    resp /= row_sum[:, np.newaxis]
-    resp[resp < np.finfo(resp.dtype).tiny] = 0.0
-    return resp, row_max + np.log(row_sum)
+def _cluster_statistics(family, kmeans, column_means, mixture, block):
+    """A block's statistics with each row's k-means cluster as its responsibility."""
+    labels = kmeans.predict(block.filled_rows(column_means))
+    resp = np.zeros((block.n_samples, len(mixture.means)), dtype=block.dtype)
+    resp[np.arange(block.n_samples), labels] = 1.0
+    return family.statistics(block, resp, mixture)
 
 
-def e_step(observed, mixture, family):
-    """E-step: responsibilities and per-row log-likelihoods.
-
-    With ``f_uj = log pi_j + log N(x_{u,C_u} | mu_{j,C_u}, Sigma_{j,C_u})``, the
-    log-density of row ``u``'s observed entries under component ``j``,
-
-    ``log p(x_{u,C_u}) = logsumexp_j f_uj`` and ``r_uj = exp(f_uj - log p(x_{u,C_u}))``.
-
-    A component of weight 0 gets ``f_uj = -inf`` and so responsibility 0. A row
-    with no observed entry has ``log p = 0`` and responsibilities ``pi``.
-
-    Returns
-    -------
-    resp : ndarray of shape (n_samples, n_components)
-    log_prob_norm : ndarray of shape (n_samples,)
-    """
-    with np.errstate(divide="ignore"):
-        log_weights = np.log(mixture.weights)
-    weighted_log_prob = family.log_prob(observed, mixture.means, mixture.covariances)
-    weighted_log_prob += log_weights
-    return normalize_log_prob(weighted_log_prob)
-
-
-def draw_components(resp, random_state):
-    """Draw one component per row from its responsibilities, shape ``(n_samples,)``."""
-    cumulative = np.cumsum(resp, axis=1)
-    uniform = random_state.uniform(size=(resp.shape[0], 1)) * cumulative[:, -1:]
-    return np.minimum((cumulative < uniform).sum(axis=1), resp.shape[1] - 1)
-
-
-def estimate_means(value_sums, count_sums, previous_means, prior=None, min_count=1.0):
-    """M-step for the means, one coordinate at a time.
-
-    Without a prior: ``mu_jl = S_jl / W_jl`` where ``W_jl >= min_count``;
-    elsewhere the previous ``mu_jl`` is kept (so a component that sees column
-    ``l`` with less than one row's worth of weight does not move its mean
-    there). With ``prior = (kappa, m)``: the MAP means
-    ``mu_jl = (S_jl + kappa m_l) / (W_jl + kappa)``, which shrink towards ``m``
-    where a component has few observations. ``S`` and ``W`` are
-    :meth:`ObservedEntries.weighted_sums`.
-    """
-    if prior is not None:
-        kappa, prior_means = prior
-        return (value_sums + kappa * prior_means) / (count_sums + kappa)
-    updated = count_sums >= min_count
-    return np.divide(value_sums, count_sums, out=previous_means.copy(), where=updated)
-
-
-def m_step(observed, resp, mixture, family, regularization, prior=None):
-    """M-step: ``pi_j = (1/n) sum_u r_uj``; means and covariances by the family.
-
-    ``prior`` is None or ``(kappa, m)``: the conjugate prior on the means,
-    ``mu_j ~ N(m, Sigma_j / kappa)``, turning the M-step into a MAP step.
-    """
-    weights = resp.sum(axis=0) / observed.n_samples
-    means, covariances = family.m_step(
-        observed, resp, mixture.means, mixture.covariances, regularization, prior
-    )
-    return Mixture(weights, means, covariances)
+_INITIALIZERS = {"random_from_data": initialize_random_from_data, "kmeans": initialize_kmeans}
 
 
 def objective(lower_bound, mixture, family, prior, n_samples):
@@ -227,38 +171,38 @@ def objective(lower_bound, mixture, family, prior, n_samples):
     means divided by ``n_samples`` when there is a prior."""
     if prior is None:
         return lower_bound
-    return lower_bound + family.log_mean_prior(mixture.means, mixture.covariances, prior) / n_samples
+    return lower_bound + family.log_mean_prior(mixture, prior) / n_samples
 
 
 def run_em(
-    observed,
+    source,
     mixture,
     family,
     *,
     max_iter,
     tol,
-    regularization,
     prior=None,
     previous_objective=-np.inf,
     progress=None,
 ):
     """Alternate E- and M-steps from ``mixture`` until the relative change is small.
 
-    Each iteration is an E-step giving the objective ``L_new`` (the mean
+    Each iteration is a fused E-step giving the objective ``L_new`` (the mean
     log-likelihood, plus the scaled log prior of the means under ``prior``)
-    followed by an M-step, the last iteration included. The loop stops after
-    the first E-step with ``L_new - L_old <= tol * |L_new|`` (a relative
-    tolerance), or after ``max_iter`` iterations.
+    and the summed statistics, followed by an update, the last iteration
+    included. The loop stops after the first E-step with
+    ``L_new - L_old <= tol * |L_new|`` (a relative tolerance), or after
+    ``max_iter`` iterations.
     """
     current = previous_objective
     lower_bounds, objectives = [], []
     converged = False
     for n_iter in range(1, max_iter + 1):
         previous = current
-        resp, log_prob_norm = e_step(observed, mixture, family)
-        lower_bound = float(log_prob_norm.mean(dtype=np.float64))
-        current = objective(lower_bound, mixture, family, prior, observed.n_samples)
-        mixture = m_step(observed, resp, mixture, family, regularization, prior)
+        statistics = source.reduce(partial(family.accumulate, mixture=mixture))
+        lower_bound = statistics.log_likelihood / statistics.n_samples
+        current = objective(lower_bound, mixture, family, prior, statistics.n_samples)
+        mixture = family.update(statistics, mixture, prior)
         lower_bounds.append(lower_bound)
         objectives.append(current)
         change = current - previous
@@ -270,11 +214,8 @@ def run_em(
     return EMResult(mixture, lower_bounds[-1], lower_bounds, objectives, n_iter, converged)
 
 
-_INITIALIZERS = {"random_from_data": initialize_random_from_data, "kmeans": initialize_kmeans}
-
-
 def fit_mixture(
-    observed,
+    source,
     family,
     *,
     n_components,
@@ -282,7 +223,6 @@ def fit_mixture(
     n_init,
     max_iter,
     tol,
-    regularization,
     random_state,
     prior=None,
     warm_start=None,
@@ -293,12 +233,11 @@ def fit_mixture(
 
     Parameters
     ----------
-    observed : ObservedEntries
-    family : module
-        The covariance family.
-    regularization : float
-        The family's variance regularisation (see
-        :func:`initialize_random_from_data`).
+    source : data source
+        :class:`~skgmmfill._observed.ObservedEntries` or another object with
+        its ``reduce``, ``dense_rows``, ``filled_rows``, ``n_samples`` and
+        ``dtype``.
+    family : CovarianceFamily
     init_params : {"random_from_data", "kmeans"}
         The initialisation (:func:`initialize_random_from_data` or
         :func:`initialize_kmeans`).
@@ -316,24 +255,21 @@ def fit_mixture(
     EMResult
         The run with the highest final objective.
     """
-    progress = _Progress(verbose, verbose_interval)
+    progress = _Progress(verbose, verbose_interval, max_iter * (1 if warm_start is not None else n_init))
     best = None
     for init in range(1 if warm_start is not None else n_init):
         progress.start(init)
         if warm_start is None:
-            mixture = _INITIALIZERS[init_params](
-                observed, n_components, family, regularization, random_state
-            )
+            mixture = _INITIALIZERS[init_params](source, n_components, family, random_state)
             previous_objective = -np.inf
         else:
             mixture, previous_objective = warm_start
         result = run_em(
-            observed,
+            source,
             mixture,
             family,
             max_iter=max_iter,
             tol=tol,
-            regularization=regularization,
             prior=prior,
             previous_objective=previous_objective,
             progress=progress,
@@ -347,42 +283,61 @@ def fit_mixture(
 class _Progress:
     """Prints EM progress in the manner of scikit-learn's mixtures.
 
-    ``verbose=1`` names each initialisation and every ``verbose_interval``-th
-    iteration; ``verbose>=2`` adds, for each such iteration, the time since the
-    last line, the change in mean log-likelihood and the mean log-likelihood.
+    ``verbose=1`` names each initialisation and prints every
+    ``verbose_interval``-th iteration with its mean log-likelihood and the
+    time per iteration; ``verbose>=2`` also prints the change in the
+    objective and the time since the last line. Silent or not, a fit whose
+    first iteration is slow says so with a warning giving the time per
+    iteration and the most the fit can take, rather than going quiet for
+    minutes.
     """
 
-    def __init__(self, verbose, interval):
+    slow_iteration_seconds = 20.0
+
+    def __init__(self, verbose, interval, max_iterations):
         self.verbose = verbose
         self.interval = interval
+        self.max_iterations = max_iterations
+        self._warned = False
 
     def start(self, init):
+        self._init_start = self._iter_start = time.perf_counter()
+        self._iter_count = 0
         if self.verbose:
             print(f"Initialization {init}")
-            self._init_start = self._iter_start = time.perf_counter()
 
     def iteration(self, n_iter, change, lower_bound):
-        if self.verbose and n_iter % self.interval == 0:
-            if self.verbose == 1:
-                print(f"  Iteration {n_iter}")
-            else:
-                now = time.perf_counter()
-                print(
-                    f"  Iteration {n_iter}\t time lapse {now - self._iter_start:.5f}s"
-                    f"\t ll change {change:.5g}\t lower bound {lower_bound:.8g}",
-                    flush=True,
-                )
-                self._iter_start = now
+        now = time.perf_counter()
+        self._iter_count += 1
+        per_iteration = (now - self._init_start) / self._iter_count
+        if not self._warned and not self.verbose and per_iteration > self.slow_iteration_seconds:
+            self._warned = True
+            warnings.warn(
+                f"One EM iteration took {per_iteration:.0f} s; up to {self.max_iterations} "
+                f"iterations (max_iter x n_init) may take {per_iteration * self.max_iterations / 60:.0f} "
+                "min. Pass verbose=1 to follow the progress, or reduce max_iter, n_init or the "
+                "number of features.",
+                UserWarning,
+                stacklevel=5,
+            )
+        if not self.verbose or n_iter % self.interval:
+            return
+        if self.verbose == 1:
+            print(f"  Iteration {n_iter}\t lower bound {lower_bound:.8g}\t {per_iteration:.3g} s/iter", flush=True)
+        else:
+            print(
+                f"  Iteration {n_iter}\t time lapse {now - self._iter_start:.5f}s"
+                f"\t ll change {change:.5g}\t lower bound {lower_bound:.8g}",
+                flush=True,
+            )
+            self._iter_start = now
 
     def end(self, result):
         if not self.verbose:
             return
         status = "converged" if result.converged else "did not converge"
-        if self.verbose == 1:
-            print(f"Initialization {status}.")
-        else:
-            elapsed = time.perf_counter() - self._init_start
-            print(
-                f"Initialization {status}. time lapse {elapsed:.5f}s"
-                f"\t lower bound {result.objectives[-1]:.5f}."
-            )
+        elapsed = time.perf_counter() - self._init_start
+        print(
+            f"Initialization {status}. time lapse {elapsed:.5f}s"
+            f"\t lower bound {result.objectives[-1]:.5f}."
+        )

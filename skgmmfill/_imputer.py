@@ -17,12 +17,16 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import _diag, _full, _spherical
-from ._biases import fit_offsets, row_offsets_given
-from ._em import Mixture, e_step, fit_mixture
+from ._biases import remove_offsets
+from ._diag import DiagCovariance
+from ._em import fit_mixture, prepare
+from ._family import Mixture
+from ._full import FullCovariance
 from ._observed import ObservedEntries
+from ._spherical import SphericalCovariance
 
-_COVARIANCE_FAMILIES = {"spherical": _spherical, "diag": _diag, "full": _full}
+FAMILIES = {family.name: family for family in (SphericalCovariance, DiagCovariance, FullCovariance)}
+"""The covariance families by ``covariance_type``; a new family is added here."""
 
 # Largest dense array that transform returns for sparse input, and the size of
 # the dense blocks that predict_entries and recommend work in (entries).
@@ -279,7 +283,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
-        "covariance_type": [StrOptions(set(_COVARIANCE_FAMILIES))],
+        "covariance_type": [StrOptions(set(FAMILIES))],
         "missing_values": [Real],
         "init_params": [StrOptions({"random_from_data", "kmeans"})],
         "n_init": [Interval(Integral, 1, None, closed="left")],
@@ -418,15 +422,12 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
             observed = ObservedEntries.from_dense(X, keep)
         if not self.biases:
             return observed, None
-        row_offsets = self.global_mean_ + row_offsets_given(
-            observed, self.global_mean_, self.column_offsets_, self.bias_shrinkage
-        )
-        return observed.shifted(row_offsets, self.column_offsets_), row_offsets
+        return remove_offsets(self.global_mean_, self.column_offsets_, self.bias_shrinkage, observed)
 
     def _posterior(self, X, missing):
         """Observed entries, row offsets, responsibilities and per-row log-likelihoods."""
         observed, row_offsets = self._observed_entries(X, missing)
-        resp, log_prob_norm = e_step(observed, self._mixture, self._family)
+        resp, log_prob_norm = self._fitted_family.posterior(observed, self._mixture)
         return observed, row_offsets, resp, log_prob_norm
 
     def _add_offsets(self, predictions, row_offsets, rows=slice(None), cols=slice(None)):
@@ -441,11 +442,9 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
 
     @property
     def _family(self):
-        return _COVARIANCE_FAMILIES[self.covariance_type]
-
-    @property
-    def _regularization(self):
-        return self.reg_covar if self.covariance_type == "full" else self.min_variance
+        """The covariance family, holding the hyperparameters it names."""
+        family = FAMILIES[self.covariance_type]
+        return family(**{name: getattr(self, name) for name in family.hyperparameters})
 
     def _limits(self, n_features):
         """``min_value`` and ``max_value`` as arrays of shape ``(n_features,)``."""
@@ -502,36 +501,48 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
                 "warm_start=True needs the same n_components as the fitted model "
                 f"({self.means_.shape[0]}), got {self.n_components}."
             )
-        if warm and self._fitted_covariance_type != self.covariance_type:
+        if warm and self._fitted_family.name != self.covariance_type:
             raise ValueError(
                 "warm_start=True needs the same covariance_type as the fitted model "
-                f"({self._fitted_covariance_type!r}), got {self.covariance_type!r}."
+                f"({self._fitted_family.name!r}), got {self.covariance_type!r}."
             )
         self._limits(X.shape[1])
+        family = self._family
         if missing is None:
-            if self.covariance_type == "full":
+            if not family.supports_sparse:
                 raise ValueError(
-                    "covariance_type='full' needs dense input: pass X as a dense "
-                    "array, or use covariance_type='diag' or 'spherical' for sparse data."
+                    f"covariance_type={self.covariance_type!r} needs dense input: pass X as a "
+                    "dense array, or use one of "
+                    f"{sorted(name for name, f in FAMILIES.items() if f.supports_sparse)} for sparse data."
                 )
             observed = ObservedEntries.from_sparse(X)
         else:
             observed = ObservedEntries.from_dense(X, ~missing)
-        empty_features = ~observed.observed_features()
+        prepared = prepare(
+            observed,
+            biases=self.biases,
+            bias_shrinkage=self.bias_shrinkage,
+            mean_precision_prior=self.mean_precision_prior,
+        )
         if self.biases:
-            self.global_mean_, row_offsets, self.column_offsets_ = fit_offsets(
-                observed, self.bias_shrinkage
-            )
-            observed = observed.shifted(self.global_mean_ + row_offsets, self.column_offsets_)
-        prior = None
-        if self.mean_precision_prior is not None:
-            counts = observed.column_counts()
-            self.mean_prior_ = np.zeros(X.shape[1], dtype=X.dtype)
-            if not self.biases:  # residuals have mean 0 under the bias model
-                np.divide(observed.column_sums(), counts, out=self.mean_prior_, where=counts > 0)
-            prior = (self.mean_precision_prior, self.mean_prior_)
+            self.global_mean_, self.column_offsets_ = prepared.offsets
+        if prepared.prior is not None:
+            self.mean_prior_ = prepared.prior[1]
         try:
-            result = self._fit_mixture(observed, prior, warm)
+            result = fit_mixture(
+                prepared.source,
+                family,
+                n_components=self.n_components,
+                init_params=self.init_params,
+                n_init=self.n_init,
+                max_iter=self.max_iter,
+                tol=self.tol,
+                random_state=check_random_state(self.random_state),
+                prior=prepared.prior,
+                warm_start=(self._mixture, self.map_objectives_[-1]) if warm else None,
+                verbose=self.verbose,
+                verbose_interval=self.verbose_interval,
+            )
         except np.linalg.LinAlgError as error:
             raise ValueError(
                 "Fitting the mixture failed because a covariance is not positive "
@@ -550,27 +561,10 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         self.lower_bound_ = result.lower_bound
         self.lower_bounds_ = result.lower_bounds
         self.map_objectives_ = result.objectives
-        self._empty_features = empty_features
-        self._fitted_covariance_type = self.covariance_type
+        self._empty_features = prepared.moments.counts == 0
+        self._fitted_family = family
         self._sampling_random_state = check_random_state(self.random_state)
         return self
-
-    def _fit_mixture(self, observed, prior, warm):
-        return fit_mixture(
-            observed,
-            self._family,
-            n_components=self.n_components,
-            init_params=self.init_params,
-            n_init=self.n_init,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            regularization=self._regularization,
-            random_state=check_random_state(self.random_state),
-            prior=prior,
-            warm_start=(self._mixture, self.map_objectives_[-1]) if warm else None,
-            verbose=self.verbose,
-            verbose_interval=self.verbose_interval,
-        )
 
     # ---------------------------------------------------------------- methods
 
@@ -600,13 +594,10 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
             ``keep_empty_features`` (then they are filled with 0, clipped).
         """
         X, missing, observed, row_offsets, resp = self._dense_output_posterior(X)
-        parameters = self._mixture[1:]
         if self.sample_posterior:
-            imputed = self._family.sample(
-                observed, resp, *parameters, self._sampling_random_state
-            )
+            imputed = self._fitted_family.sample(observed, resp, self._mixture, self._sampling_random_state)
         else:
-            imputed = self._family.impute(observed, resp, *parameters)
+            imputed = self._fitted_family.impute(observed, resp, self._mixture)
         self._add_offsets(imputed, row_offsets)
         imputed[:, self._empty_features] = 0.0
         np.clip(imputed, *self._limits(X.shape[1]), out=imputed)
@@ -634,7 +625,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
             empty during ``fit``. Aligned with the output of :meth:`transform`.
         """
         X, missing, observed, _, resp = self._dense_output_posterior(X)
-        variance = self._family.predictive_variance(observed, resp, *self._mixture[1:])
+        variance = self._fitted_family.predictive_variance(observed, resp, self._mixture)
         std = np.sqrt(variance, out=variance)
         std[:, self._empty_features] = 0.0
         return self._with_observed_entries(X, missing, std, 0.0)
@@ -698,7 +689,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         values = np.empty(rows.shape, dtype=X.dtype)
         for batch in _batches(len(rows), _BATCH_ENTRIES // max(1, self.n_components)):
             r, c = rows[batch], cols[batch]
-            predicted = self._family.impute_entries(observed, resp, *self._mixture[1:], r, c)
+            predicted = self._fitted_family.impute_entries(observed, resp, self._mixture, r, c)
             self._add_offsets(predicted, row_offsets, r, c)
             predicted[self._empty_features[c]] = 0.0
             np.clip(predicted, low[c], high[c], out=predicted)
@@ -750,8 +741,9 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         columns = np.empty((X.shape[0], n), dtype=np.intp)
         for batch in _batches(X.shape[0], _BATCH_ENTRIES // X.shape[1]):
             block = observed.row_block(batch.start, batch.stop)
-            resp, _ = e_step(block, self._mixture, self._family)
-            scores = self._family.impute(block, resp, *self._mixture[1:])
+            family = self._fitted_family
+            resp, _ = family.posterior(block, self._mixture)
+            scores = family.impute(block, resp, self._mixture)
             self._add_offsets(scores, row_offsets, batch)
             np.clip(scores, *limits, out=scores)
             if missing is None:
@@ -829,7 +821,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
 
     def _n_parameters(self):
         n_features = self.means_.shape[1]
-        n_parameters = self._family.n_parameters(self.n_components, n_features)
+        n_parameters = self._fitted_family.n_parameters(self.n_components, n_features)
         n_parameters += self.n_components - 1
         if self.biases:  # b and the column offsets; row offsets are per-row like responsibilities
             n_parameters += 1 + n_features
@@ -893,7 +885,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = _is_nan(self.missing_values)
-        tags.input_tags.sparse = self.covariance_type != "full"
+        tags.input_tags.sparse = FAMILIES[self.covariance_type].supports_sparse
         tags.non_deterministic = self.sample_posterior
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags

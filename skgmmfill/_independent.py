@@ -1,76 +1,97 @@
-"""Predictions shared by the families whose components are independent across
-features (spherical and diag): given a component, the missing coordinates of a
-row are independent of its observed ones, so the conditional distribution of
-``x_ul`` under component ``j`` is just ``N(mu_jl, v_jl)``.
+"""What the families with independent features (spherical and diag) share.
 
-Each function takes ``feature_variances``, the ``(n_components, n_features)``
-array ``v_jl`` of the family.
+Given a component, the missing coordinates of a row are then independent of
+its observed ones, so the conditional distribution of ``x_ul`` under
+component ``j`` is just ``N(mu_jl, v_jl)``: predictions need only the
+``(K, d)`` array ``v_jl`` of :meth:`IndependentFeatures.feature_variances`.
+Their statistics are the same responsibility-weighted sums of the observed
+values, counts and squares, all matrix products with the observed entries.
 """
+
+from dataclasses import dataclass
 
 import numpy as np
 
-from ._em import draw_components
+from ._family import CovarianceFamily, Statistics, draw_components
 
 
-def impute(resp, means):
-    """``x_hat_ul = E[x_ul | x_{u,C_u}] = sum_j r_uj mu_jl``, shape ``(n, d)``."""
-    return resp @ means
+@dataclass(frozen=True)
+class IndependentStatistics(Statistics):
+    """Sums for spherical and diag components.
 
-
-def impute_entries(resp, means, rows, cols):
-    """``x_hat_ul`` at the entries ``(rows[i], cols[i])`` only."""
-    return np.einsum("ij,ij->i", resp[rows], means.T[cols])
-
-
-def predictive_variance(resp, means, feature_variances):
-    """``Var[x_ul | x_{u,C_u}]`` for every entry, shape ``(n, d)``.
-
-    By the law of total variance over the components,
-    ``Var = sum_j r_uj (v_jl + mu_jl^2) - x_hat_ul^2``, clipped at 0 against
-    rounding.
-    """
-    second_moment = resp @ (feature_variances + means**2)
-    second_moment -= impute(resp, means) ** 2
-    return np.maximum(second_moment, 0.0, out=second_moment)
-
-
-def sample(resp, means, feature_variances, random_state):
-    """One draw of every entry from the posterior predictive distribution.
-
-    For each row a component ``z_u`` is drawn from ``r_u.``, then every
-    coordinate from ``N(mu_{z_u, l}, v_{z_u, l})``.
-    """
-    components = draw_components(resp, random_state)
-    noise = random_state.standard_normal(size=(resp.shape[0], means.shape[1]))
-    return means[components] + np.sqrt(feature_variances[components]) * noise.astype(means.dtype)
-
-
-def predictions(feature_variances):
-    """The prediction functions of a family, with the family's signatures.
-
-    Parameters
+    Attributes
     ----------
-    feature_variances : callable
-        ``feature_variances(covariances, n_features) -> (K, d) array``.
-
-    Returns
-    -------
-    impute, impute_entries, predictive_variance, sample : callables
-        Taking ``(observed, resp, means, covariances, ...)`` like every family.
+    value_sums : ndarray of shape (K, d)
+        ``S_jl = sum_u r_uj m_ul x_ul``.
+    count_sums : ndarray of shape (K, d)
+        ``W_jl = sum_u r_uj m_ul``.
+    squared_sums : ndarray of shape (K, d), or (K,) for spherical
+        ``Q_jl = sum_u r_uj m_ul x_ul**2`` (spherical needs only its sum over
+        ``l``, one product cheaper on sparse data).
     """
 
-    def family_impute(observed, resp, means, covariances):
-        return impute(resp, means)
+    value_sums: np.ndarray
+    count_sums: np.ndarray
+    squared_sums: np.ndarray
 
-    def family_impute_entries(observed, resp, means, covariances, rows, cols):
-        return impute_entries(resp, means, rows, cols)
 
-    def family_predictive_variance(observed, resp, means, covariances):
-        variances = feature_variances(covariances, means.shape[1])
-        return predictive_variance(resp, means, variances)
+@dataclass(frozen=True)
+class IndependentFeatures(CovarianceFamily):
+    """Base of the families whose components have diagonal covariances.
 
-    def family_sample(observed, resp, means, covariances, random_state):
-        variances = feature_variances(covariances, means.shape[1])
-        return sample(resp, means, variances, random_state)
+    Attributes
+    ----------
+    min_variance : float
+        Floor on every variance, at initialisation and after each update; it
+        keeps components that collapse onto a single row finite.
+    """
 
-    return family_impute, family_impute_entries, family_predictive_variance, family_sample
+    min_variance: float = 0.25
+    hyperparameters = ("min_variance",)
+
+    def feature_variances(self, covariances, n_features):
+        """The variance ``v_jl`` of every feature under every component, ``(K, d)``."""
+        raise NotImplementedError
+
+    def dense_covariances(self, covariances, n_features):
+        variances = self.feature_variances(covariances, n_features)
+        return variances[:, :, np.newaxis] * np.eye(n_features)
+
+    def statistics(self, observed, resp, mixture):
+        value_sums, count_sums = observed.weighted_sums(resp)
+        return IndependentStatistics(
+            n_samples=observed.n_samples,
+            log_likelihood=0.0,
+            resp_sums=resp.sum(axis=0),
+            value_sums=value_sums,
+            count_sums=count_sums,
+            squared_sums=self._squared_sums(observed, resp),
+        )
+
+    def _squared_sums(self, observed, resp):
+        return observed.weighted_squared_sums(resp)
+
+    def impute(self, observed, resp, mixture):
+        return resp @ mixture.means
+
+    def impute_entries(self, observed, resp, mixture, rows, cols):
+        return np.einsum("ij,ij->i", resp[rows], mixture.means.T[cols])
+
+    def predictive_variance(self, observed, resp, mixture):
+        """``sum_j r_uj (v_jl + mu_jl^2) - x_hat_ul^2``, clipped at 0 against rounding.
+
+        Computed for every entry; the caller zeroes the observed ones.
+        """
+        means = mixture.means
+        variances = self.feature_variances(mixture.covariances, means.shape[1])
+        second_moment = resp @ (variances + means**2)
+        second_moment -= (resp @ means) ** 2
+        return np.maximum(second_moment, 0.0, out=second_moment)
+
+    def sample(self, observed, resp, mixture, random_state):
+        """A component ``z_u`` per row, then every coordinate from ``N(mu_{z_u l}, v_{z_u l})``."""
+        means = mixture.means
+        variances = self.feature_variances(mixture.covariances, means.shape[1])
+        components = draw_components(resp, random_state)
+        noise = random_state.standard_normal(size=(resp.shape[0], means.shape[1]))
+        return means[components] + np.sqrt(variances[components]) * noise.astype(means.dtype)

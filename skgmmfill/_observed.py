@@ -12,11 +12,52 @@ family written against this class runs unchanged on both representations:
   ``n_samples x n_features`` is ever allocated.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
+
+
+@dataclass(frozen=True)
+class Sums:
+    """Named sums over rows that add field by field: ``a + b`` sums every field.
+
+    The statistics of a block of rows are a subclass; the EM driver adds
+    those of all blocks, in whatever order a backend produces them.
+    """
+
+    def __add__(self, other):
+        return type(self)(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+
+
+@dataclass(frozen=True)
+class DataMoments(Sums):
+    """Per-feature sums of the stored values, missing entries counting as 0.
+
+    What initialisations, the prior's centre and the offsets need from the
+    data; additive over row blocks. ``gram`` (``values^T values``) is formed
+    only when asked for (the full family's initial covariances).
+
+    Attributes
+    ----------
+    n_samples : int
+    counts : ndarray of shape (n_features,)
+        Observed entries per feature.
+    sums, squared_sums : ndarray of shape (n_features,)
+        ``sum_u m_ul x_ul`` and ``sum_u m_ul x_ul**2``.
+    gram : ndarray of shape (n_features, n_features) or 0.0
+    """
+
+    n_samples: int
+    counts: np.ndarray
+    sums: np.ndarray
+    squared_sums: np.ndarray
+    gram: object = 0.0
+
+    def column_means(self, empty=0.0):
+        """Mean of each feature's observed entries (``empty`` where none is observed)."""
+        return np.divide(self.sums, self.counts, out=np.full(len(self.sums), empty), where=self.counts > 0)
 
 
 @dataclass(frozen=True)
@@ -119,6 +160,45 @@ class ObservedEntries:
             ),
         )
 
+    # -- the data source protocol of the EM driver (one block: all the rows) --
+
+    def reduce(self, function):
+        """``function(block)`` summed over the row blocks; in memory, one block.
+
+        The EM driver reads data only through :meth:`reduce`, :meth:`map`,
+        :meth:`dense_rows` and :meth:`filled_rows`, so a backend holding the
+        rows elsewhere (several blocks, a cluster) provides the same four.
+        """
+        return function(self)
+
+    def map(self, function):
+        """The data source with every block replaced by ``function(block)``."""
+        return function(self)
+
+    def moments(self, with_gram=False):
+        """The :class:`DataMoments` of these rows."""
+        return DataMoments(
+            n_samples=self.n_samples,
+            counts=self.column_counts(),
+            sums=self.column_sums(),
+            squared_sums=self.column_sums(squared=True),
+            gram=self.values.T @ self.values if with_gram else 0.0,
+        )
+
+    def filled_rows(self, column_means):
+        """The rows with missing entries replaced by ``column_means`` (dense),
+        or left as 0 (sparse, which filling would densify), for k-means."""
+        if self.is_sparse:
+            rows = self.values
+            if rows.nnz < np.iinfo(np.int32).max and rows.indices.dtype != np.int32:
+                # KMeans takes only 32-bit sparse indices
+                rows = sp.csr_array(
+                    (rows.data, rows.indices.astype(np.int32), rows.indptr.astype(np.int32)),
+                    shape=rows.shape,
+                )
+            return rows
+        return self.values + (1 - self.mask) * column_means
+
     @property
     def is_sparse(self):
         return sp.issparse(self.values)
@@ -147,25 +227,21 @@ class ObservedEntries:
         return self.values**2
 
     @cached_property
-    def patterns(self):
-        """Rows grouped by their set of observed columns (dense data only).
+    def pattern_labels(self):
+        """Rows labelled by their set of observed columns (dense data only).
 
         Returns
         -------
-        patterns : list of (observed_columns, rows)
-            One pair per distinct missingness pattern: the indices of the
-            observed columns and of the rows that have exactly those.
+        labels : ndarray of int, shape (n_samples,)
+            The same label for rows with the same missingness pattern.
+        counts : ndarray of int, shape (n_patterns,)
+            The number of rows with each label.
         """
         if self.is_sparse:
             raise TypeError("missingness patterns are only formed for dense data")
         keys = np.packbits(self.mask != 0, axis=1)
-        _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
-        order = np.argsort(inverse.ravel(), kind="stable")
-        bounds = np.cumsum(np.bincount(inverse.ravel()))[:-1]
-        return [
-            (np.flatnonzero(self.mask[first[k]]), rows)
-            for k, rows in enumerate(np.split(order, bounds))
-        ]
+        _, labels, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
+        return labels.ravel(), counts
 
     def row_products(self, value_coefs, mask_coefs, squared_coefs=None):
         """``values @ value_coefs.T + mask @ mask_coefs.T [+ squared_values @ squared_coefs.T]``.

@@ -50,7 +50,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from . import _full
+from ._family import Mixture, log_weights
+from ._full import FullCovariance
 from ._imputer import MaskedGaussianMixtureImputer
 from ._observed import ObservedEntries
 
@@ -403,9 +404,8 @@ def _patch_stage(patches, prior, beta):
     centred = patches - offsets
     noisy_covariances = covariances + np.eye(n_features) / beta
     everything = ObservedEntries.from_dense(centred, np.ones(centred.shape, dtype=bool))
-    with np.errstate(divide="ignore"):  # a component of weight 0 is never chosen
-        log_weights = np.log(mixture.weights_)
-    log_prob = _full.log_prob(everything, means, noisy_covariances) + log_weights
+    noisy = Mixture(mixture.weights_, means, noisy_covariances)
+    log_prob = FullCovariance().log_prob(everything, noisy) + log_weights(mixture.weights_)
     components = np.argmax(log_prob, axis=1)
     estimates = np.empty_like(centred)
     for k in np.unique(components):

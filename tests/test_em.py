@@ -1,12 +1,16 @@
-"""The EM driver's pure functions, on the course test pair (test_solutions.txt)."""
+"""The EM driver and the shared kernels, on the course test pair (test_solutions.txt)."""
 
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from reference_figures import COURSE_TEST_FIRST_ESTEP_LL, PRINTED_ATOL, load_course_solutions
-from skgmmfill import _em, _spherical
+from skgmmfill import _em
+from skgmmfill._family import Mixture, estimate_means, normalize_log_prob
 from skgmmfill._observed import ObservedEntries
+from skgmmfill._spherical import SphericalCovariance
+
+COURSE = SphericalCovariance(min_variance=0.25)
 
 
 @pytest.fixture
@@ -17,9 +21,7 @@ def course_observed(course_test):
 
 def test_initialization_draws_the_course_rows(course_observed):
     expected = load_course_solutions()["Input:"]
-    mixture = _em.initialize_random_from_data(
-        course_observed, 4, _spherical, 0.25, np.random.RandomState(0)
-    )
+    mixture = _em.initialize_random_from_data(course_observed, 4, COURSE, np.random.RandomState(0))
     assert_array_equal(mixture.means, expected["Mu"])
     assert_allclose(mixture.covariances, expected["Var"], atol=PRINTED_ATOL)
     assert_array_equal(mixture.weights, expected["P"])
@@ -27,36 +29,32 @@ def test_initialization_draws_the_course_rows(course_observed):
 
 def test_first_e_step(course_observed):
     expected = load_course_solutions()["After first E-step:"]
-    mixture = _em.initialize_random_from_data(
-        course_observed, 4, _spherical, 0.25, np.random.RandomState(0)
-    )
-    resp, log_prob_norm = _em.e_step(course_observed, mixture, _spherical)
+    mixture = _em.initialize_random_from_data(course_observed, 4, COURSE, np.random.RandomState(0))
+    resp, log_prob_norm = COURSE.posterior(course_observed, mixture)
     assert_allclose(resp, expected["post"], atol=PRINTED_ATOL)
     assert log_prob_norm.sum() == pytest.approx(COURSE_TEST_FIRST_ESTEP_LL, rel=1e-14)
 
 
 def test_first_m_step(course_observed):
     expected = load_course_solutions()["After first M-step:"]
-    mixture = _em.initialize_random_from_data(
-        course_observed, 4, _spherical, 0.25, np.random.RandomState(0)
-    )
-    resp, _ = _em.e_step(course_observed, mixture, _spherical)
-    mixture = _em.m_step(course_observed, resp, mixture, _spherical, 0.25)
+    mixture = _em.initialize_random_from_data(course_observed, 4, COURSE, np.random.RandomState(0))
+    resp, _ = COURSE.posterior(course_observed, mixture)
+    mixture = COURSE.update(COURSE.statistics(course_observed, resp, mixture), mixture)
     assert_allclose(mixture.means, expected["Mu"], atol=PRINTED_ATOL)
     assert_allclose(mixture.covariances, expected["Var"], atol=PRINTED_ATOL)
     assert_allclose(mixture.weights, expected["P"], atol=PRINTED_ATOL)
 
 
 def test_zero_weight_component_gets_no_responsibility(course_observed):
-    mixture = _em.Mixture(
+    mixture = Mixture(
         weights=np.array([0.5, 0.5, 0.0]),
         means=np.full((3, 5), 3.0),
         covariances=np.ones(3),
     )
-    resp, log_prob_norm = _em.e_step(course_observed, mixture, _spherical)
+    resp, log_prob_norm = COURSE.posterior(course_observed, mixture)
     assert_array_equal(resp[:, 2], 0.0)
     assert np.isfinite(log_prob_norm).all()
-    new = _em.m_step(course_observed, resp, mixture, _spherical, 0.25)
+    new = COURSE.update(COURSE.statistics(course_observed, resp, mixture), mixture)
     assert new.weights[2] == 0.0
     assert np.isfinite(new.means).all() and np.isfinite(new.covariances).all()
 
@@ -65,15 +63,13 @@ def test_estimate_means_keeps_coordinates_below_the_minimum_count():
     value_sums = np.array([[2.0, 3.0]])
     count_sums = np.array([[1.0, 0.5]])
     previous = np.array([[9.0, 9.0]])
-    assert_array_equal(_em.estimate_means(value_sums, count_sums, previous), [[2.0, 9.0]])
+    assert_array_equal(estimate_means(value_sums, count_sums, previous), [[2.0, 9.0]])
     assert_array_equal(previous, [[9.0, 9.0]])
 
 
 def test_run_em_stops_on_the_relative_rule(course_observed):
-    mixture = _em.initialize_random_from_data(
-        course_observed, 4, _spherical, 0.25, np.random.RandomState(0)
-    )
-    result = _em.run_em(course_observed, mixture, _spherical, max_iter=1000, tol=1e-6, regularization=0.25)
+    mixture = _em.initialize_random_from_data(course_observed, 4, COURSE, np.random.RandomState(0))
+    result = _em.run_em(course_observed, mixture, COURSE, max_iter=1000, tol=1e-6)
     history = np.array(result.lower_bounds)
     assert result.converged and result.n_iter == len(history) == 20
     changes = np.diff(history)
@@ -82,16 +78,16 @@ def test_run_em_stops_on_the_relative_rule(course_observed):
 
 
 def test_fit_mixture_draws_each_initialisation_from_one_random_state(course_observed):
-    kwargs = dict(n_components=4, max_iter=1000, tol=1e-6, regularization=0.25)
-    best = _em.fit_mixture(course_observed, _spherical, n_init=3, random_state=np.random.RandomState(0), **kwargs)
+    kwargs = dict(n_components=4, max_iter=1000, tol=1e-6)
+    best = _em.fit_mixture(course_observed, COURSE, n_init=3, random_state=np.random.RandomState(0), **kwargs)
     rng = np.random.RandomState(0)
-    runs = [_em.fit_mixture(course_observed, _spherical, n_init=1, random_state=rng, **kwargs) for _ in range(3)]
+    runs = [_em.fit_mixture(course_observed, COURSE, n_init=1, random_state=rng, **kwargs) for _ in range(3)]
     assert best.lower_bound == max(run.lower_bound for run in runs)
 
 
 def test_normalize_log_prob_is_a_stable_logsumexp():
     f = np.array([[-1000.0, -1001.0, -np.inf], [3.0, 2.0, 1.0], [0.0, -np.inf, -np.inf]])
-    resp, log_prob_norm = _em.normalize_log_prob(f.copy())
+    resp, log_prob_norm = normalize_log_prob(f.copy())
     sigmoid_1 = 1.0 / (1.0 + np.exp(-1.0))
     softmax = np.exp([2.0, 1.0, 0.0]) / np.exp([2.0, 1.0, 0.0]).sum()
     assert_allclose(resp, [[sigmoid_1, 1 - sigmoid_1, 0.0], softmax, [1.0, 0.0, 0.0]], rtol=1e-15)
@@ -103,7 +99,7 @@ def test_normalize_log_prob_is_a_stable_logsumexp():
 
 
 def test_normalize_log_prob_flushes_subnormal_responsibilities():
-    resp, log_prob_norm = _em.normalize_log_prob(np.array([[0.0, -720.0]]))
+    resp, log_prob_norm = normalize_log_prob(np.array([[0.0, -720.0]]))
     assert np.exp(-720.0) < np.finfo(float).tiny  # would be subnormal
     assert_array_equal(resp, [[1.0, 0.0]])
     assert log_prob_norm[0] == pytest.approx(0.0, abs=1e-300)

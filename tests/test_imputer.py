@@ -4,6 +4,7 @@ import pickle
 import re
 
 import numpy as np
+import scipy.sparse as sp
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
@@ -292,3 +293,46 @@ def test_unfitted_methods_raise(X_nan):
 def test_invalid_parameters(X_nan, params):
     with pytest.raises(InvalidParameterError):
         MaskedGaussianMixtureImputer(**params).fit(X_nan)
+
+
+# ------------------------------------------------------- per covariance type
+
+
+@pytest.mark.parametrize(
+    "covariance_type, shape, n_parameters",
+    [("spherical", (3,), 3 * 4 + 3), ("diag", (3, 4), 2 * 3 * 4), ("full", (3, 4, 4), 3 * (4 + 10))],
+)
+def test_shapes_and_parameter_counts(X_nan, covariance_type, shape, n_parameters):
+    imputer = MaskedGaussianMixtureImputer(3, covariance_type=covariance_type, random_state=0)
+    imputer.fit(X_nan)
+    assert imputer.covariances_.shape == shape
+    assert imputer._n_parameters() == n_parameters + 2
+    log_likelihood = imputer.score(X_nan) * 60
+    assert imputer.bic(X_nan) == pytest.approx(-2 * log_likelihood + (n_parameters + 2) * np.log(60))
+    X_filled = imputer.transform(X_nan)
+    assert np.isfinite(X_filled).all()
+    assert_array_equal(X_filled[~np.isnan(X_nan)], X_nan[~np.isnan(X_nan)])
+
+
+def test_full_refuses_sparse_input():
+    X = sp.csr_array(np.eye(4))
+    with pytest.raises(ValueError, match="needs dense input"):
+        MaskedGaussianMixtureImputer(covariance_type="full").fit(X)
+
+
+def test_warm_start_needs_the_same_covariance_type(X_nan):
+    imputer = MaskedGaussianMixtureImputer(2, random_state=0, warm_start=True).fit(X_nan)
+    with pytest.raises(ValueError, match="same covariance_type"):
+        imputer.set_params(covariance_type="diag").fit(X_nan)
+
+
+@pytest.mark.parametrize("covariance_type", ["spherical", "diag"])
+def test_kmeans_init_works_on_sparse_input(covariance_type):
+    rng = np.random.RandomState(0)
+    X = sp.random_array((100, 20), density=0.3, random_state=rng, format="csr")
+    imputer = MaskedGaussianMixtureImputer(
+        3, covariance_type=covariance_type, init_params="kmeans", random_state=0
+    ).fit(X)
+    assert np.isfinite(imputer.means_).all() and imputer.converged_
+
+

@@ -51,12 +51,21 @@ def test_strong_prior_pins_the_means_to_the_column_means(X_nan, covariance_type)
 def test_offsets_match_the_direct_formulas(ratings):
     observed = ~np.isnan(ratings)
     entries = ObservedEntries.from_dense(ratings, observed)
-    b, r, c = _biases.fit_offsets(entries, shrinkage=4.0)
+    b, c = _biases.fit_offsets(entries, entries.moments(), shrinkage=4.0)
     assert b == pytest.approx(np.nanmean(ratings))
-    # At the fixed point of the last pass: r from c exactly, c from the r before it.
+    # r from c exactly (the row offsets follow from each row's own entries).
+    residuals, row_offsets = _biases.remove_offsets(b, c, 4.0, entries)
     expected_r = np.nansum(ratings - b - c, axis=1) / (observed.sum(1) + 4.0)
-    assert_allclose(r, expected_r, rtol=1e-12)
-    b0, r0, c0 = _biases.fit_offsets(entries, shrinkage=0.0)
+    assert_allclose(row_offsets - b, expected_r, rtol=1e-12)
+    assert_allclose(residuals.values, np.where(observed, ratings - b - expected_r[:, None] - c, 0.0), atol=1e-12)
+    # c from the r of the pass before it: the alternation written out directly.
+    r, direct_c = np.zeros(len(ratings)), None
+    for _ in range(_biases.N_PASSES):
+        direct_c = np.nansum(ratings - b - r[:, None], axis=0) / (observed.sum(0) + 4.0)
+        r = np.nansum(ratings - b - direct_c, axis=1) / (observed.sum(1) + 4.0)
+    assert_allclose(c, direct_c, rtol=1e-12)
+    b0, c0 = _biases.fit_offsets(entries, entries.moments(), shrinkage=0.0)
+    r0 = _biases.remove_offsets(b0, c0, 0.0, entries)[1] - b0
     assert abs(np.nanmean(ratings - b0 - r0[:, None] - c0)) < 0.05  # near-unbiased fit
 
 

@@ -9,7 +9,9 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.experimental import enable_iterative_imputer  # noqa: F401
 from sklearn.impute import IterativeImputer
 
-from skgmmfill import MaskedGaussianMixtureImputer, _em, _full
+from skgmmfill import MaskedGaussianMixtureImputer
+from skgmmfill._family import Mixture
+from skgmmfill._full import FullCovariance
 from skgmmfill._observed import ObservedEntries
 from skgmmfill.datasets import make_incomplete_mixture
 from skgmmfill.metrics import rmse
@@ -24,7 +26,7 @@ def synthetic():
     X, X_missing, parameters = make_incomplete_mixture(
         N_SAMPLES, N_FEATURES, weights=TRUE_WEIGHTS, missing_fraction=MISSING_FRACTION, random_state=0
     )
-    truth = _em.Mixture(parameters["weights"], parameters["means"], parameters["covariances"])
+    truth = Mixture(parameters["weights"], parameters["means"], parameters["covariances"])
     return X, X_missing, np.isnan(X_missing), truth
 
 
@@ -48,8 +50,8 @@ def test_full_recovers_the_parameters(synthetic, full_fit):
 def test_full_imputes_nearly_as_well_as_the_oracle_and_beats_iterative_imputer(synthetic, full_fit):
     X, X_missing, missing, truth = synthetic
     observed = ObservedEntries.from_dense(X_missing, ~missing)
-    resp, _ = _em.e_step(observed, truth, _full)
-    oracle = rmse(X, _full.impute(observed, resp, truth.means, truth.covariances), mask=missing)
+    resp, _ = FullCovariance().posterior(observed, truth)
+    oracle = rmse(X, FullCovariance().impute(observed, resp, truth), mask=missing)
     model = rmse(X, full_fit.transform(X_missing), mask=missing)
     assert model <= 1.05 * oracle
     with warnings.catch_warnings():

@@ -1,0 +1,162 @@
+"""The contract every covariance family passes (see skgmmfill._family).
+
+Parametrised over :data:`skgmmfill._imputer.FAMILIES`, so a new family is
+tested the moment it is registered.
+"""
+
+import pickle
+from dataclasses import fields
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from numpy.testing import assert_allclose
+from scipy.stats import multivariate_normal
+
+from skgmmfill._em import initialize_random_from_data, run_em
+from skgmmfill._family import CovarianceFamily, Statistics
+from skgmmfill._imputer import FAMILIES
+from skgmmfill._observed import ObservedEntries
+
+N_SAMPLES, N_FEATURES, N_COMPONENTS = 60, 5, 3
+HYPERPARAMETERS = {"min_variance": 1e-3, "reg_covar": 1e-6}
+
+
+@pytest.fixture(params=sorted(FAMILIES))
+def family(request):
+    cls = FAMILIES[request.param]
+    return cls(**{name: HYPERPARAMETERS[name] for name in cls.hyperparameters})
+
+
+@pytest.fixture
+def data():
+    """``(X, observed)``: two clusters, 30 % missing, one empty and one complete row."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(N_SAMPLES, N_FEATURES)) + 4.0 * rng.randint(2, size=(N_SAMPLES, 1))
+    observed = rng.uniform(size=X.shape) > 0.3
+    observed[3] = False
+    observed[4] = True
+    return X, observed
+
+
+def sparse_of(X, observed):
+    rows, cols = np.nonzero(observed)
+    return ObservedEntries.from_sparse(sp.csr_array((X[rows, cols], (rows, cols)), shape=X.shape))
+
+
+def parameters(family, observed_entries, seed=0):
+    """Non-trivial parameters in the family's layout: one update from random responsibilities."""
+    rng = np.random.RandomState(seed)
+    start = initialize_random_from_data(observed_entries, N_COMPONENTS, family, rng)
+    resp = rng.dirichlet(np.ones(N_COMPONENTS), size=observed_entries.n_samples)
+    return family.update(family.statistics(observed_entries, resp, start), start)
+
+
+def assert_statistics_equal(actual, expected, rtol=1e-10):
+    assert type(actual) is type(expected)
+    for field in fields(expected):
+        assert_allclose(getattr(actual, field.name), getattr(expected, field.name), rtol=rtol, atol=1e-10,
+                        err_msg=field.name)
+
+
+def test_is_a_small_frozen_picklable_object(family):
+    assert isinstance(family, CovarianceFamily)
+    assert pickle.loads(pickle.dumps(family)) == family
+    with pytest.raises(AttributeError):
+        family.name = "other"
+    assert family.n_parameters(N_COMPONENTS, N_FEATURES) > 0
+
+
+def test_log_prob_is_the_density_of_the_observed_coordinates(family, data):
+    X, observed = data
+    obs = ObservedEntries.from_dense(X, observed)
+    mixture = parameters(family, obs)
+    covariances = family.dense_covariances(mixture.covariances, N_FEATURES)
+    log_prob = family.log_prob(obs, mixture)
+    for u in range(N_SAMPLES):
+        o = observed[u]
+        for j in range(N_COMPONENTS):
+            expected = (
+                multivariate_normal(mixture.means[j, o], covariances[j][np.ix_(o, o)]).logpdf(X[u, o])
+                if o.any() else 0.0
+            )
+            assert log_prob[u, j] == pytest.approx(expected, rel=1e-10, abs=1e-10)
+
+
+def test_dense_equals_sparse(family, data):
+    if not family.supports_sparse:
+        pytest.skip(f"{family.name} runs on dense data only")
+    X, observed = data
+    dense, sparse = ObservedEntries.from_dense(X, observed), sparse_of(X, observed)
+    mixture = parameters(family, dense)
+    assert_allclose(family.log_prob(sparse, mixture), family.log_prob(dense, mixture), rtol=1e-12)
+    assert_statistics_equal(family.accumulate(sparse, mixture), family.accumulate(dense, mixture), rtol=1e-12)
+    resp, _ = family.posterior(dense, mixture)
+    missing = ~observed
+    for method in (family.impute, family.predictive_variance):
+        assert_allclose(method(sparse, resp, mixture)[missing], method(dense, resp, mixture)[missing], rtol=1e-12)
+
+
+def test_statistics_of_a_row_split_add_up(family, data):
+    X, observed = data
+    obs = ObservedEntries.from_dense(X, observed)
+    mixture = parameters(family, obs)
+    whole = family.accumulate(obs, mixture)
+    parts = [obs.row_block(0, 7), obs.row_block(7, 40), obs.row_block(40, N_SAMPLES)]
+    summed = sum((family.accumulate(part, mixture) for part in parts[1:]), family.accumulate(parts[0], mixture))
+    assert_statistics_equal(summed, whole)
+    assert whole.n_samples == N_SAMPLES
+    moments = obs.row_block(0, 30).moments() + obs.row_block(30, N_SAMPLES).moments()
+    assert_allclose(moments.sums, obs.moments().sums, rtol=1e-12)
+
+
+def test_fused_pass_is_log_prob_normalise_statistics(family, data):
+    X, observed = data
+    obs = ObservedEntries.from_dense(X, observed)
+    mixture = parameters(family, obs)
+    fused = family.accumulate(obs, mixture)
+    resp, log_prob_norm = family.posterior(obs, mixture)
+    separate = family.statistics(obs, resp, mixture)
+    assert isinstance(fused, Statistics)
+    assert fused.log_likelihood == pytest.approx(log_prob_norm.sum(), rel=1e-12)
+    assert separate.log_likelihood == 0.0
+    for field in fields(fused):
+        if field.name != "log_likelihood":
+            assert_allclose(getattr(fused, field.name), getattr(separate, field.name), rtol=1e-10, atol=1e-12)
+    assert_allclose(fused.resp_sums, resp.sum(axis=0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("prior", [None, 5.0])
+def test_objective_never_decreases(family, data, prior):
+    X, observed = data
+    obs = ObservedEntries.from_dense(X, observed)
+    prior = None if prior is None else (prior, obs.moments().column_means())
+    for seed in range(3):
+        start = initialize_random_from_data(obs, N_COMPONENTS, family, np.random.RandomState(seed))
+        result = run_em(obs, start, family, max_iter=40, tol=-np.inf, prior=prior)
+        objectives = np.array(result.objectives)
+        assert len(objectives) == 40
+        assert np.all(np.diff(objectives) >= -1e-12 * np.abs(objectives[1:]))
+
+
+def test_impute_entries_equals_impute_at_those_entries(family, data):
+    X, observed = data
+    obs = ObservedEntries.from_dense(X, observed)
+    mixture = parameters(family, obs)
+    resp, _ = family.posterior(obs, mixture)
+    rows, cols = np.nonzero(~observed)
+    assert_allclose(family.impute_entries(obs, resp, mixture, rows, cols),
+                    family.impute(obs, resp, mixture)[rows, cols], rtol=1e-12)
+
+
+def test_predictions_are_finite_and_reproducible(family, data):
+    X, observed = data
+    obs = ObservedEntries.from_dense(X, observed)
+    mixture = parameters(family, obs)
+    resp, _ = family.posterior(obs, mixture)
+    missing = ~observed
+    variance = family.predictive_variance(obs, resp, mixture)
+    assert np.all(variance[missing] >= 0) and np.isfinite(variance).all()
+    draws = [family.sample(obs, resp, mixture, np.random.RandomState(1))[missing] for _ in range(2)]
+    assert np.isfinite(draws[0]).all()
+    assert_allclose(draws[0], draws[1])

@@ -1,0 +1,112 @@
+"""The full family against direct formulas; its two factorisation routes and its row groups."""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from skgmmfill import MaskedGaussianMixtureImputer, _full
+from skgmmfill._family import Mixture
+from skgmmfill._full import FullCovariance
+from skgmmfill._observed import ObservedEntries
+
+
+@pytest.fixture
+def problem():
+    rng = np.random.RandomState(3)
+    X = rng.normal(1.0, 2.0, size=(40, 4))
+    observed = rng.uniform(size=X.shape) > 0.35
+    observed[5] = False  # nothing observed
+    observed[6] = True  # everything observed
+    means = rng.normal(size=(3, 4))
+    variances = rng.uniform(0.5, 2.0, size=(3, 4))
+    factors = rng.normal(size=(3, 4, 4)) / 2
+    covariances = factors @ np.swapaxes(factors, 1, 2) + np.eye(4)
+    resp = rng.dirichlet(np.ones(3), size=40)
+    return X, observed, ObservedEntries.from_dense(X, observed), means, variances, covariances, resp
+
+
+def test_conditional_mean_and_variance(problem):
+    X, observed, obs, means, _, covariances, _ = problem
+    resp = np.zeros((40, 3))
+    resp[:, 1] = 1.0
+    mixture = Mixture(np.full(3, 1 / 3), means, covariances)
+    imputed = FullCovariance().impute(obs, resp, mixture)
+    variance = FullCovariance().predictive_variance(obs, resp, mixture)
+    for u in (0, 1, 5, 6):
+        o, m = observed[u], ~observed[u]
+        S = covariances[1]
+        gain = S[np.ix_(m, o)] @ np.linalg.inv(S[np.ix_(o, o)]) if o.any() else np.zeros((m.sum(), 0))
+        assert_allclose(imputed[u, m], means[1, m] + gain @ (X[u, o] - means[1, o]), rtol=1e-10)
+        assert_allclose(imputed[u, o], X[u, o])
+        conditional = S[np.ix_(m, m)] - gain @ S[np.ix_(o, m)]
+        assert_allclose(variance[u, m], np.diag(conditional), rtol=1e-10)
+        assert_allclose(variance[u, o], 0.0, atol=1e-12)
+
+
+def test_update_on_complete_data_is_the_sample_moments():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(50, 3))
+    obs = ObservedEntries.from_dense(X, np.ones(X.shape, bool))
+    resp = np.zeros((50, 2))
+    resp[:20, 0] = resp[20:, 1] = 1.0
+    family, start = FullCovariance(1e-6), Mixture(np.full(2, 0.5), np.zeros((2, 3)), np.tile(np.eye(3), (2, 1, 1)))
+    _, means, covariances = family.update(family.statistics(obs, resp, start), start)
+    for j, rows in enumerate((slice(0, 20), slice(20, 50))):
+        assert_allclose(means[j], X[rows].mean(axis=0), rtol=1e-12)
+        assert_allclose(covariances[j], np.cov(X[rows].T, bias=True) + 1e-6 * np.eye(3), rtol=1e-10)
+
+
+def full_outputs(obs, resp, means, covariances):
+    family, mixture = FullCovariance(1e-6), Mixture(np.full(3, 1 / 3), means, covariances)
+    statistics = family.statistics(obs, resp, mixture)
+    return [
+        family.log_prob(obs, mixture),
+        family.impute(obs, resp, mixture),
+        family.predictive_variance(obs, resp, mixture),
+        statistics.residual_sums,
+        statistics.scatter_sums,
+        *family.update(statistics, mixture)[1:],
+    ]
+
+
+@pytest.mark.parametrize("shared_rows", [1, 10**9])
+@pytest.mark.parametrize("precision_route", [None, True, False])
+def test_routes_shared_patterns_and_row_batches_agree(problem, monkeypatch, shared_rows, precision_route):
+    """Factorising Sigma_oo or P_mm, once per pattern or row by row: the same results."""
+    X, observed, obs, means, _, covariances, resp = problem
+    X, observed, resp = np.vstack([X] * 20), np.vstack([observed] * 20), np.vstack([resp] * 20)
+    obs = ObservedEntries.from_dense(X, observed)  # every pattern now has 20 or more rows
+    default = full_outputs(obs, resp, means, covariances)
+    monkeypatch.setattr(_full, "_SHARED_PATTERN_ROWS", shared_rows)
+    monkeypatch.setattr(_full, "_CHUNK_ENTRIES", 2**9)  # several chunks per group
+    if precision_route is not None:
+        monkeypatch.setattr(_full, "_takes_precision_route", lambda seen, d: np.full(np.shape(seen), precision_route))
+    for expected, actual in zip(default, full_outputs(obs, resp, means, covariances)):
+        assert_allclose(actual, expected, rtol=1e-10, atol=1e-10)
+
+
+def test_statistics_are_the_expected_sufficient_statistics(problem):
+    """S_j = sum_u r_uj ((x_tilde - mu)(x_tilde - mu)^T + C_uj), computed row by row."""
+    X, observed, obs, means, _, covariances, resp = problem
+    statistics = FullCovariance().statistics(obs, resp, Mixture(np.full(3, 1 / 3), means, covariances))
+    for j in range(3):
+        S, A, Sigma = np.zeros((4, 4)), np.zeros(4), covariances[j]
+        for u in range(len(X)):
+            o, m = observed[u], ~observed[u]
+            residual, C = np.zeros(4), np.zeros((4, 4))
+            residual[o] = X[u, o] - means[j, o]
+            gain = Sigma[np.ix_(m, o)] @ np.linalg.inv(Sigma[np.ix_(o, o)]) if o.any() else np.zeros((m.sum(), 0))
+            residual[m] = gain @ residual[o]
+            C[np.ix_(m, m)] = Sigma[np.ix_(m, m)] - gain @ Sigma[np.ix_(o, m)]
+            A += resp[u, j] * residual
+            S += resp[u, j] * (np.outer(residual, residual) + C)
+        assert_allclose(statistics.residual_sums[j], A, rtol=1e-10, atol=1e-12)
+        assert_allclose(statistics.scatter_sums[j], S, rtol=1e-10, atol=1e-12)
+
+
+def test_with_an_empty_row(X_nan):
+    X = X_nan.copy()
+    X[0] = np.nan
+    imputer = MaskedGaussianMixtureImputer(2, covariance_type="full", init_params="kmeans", random_state=0)
+    X_filled = imputer.fit_transform(X)
+    assert_allclose(X_filled[0], imputer.weights_ @ imputer.means_)
