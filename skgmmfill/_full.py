@@ -5,8 +5,8 @@ observed coordinates ``o``, missing ``m`` and ``e_o = x_o - mu_o``, each
 component needs
 
 * the marginal density ``N(x_o | mu_o, Sigma_oo)``;
-* the completed row ``x_tilde = mu + r``, with the *completed residual*
-  ``r_o = e_o`` and ``r_m = Sigma_mo Sigma_oo^{-1} e_o`` (the conditional mean
+* the completed row ``x_tilde = mu + t``, with the *completed residual*
+  ``t_o = e_o`` and ``t_m = Sigma_mo Sigma_oo^{-1} e_o`` (the conditional mean
   of the missing block);
 * the conditional covariance ``C``, zero outside the missing block, where it
   is ``Sigma_mm - Sigma_mo Sigma_oo^{-1} Sigma_om``.
@@ -16,18 +16,23 @@ complement identities), so no row costs more than ``min(o, m)^3``:
 
 * **covariance route** (``o < m``): factorise ``Sigma_oo = L L^T``. With
   ``v = Sigma_oo^{-1} e_o`` embedded in ``d`` coordinates (zero on ``m``),
-  ``r = Sigma v``, the Mahalanobis term is ``e_o^T v`` and
+  ``t = Sigma v``, the Mahalanobis term is ``e_o^T v = ||L^{-1} e_o||^2`` and
   ``C = Sigma - Sigma Q Sigma`` with ``Q`` the embedded ``Sigma_oo^{-1}``.
 * **precision route** (``m <= o``, complete rows included): with the
   precision ``P = Sigma^{-1}``, factorise ``P_mm``. Then
-  ``r_m = -P_mm^{-1} P_mo e_o``, ``C_mm = P_mm^{-1}``,
+  ``t_m = -P_mm^{-1} P_mo e_o``, ``C_mm = P_mm^{-1}``,
   ``log det Sigma_oo = log det Sigma + log det P_mm`` and the Mahalanobis term
-  is ``r^T P r``.
+  is ``t^T P t``.
+
+The E-step needs only the Cholesky factor of the block and triangular solves
+(``O(b^3 / 3 + b^2)`` per row and component for a block of size ``b``); the
+block inverses the conditional covariances need are formed only for the
+(row, component) pairs that carry responsibility (see :func:`_truncated`).
 
 The E-step's by-products are the M-step's statistics, so one fused pass
 (:meth:`FullCovariance.accumulate`) does both. Relative to the current means,
-the statistics are ``N_j``, ``A_j = sum_u r_uj r_uj`` (sic: responsibility
-times completed residual) and ``S_j = sum_u r_uj (r_uj r_uj^T + C_uj)``;
+the statistics are ``N_j = sum_u r_uj``, ``A_j = sum_u r_uj t_uj`` and
+``S_j = sum_u r_uj (t_uj t_uj^T + C_uj)`` (``r_uj`` the responsibilities);
 ``sum_u r_uj C_uj`` takes a scatter-add of each row's small block and, for
 the covariance route, ``N Sigma - Sigma (sum_u r_uj Q_uj) Sigma``: one
 ``d x d`` product per component and pass, never per row. Rows are grouped:
@@ -43,7 +48,6 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from scipy.linalg import solve_triangular
 
 from ._family import (
     CovarianceFamily,
@@ -186,12 +190,14 @@ class FullCovariance(CovarianceFamily):
     def impute(self, observed, resp, mixture):
         """``x_hat_u = sum_j r_uj x_tilde_uj``; observed entries as stored."""
         imputed = np.array(observed.values, dtype=observed.dtype)
-        factors = _factors(mixture.covariances)
-        for chunk in _chunks(observed, mixture.means.shape[1], len(mixture.means)):
+        for chunk, marginal, pairs in _pass(observed, mixture, resp):
             if chunk.complete:
                 continue
-            completed = mixture.means[:, np.newaxis, :] + _complete(chunk, mixture.means, factors).residuals
-            imputed[chunk.rows] = np.where(chunk.observed, chunk.values, _mix(resp[chunk.rows], completed))
+            mixed = np.zeros(chunk.values.shape, dtype=observed.dtype)
+            completed = mixture.means[pairs.components] + pairs.residuals
+            for k, these in pairs.by_component():
+                mixed[pairs.rows[these]] += pairs.weights[these, np.newaxis] * completed[these]
+            imputed[chunk.rows] = np.where(chunk.observed, chunk.values, mixed)
         return imputed
 
     def impute_entries(self, observed, resp, mixture, rows, cols):
@@ -205,17 +211,28 @@ class FullCovariance(CovarianceFamily):
         the covariance route.
         """
         variance = np.zeros(observed.values.shape, dtype=observed.dtype)
-        factors = _factors(mixture.covariances)
-        means = mixture.means
-        for chunk in _chunks(observed, means.shape[1], len(means), block_width=means.shape[1]):
+        covariances = mixture.covariances
+        for chunk, marginal, pairs in _pass(observed, mixture, resp, block_width=mixture.means.shape[1]):
             if chunk.complete:
                 continue
-            completion = _complete(chunk, means, factors)
-            completed = means[:, np.newaxis, :] + completion.residuals
-            conditional = _conditional_variances(chunk, completion, factors)
-            weights = resp[chunk.rows]
-            second_moment = _mix(weights, completed**2 + conditional)
-            spread = np.maximum(second_moment - _mix(weights, completed) ** 2, 0.0)
+            completed = mixture.means[pairs.components] + pairs.residuals
+            inverse_roots = pairs.block_inverse_roots
+            if chunk.precision_route:  # diag(P_mm^{-1}): column sums of squares of L^{-1}
+                conditional = np.zeros_like(completed)
+                _put(conditional, pairs.block, (inverse_roots**2).sum(axis=1))
+            else:  # diag(Sigma) - column sums of squares of L^{-1} Sigma_{o:}
+                rows_of_sigma = np.take_along_axis(
+                    covariances[pairs.components], np.broadcast_to(pairs.block, (len(completed), pairs.block.shape[-1]))[:, :, np.newaxis], axis=1
+                )
+                explained = ((inverse_roots @ rows_of_sigma) ** 2).sum(axis=1)
+                conditional = np.diagonal(covariances, axis1=1, axis2=2)[pairs.components] - explained
+            first = np.zeros(chunk.values.shape, dtype=observed.dtype)
+            second = np.zeros_like(first)
+            for k, these in pairs.by_component():
+                weights, rows = pairs.weights[these, np.newaxis], pairs.rows[these]
+                first[rows] += weights * completed[these]
+                second[rows] += weights * (completed[these] ** 2 + conditional[these])
+            spread = np.maximum(second - first**2, 0.0)
             variance[chunk.rows] = np.where(chunk.observed, 0.0, spread)
         return variance
 
@@ -223,22 +240,28 @@ class FullCovariance(CovarianceFamily):
         """Matheron's rule: with a joint draw ``z ~ N(mu_j, Sigma_j)``, the missing
         block of ``z + Sigma_{:o} Sigma_oo^{-1} (x_o - z_o)`` has exactly the
         conditional distribution. That is the completion of the row around
-        ``z`` instead of ``mu_j``, computed by either route."""
+        ``z`` instead of ``mu_j``, computed by either route for the drawn
+        component only."""
         drawn = draw_components(resp, random_state)
         samples = np.array(observed.values, dtype=observed.dtype)
         factors = _factors(mixture.covariances)
         roots = np.linalg.cholesky(mixture.covariances)
         means = mixture.means
-        for chunk in _chunks(observed, means.shape[1], len(means)):
+        n_components = len(means)
+        for chunk in _chunks(observed, means.shape[1], n_components):
             if chunk.complete:
                 continue
             components = drawn[chunk.rows]
             noise = random_state.standard_normal(size=chunk.values.shape).astype(means.dtype)
             joint = means[components] + np.einsum("cab,cb->ca", roots[components], noise)
-            # complete around the draw: centres (K, c, d) with the draw in every slot
-            centres = np.broadcast_to(joint, (len(means), *joint.shape))
-            completed = joint + _complete(chunk, centres, factors).residuals[components, np.arange(len(components))]
-            samples[chunk.rows] = np.where(chunk.observed, chunk.values, completed)
+            centres = np.broadcast_to(joint, (n_components, *joint.shape))
+            marginal = _marginal(chunk, centres, factors)
+            chosen = np.zeros((n_components, len(components)), dtype=bool)
+            chosen[components, np.arange(len(components))] = True
+            pairs = _pairs(chunk, marginal, factors, chosen, chosen.T.astype(means.dtype))
+            conditioned = np.empty_like(joint)
+            conditioned[pairs.rows] = joint[pairs.rows] + pairs.residuals
+            samples[chunk.rows] = np.where(chunk.observed, chunk.values, conditioned)
         return samples
 
 
@@ -322,69 +345,140 @@ def _chunks(observed, n_features, n_components, block_width=0):
             )
 
 
-# --- the completion of one chunk ----------------------------------------------------
+# --- the two phases of one chunk ------------------------------------------------------
 
 
-class _Completion(NamedTuple):
-    """One chunk's conditionals under every component.
+class _Marginal(NamedTuple):
+    """Phase 1, for every component: what the E-step needs.
 
-    ``block_inverse_roots`` is ``L_b^{-1}`` for the factorised block
-    (``P_mm`` or ``Sigma_oo``), shape ``(K, g, b, b)`` with ``g`` 1 (shared)
-    or ``c``; None for complete rows.
+    ``residuals`` is ``(K, c, d)``: the completed residuals ``x_tilde - centre``
+    on the precision route; on the covariance route ``e`` (0 at the missing
+    entries, which phase 2 fills). ``roots`` is the Cholesky factor of the
+    factorised block, ``(K, g, b, b)`` (None for complete rows), and
+    ``whitened`` ``L^{-1} e_o`` on the covariance route.
     """
 
     log_density: np.ndarray  # (K, c)
-    residuals: np.ndarray  # (K, c, d): x_tilde - centre
+    residuals: np.ndarray
+    roots: object
+    whitened: object
+
+
+class _Pairs(NamedTuple):
+    """Phase 2, for the (component, row) pairs that carry weight.
+
+    Sorted by component. ``block`` is ``(b,)`` (shared) or ``(A, b)``;
+    ``block_inverse_roots`` ``(A, b, b)`` is ``L^{-1}`` of each pair's block
+    (None for complete rows).
+    """
+
+    components: np.ndarray  # (A,)
+    rows: np.ndarray  # (A,), positions in the chunk
+    weights: np.ndarray  # (A,)
+    residuals: np.ndarray  # (A, d)
+    block: np.ndarray
     block_inverse_roots: object
 
-
-def _factors(covariances):
-    """Cholesky-based inverse, inverse root and log-determinant of each ``Sigma_j``."""
-    roots = np.linalg.cholesky(covariances)
-    eye = np.eye(covariances.shape[-1], dtype=covariances.dtype)
-    inverse_roots = np.stack([solve_triangular(root, eye, lower=True) for root in roots])
-    precisions = np.swapaxes(inverse_roots, 1, 2) @ inverse_roots
-    log_dets = 2.0 * np.log(np.diagonal(roots, axis1=1, axis2=2)).sum(axis=1)
-    return _Factors(covariances, precisions, inverse_roots, log_dets)
+    def by_component(self):
+        """``(k, slice)`` for each component present, in order."""
+        return _component_slices(self.components)
 
 
-def _complete(chunk, centres, factors):
-    """Log-densities of the observed entries and the completed residuals.
+def _marginal(chunk, centres, factors):
+    """Log-densities of the observed entries under every component.
 
-    ``centres`` is ``(K, d)`` (the means) or ``(K, c, d)`` (a centre per row,
-    for sampling); the log-densities are only meaningful for the means.
+    Only Cholesky factorisations and triangular solves: ``O(b^3 / 3 + b^2)``
+    per row and component, plus products with ``d x d`` matrices shared by
+    all rows. ``centres`` is ``(K, d)`` (the means) or ``(K, c, d)`` (a centre
+    per row, for sampling; the log-densities are then meaningless).
     """
     centres = centres[:, np.newaxis, :] if centres.ndim == 2 else centres
-    n_components, n_rows, n_features = len(centres), *chunk.values.shape
+    n_components, n_rows = len(centres), len(chunk.rows)
     residuals = chunk.values - chunk.observed * centres  # e on observed entries, 0 on missing
     n_seen = chunk.observed.sum(axis=1)
     block = chunk.block
-    size = block.shape[-1]
+    roots = whitened = None
     if chunk.precision_route:
         log_dets = np.broadcast_to(factors.log_dets[:, np.newaxis], (n_components, n_rows))
-        inverse_roots = None
-        if size:
-            projected = residuals @ factors.precisions  # P e, (K, c, d)
+        if block.shape[-1]:
+            projected = _take(residuals @ factors.precisions, block)  # (P e)_m
             roots = np.linalg.cholesky(_block(factors.precisions, block))  # P_mm = L L^T
-            inverse_roots = _lower_inverse(roots)
-            # r_m = -P_mm^{-1} (P e)_m
-            solved = _apply(_transpose(inverse_roots), _apply(inverse_roots, _take(projected, block)))
-            _put(residuals, block, -solved)
+            _put(residuals, block, -_solve_upper(roots, _solve_lower(roots, projected)))  # r_m = -P_mm^{-1} (P e)_m
             log_dets = log_dets + _log_det(roots)
-        whitened = residuals @ np.swapaxes(factors.inverse_roots, 1, 2)  # L^{-1} r
-        mahalanobis = np.einsum("kcd,kcd->kc", whitened, whitened)
+        whitened_full = residuals @ np.swapaxes(factors.inverse_roots, 1, 2)  # L_Sigma^{-1} r
+        mahalanobis = np.einsum("kcd,kcd->kc", whitened_full, whitened_full)
     else:
         roots = np.linalg.cholesky(_block(factors.covariances, block))  # Sigma_oo = L L^T
-        inverse_roots = _lower_inverse(roots)
-        whitened = _apply(inverse_roots, _take(residuals, block))  # L^{-1} e_o
+        whitened = _solve_lower(roots, _take(residuals, block))  # L^{-1} e_o
         mahalanobis = np.einsum("kcb,kcb->kc", whitened, whitened)
         log_dets = np.broadcast_to(_log_det(roots), (n_components, n_rows))
-        embedded = np.zeros_like(residuals)
-        _put(embedded, block, _apply(_transpose(inverse_roots), whitened))  # v = Sigma_oo^{-1} e_o
-        completed = embedded @ factors.covariances  # Sigma v
-        residuals = np.where(chunk.observed, residuals, completed)
     log_density = -0.5 * (n_seen * np.log(2.0 * np.pi) + log_dets + mahalanobis)
-    return _Completion(log_density, residuals, inverse_roots)
+    return _Marginal(log_density, residuals, roots, whitened)
+
+
+def _pairs(chunk, marginal, factors, active, weights):
+    """Completed residuals and block inverses for the ``active`` ``(K, c)`` pairs.
+
+    The inverses cost ``O(b^3)`` per pair, so they are formed only where a
+    responsibility is nonzero (responsibilities under the smallest normal
+    float are 0, see :func:`~skgmmfill._family.normalize_log_prob`): the
+    result is exact, and well-separated components make most pairs inactive.
+    ``weights`` is ``(c, K)``.
+    """
+    components, rows = np.nonzero(active)
+    block = chunk.block if chunk.shared else chunk.block[rows]
+    residuals = marginal.residuals[components, rows]
+    inverse_roots = None
+    if marginal.roots is not None:
+        if chunk.shared:  # one inverse per component, shared by the rows
+            inverse_roots = _lower_inverse(marginal.roots[:, 0])[components]
+        else:
+            inverse_roots = _lower_inverse(marginal.roots[components, rows])
+    if not chunk.precision_route:
+        # r = Sigma v with v = Sigma_oo^{-1} e_o = L^{-T} (L^{-1} e_o), embedded
+        solved = np.einsum("aji,aj->ai", inverse_roots, marginal.whitened[components, rows])
+        embedded = np.zeros_like(residuals)
+        _put(embedded, block, solved)
+        missing = ~chunk.observed[rows]
+        for k, these in _component_slices(components):
+            completed = embedded[these] @ factors.covariances[k]
+            residuals[these] = np.where(missing[these], completed, residuals[these])
+    return _Pairs(components, rows, weights[rows, components], residuals, block, inverse_roots)
+
+
+def _component_slices(components):
+    """``(k, slice)`` of each run of equal values in the sorted ``components``."""
+    bounds = np.flatnonzero(np.diff(components)) + 1
+    starts = np.concatenate([[0], bounds])
+    stops = np.concatenate([bounds, [len(components)]])
+    return [(int(components[a]), slice(a, b)) for a, b in zip(starts, stops) if b > a]
+
+
+def _truncated(resp):
+    """Responsibilities below the float type's epsilon set to 0, each row renormalised.
+
+    The statistics of a (row, component) pair cost ``O(b^3)`` (a block
+    inverse), and with separated components most pairs carry a responsibility
+    like 1e-50: adding such a pair cannot change a sum that holds any
+    ordinary row, so it is left out (a truncated E-step). Parameters move by
+    a relative amount of the order of epsilon; log-likelihoods are exact.
+    """
+    negligible = resp < np.finfo(resp.dtype).eps
+    if not negligible.any():
+        return resp
+    kept = np.where(negligible, 0.0, resp)
+    kept /= kept.sum(axis=1, keepdims=True)
+    return kept
+
+
+def _pass(observed, mixture, resp, block_width=0):
+    """``(chunk, marginal, pairs)`` for every chunk, with given responsibilities (predictions)."""
+    factors = _factors(mixture.covariances)
+    n_components, n_features = mixture.means.shape
+    for chunk in _chunks(observed, n_features, n_components, block_width):
+        marginal = _marginal(chunk, mixture.means, factors)
+        weights = resp[chunk.rows]
+        yield chunk, marginal, _pairs(chunk, marginal, factors, weights.T > 0, weights)
 
 
 def _sweep(observed, mixture, resp=None, need_statistics=True):
@@ -414,29 +508,30 @@ def _sweep(observed, mixture, resp=None, need_statistics=True):
     log_likelihood = 0.0
     weights_log = log_weights(mixture.weights)
     for chunk in _chunks(observed, n_features, n_components):
-        completion = _complete(chunk, means, factors)
+        marginal = _marginal(chunk, means, factors)
         if not need_statistics:
-            log_prob[chunk.rows] = completion.log_density.T
+            log_prob[chunk.rows] = marginal.log_density.T
             continue
         if resp is None:
-            chunk_resp, log_prob_norm = normalize_log_prob(completion.log_density.T + weights_log)
+            chunk_resp, log_prob_norm = normalize_log_prob(marginal.log_density.T + weights_log)
             log_likelihood += float(log_prob_norm.sum(dtype=np.float64))
         else:
             chunk_resp = resp[chunk.rows]
-        weights = chunk_resp.T  # (K, c)
-        residuals = completion.residuals
-        totals += weights.sum(axis=1)
-        residual_sums += np.einsum("kc,kcd->kd", weights, residuals)
-        scatter_sums += np.swapaxes(residuals * weights[:, :, np.newaxis], 1, 2) @ residuals
+        chunk_resp = _truncated(chunk_resp)
+        pairs = _pairs(chunk, marginal, factors, chunk_resp.T > 0, chunk_resp)
+        totals += chunk_resp.sum(axis=0)
+        for k, these in pairs.by_component():
+            weighted = pairs.residuals[these] * pairs.weights[these, np.newaxis]
+            residual_sums[k] += weighted.sum(axis=0)
+            scatter_sums[k] += weighted.T @ pairs.residuals[these]
         if chunk.complete:
             continue
-        inverse_roots = completion.block_inverse_roots
-        blocks = _transpose(inverse_roots) @ inverse_roots  # P_mm^{-1} or Sigma_oo^{-1}
+        blocks = _transpose(pairs.block_inverse_roots) @ pairs.block_inverse_roots  # P_mm^{-1} or Sigma_oo^{-1}
         if chunk.precision_route:
-            _scatter_add(scatter_sums, chunk.block, blocks, weights)  # the C_mm blocks
+            _scatter_add(scatter_sums, pairs, blocks)  # the C_mm blocks
         else:
-            _scatter_add(precision_sums, chunk.block, blocks, weights)
-            covariance_route_totals += weights.sum(axis=1)
+            _scatter_add(precision_sums, pairs, blocks)
+            covariance_route_totals += chunk_resp.sum(axis=0)
     if not need_statistics:
         return log_prob, None
     # covariance route: sum_u r_uj C_uj = N Sigma - Sigma (sum_u r_uj Q_uj) Sigma
@@ -452,72 +547,94 @@ def _sweep(observed, mixture, resp=None, need_statistics=True):
     )
 
 
-def _conditional_variances(chunk, completion, factors):
-    """Diagonals of the ``C_uj`` (0 at observed entries), ``(K, c, d)``."""
-    inverse_roots = completion.block_inverse_roots
-    n_components, (n_rows, n_features) = len(factors.covariances), chunk.values.shape
-    variances = np.zeros((n_components, n_rows, n_features), chunk.values.dtype)
-    if chunk.precision_route:  # diag(P_mm^{-1}) = column sums of squares of L^{-1}
-        on_block = np.broadcast_to((inverse_roots**2).sum(axis=2), (n_components, n_rows, chunk.block.shape[-1]))
-        _put(variances, chunk.block, on_block)
-        return variances
-    # diag(Sigma) - column sums of squares of L^{-1} Sigma_{o:}
-    block = chunk.block
-    rows_of_sigma = (
-        factors.covariances[:, block][:, np.newaxis]
-        if chunk.shared
-        else factors.covariances[:, block]  # (K, c, b, d)
-    )
-    explained = ((inverse_roots @ rows_of_sigma) ** 2).sum(axis=2)
-    variances = np.diagonal(factors.covariances, axis1=1, axis2=2)[:, np.newaxis, :] - explained
-    return np.where(chunk.observed, 0.0, variances)
-
-
 # --- small stacked-array helpers ---------------------------------------------------
 
 
 def _block(matrices, block):
     """``matrices[j][block, block]`` for shared (``(b,)``) or per-row (``(c, b)``) columns: ``(K, g, b, b)``."""
+    n_components, n_features = matrices.shape[:2]
     if block.ndim == 1:
         return matrices[:, block[:, np.newaxis], block][:, np.newaxis]
-    return matrices[:, block[:, :, np.newaxis], block[:, np.newaxis, :]]
+    flat = block[:, :, np.newaxis] * n_features + block[:, np.newaxis, :]  # one gather, not three
+    return matrices.reshape(n_components, -1)[:, flat]
 
 
 def _take(vectors, block):
-    """``vectors[j, u, block_u]``, shape ``(K, c, b)``."""
+    """``vectors[..., u, block_u]`` for ``(..., c, d)`` vectors: ``(..., c, b)``."""
     if block.ndim == 1:
         return vectors[..., block]
-    return np.take_along_axis(vectors, np.broadcast_to(block, (len(vectors), *block.shape)), axis=2)
+    return np.take_along_axis(vectors, np.broadcast_to(block, (*vectors.shape[:-1], block.shape[-1])), axis=-1)
 
 
 def _put(vectors, block, values):
-    """``vectors[j, u, block_u] = values[j, u]`` in place."""
+    """``vectors[..., u, block_u] = values[..., u]`` in place."""
     if block.ndim == 1:
         vectors[..., block] = values
     else:
-        np.put_along_axis(vectors, np.broadcast_to(block, values.shape), values, axis=2)
+        np.put_along_axis(vectors, np.broadcast_to(block, values.shape), values, axis=-1)
 
 
-def _scatter_add(matrices, block, blocks, weights):
-    """``matrices[j][block_u, block_u] += sum_u weights[j, u] * blocks[j, u]``.
+def _scatter_add(matrices, pairs, blocks):
+    """``matrices[k][block, block] += weight * block_matrix`` for every pair.
 
-    ``blocks`` is ``(K, g, b, b)``; for shared columns (``g = 1``) the rows'
-    weights are summed first, otherwise each row's block is added where its
-    own columns say, by one ``bincount`` over all components.
+    ``blocks`` is ``(A, b, b)``. For shared columns the weights of each
+    component are summed first; otherwise one ``bincount`` adds every pair's
+    block where its own columns say.
     """
     n_components, n_features = matrices.shape[:2]
-    if block.ndim == 1:
-        matrices[:, block[:, np.newaxis], block] += weights.sum(axis=1)[:, np.newaxis, np.newaxis] * blocks[:, 0]
+    if pairs.block.ndim == 1:
+        block = pairs.block
+        for k, these in pairs.by_component():
+            # the pairs of one component share its block matrix
+            matrices[k][block[:, np.newaxis], block] += pairs.weights[these].sum() * blocks[these.start]
         return
-    flat = block[:, :, np.newaxis] * n_features + block[:, np.newaxis, :]  # (c, b, b)
-    flat = flat + (np.arange(n_components) * n_features**2)[:, np.newaxis, np.newaxis, np.newaxis]
-    weighted = blocks * weights[:, :, np.newaxis, np.newaxis]
+    block = pairs.block
+    flat = block[:, :, np.newaxis] * n_features + block[:, np.newaxis, :]  # (A, b, b)
+    flat += (pairs.components * n_features**2)[:, np.newaxis, np.newaxis]
+    weighted = blocks * pairs.weights[:, np.newaxis, np.newaxis]
     matrices += np.bincount(flat.ravel(), weighted.ravel(), minlength=matrices.size).reshape(matrices.shape)
+
+
+def _solve_lower(roots, rhs):
+    """``L^{-1} y`` for lower-triangular ``L`` ``(K, g, b, b)`` and ``y`` ``(K, c, b)``.
+
+    Forward substitution, one vectorised step per coordinate: ``O(b^2)`` per
+    row, against ``O(b^3)`` to form an inverse.
+    """
+    solution = np.empty_like(rhs)
+    product = "kj,kcj->kc" if roots.shape[1] == 1 else "kcj,kcj->kc"
+    shared = roots[:, 0] if roots.shape[1] == 1 else roots
+    for i in range(rhs.shape[-1]):
+        earlier = np.einsum(product, shared[..., i, :i], solution[..., :i])
+        solution[..., i] = (rhs[..., i] - earlier) / roots[:, :, i, i]
+    return solution
+
+
+def _solve_upper(roots, rhs):
+    """``L^{-T} y`` by back substitution, as :func:`_solve_lower`."""
+    solution = np.empty_like(rhs)
+    size = rhs.shape[-1]
+    product = "kj,kcj->kc" if roots.shape[1] == 1 else "kcj,kcj->kc"
+    shared = roots[:, 0] if roots.shape[1] == 1 else roots
+    for i in range(size - 1, -1, -1):
+        # row i of L^T right of the diagonal is column i of L below it
+        later = np.einsum(product, shared[..., i + 1 :, i], solution[..., i + 1 :])
+        solution[..., i] = (rhs[..., i] - later) / roots[:, :, i, i]
+    return solution
 
 
 def _log_det(roots):
     """``log det`` of ``L L^T`` for a stack of Cholesky factors ``(K, g, b, b)``: ``(K, g)``."""
     return 2.0 * np.log(np.diagonal(roots, axis1=2, axis2=3)).sum(axis=2)
+
+
+def _factors(covariances):
+    """Cholesky-based inverse, inverse root and log-determinant of each ``Sigma_j``."""
+    roots = np.linalg.cholesky(covariances)
+    inverse_roots = np.tril(np.linalg.inv(roots))  # one batched call; tril drops rounding above the diagonal
+    precisions = np.swapaxes(inverse_roots, 1, 2) @ inverse_roots
+    log_dets = 2.0 * np.log(np.diagonal(roots, axis1=1, axis2=2)).sum(axis=1)
+    return _Factors(covariances, precisions, inverse_roots, log_dets)
 
 
 def _lower_inverse(lower):
@@ -538,19 +655,3 @@ def _lower_inverse(lower):
 
 def _transpose(matrices):
     return np.swapaxes(matrices, -1, -2)
-
-
-def _apply(matrices, vectors):
-    """``matrices[j, u] @ vectors[j, u]`` for every component and row, ``(K, c, a)``.
-
-    ``matrices`` is ``(K, g, a, b)`` with ``g`` 1 (shared by the rows: one
-    matrix product per component) or ``c``; ``vectors`` is ``(K, c, b)``.
-    """
-    if matrices.shape[1] == 1:
-        return vectors @ np.swapaxes(matrices[:, 0], 1, 2)
-    return np.squeeze(matrices @ vectors[..., np.newaxis], axis=-1)
-
-
-def _mix(weights, per_component):
-    """``sum_j weights[c, j] * per_component[j, c, :]``, shape ``(c, d)``."""
-    return np.einsum("cj,jcd->cd", weights, per_component)

@@ -74,10 +74,14 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         - ``"diag"``: one variance per component and feature;
         - ``"full"``: a full covariance matrix per component; a missing entry
           is then imputed by its conditional mean given the row's observed
-          entries (exact EM for incomplete data). Dense input only; a row
-          costs up to ``n_features**3`` operations per component (less when a
-          missingness pattern is shared by many rows), so it is meant for
-          tables of up to about a hundred features.
+          entries (exact EM for incomplete data). Dense input only. Each row
+          factorises, per component, the smaller of its observed block of the
+          covariance and its missing block of the precision matrix, so a row
+          with ``o`` observed of ``d`` features costs about
+          ``min(o, d - o)**3 / 3`` operations plus products with ``d x d``
+          matrices (once for all rows of a frequent missingness pattern).
+          Meant for tables of up to a few hundred features; a fit whose
+          iterations are slow says so with a warning.
 
     missing_values : float, default=np.nan
         The placeholder for missing entries: ``np.nan``, or a number such as 0
@@ -179,9 +183,11 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         the fitted parameters, once, ignoring ``n_init``.
 
     verbose : int, default=0
-        0 prints nothing; 1 prints each initialisation and every
-        ``verbose_interval``-th iteration; 2 also prints times and the change
-        in log-likelihood.
+        0 prints nothing (but warns if one iteration takes over 20 s, with the
+        most the fit can take); 1 prints each initialisation and every
+        ``verbose_interval``-th iteration with its mean log-likelihood and the
+        time per iteration; 2 prints, instead, the time since the last line
+        and the change in the objective too.
 
     verbose_interval : int, default=10
         Number of iterations between progress lines.

@@ -176,14 +176,21 @@ class ObservedEntries:
         return function(self)
 
     def moments(self, with_gram=False):
-        """The :class:`DataMoments` of these rows."""
-        return DataMoments(
-            n_samples=self.n_samples,
-            counts=self.column_counts(),
-            sums=self.column_sums(),
-            squared_sums=self.column_sums(squared=True),
-            gram=self.values.T @ self.values if with_gram else 0.0,
-        )
+        """The :class:`DataMoments` of these rows (computed once, then reused)."""
+        key = "moments_with_gram" if with_gram else "moments"
+        if key not in self._cache:
+            if self.is_sparse:
+                column_sums = _column_moments(self.values)
+            else:
+                column_sums = [self.mask.sum(axis=0), self.values.sum(axis=0), self.squared_values.sum(axis=0)]
+            self._cache[key] = DataMoments(
+                self.n_samples, *column_sums, gram=self.values.T @ self.values if with_gram else 0.0
+            )
+        return self._cache[key]
+
+    @cached_property
+    def _cache(self):
+        return {}
 
     def filled_rows(self, column_means):
         """The rows with missing entries replaced by ``column_means`` (dense),
@@ -298,23 +305,6 @@ class ObservedEntries:
     def _weighted_sum(self, data, resp):
         return (data.T @ resp).T if self.is_sparse else resp.T @ data
 
-    def observed_features(self):
-        """Whether each feature has at least one observed entry, shape ``(n_features,)``."""
-        if self.is_sparse:
-            seen = np.zeros(self.n_features, dtype=bool)
-            seen[self.values.indices] = True  # no int64 copy of the indices, unlike bincount
-            return seen
-        return self.mask.any(axis=0)
-
-    def column_counts(self):
-        """The number of observed entries of each feature, shape ``(n_features,)``."""
-        return np.asarray(self.mask.sum(axis=0)).ravel()
-
-    def column_sums(self, squared=False):
-        """``sum_u m_ul x_ul`` (or of ``x_ul**2``) for each feature, shape ``(n_features,)``."""
-        data = self.squared_values if squared else self.values
-        return np.asarray(data.sum(axis=0)).ravel()
-
     def dense_rows(self, rows):
         """Rows of ``values`` as a dense ``(len(rows), n_features)`` array."""
         block = self.values[rows]
@@ -364,3 +354,20 @@ def _row_sums_of_squares(X, max_entries=2**20):
             squares = X.data[first:last] ** 2
             sums[start + nonempty] = np.add.reduceat(squares, starts[nonempty])
     return sums
+
+
+def _column_moments(X, max_entries=2**20):
+    """Counts, sums and sums of squares of the stored entries of each column of a CSR array.
+
+    One pass in blocks of at most ``max_entries`` stored entries, so no
+    temporary (the squares, the 64-bit copy of the indices that ``bincount``
+    makes) grows with the size of ``X``.
+    """
+    moments = np.zeros((3, X.shape[1]))
+    for start in range(0, X.nnz, max_entries):
+        indices = X.indices[start : start + max_entries]
+        data = X.data[start : start + max_entries].astype(np.float64)
+        moments[0] += np.bincount(indices, minlength=X.shape[1])
+        moments[1] += np.bincount(indices, weights=data, minlength=X.shape[1])
+        moments[2] += np.bincount(indices, weights=data * data, minlength=X.shape[1])
+    return list(moments)

@@ -121,7 +121,8 @@ def fit_patch_prior(
         Seeds the choice of patches and the mixture's initialisation.
     **mixture_params
         Passed to :class:`~skgmmfill.MaskedGaussianMixtureImputer`, e.g.
-        ``max_iter``, ``tol``, ``reg_covar``, ``init_params``. By default
+        ``max_iter``, ``tol``, ``reg_covar``, ``init_params``, or ``verbose=1``
+        to follow the fit (time per iteration and log-likelihood). By default
         ``init_params="kmeans"`` and ``tol=1e-4``; ``covariance_type`` is
         always ``"full"`` and ``missing_values`` NaN.
 

@@ -314,3 +314,9 @@ def test_conjugate_gradients_that_stop_short_warn(prior, scene):
     operator = np.random.RandomState(7).normal(size=(300, truth.size))
     with pytest.warns(ConvergenceWarning, match="Conjugate gradients did not reach"):
         epll_reconstruct(operator @ truth.ravel(), operator, truth.shape, prior, gammas=(1,), cg_maxiter=2)
+
+
+def test_fit_patch_prior_passes_verbose_through(capsys):
+    fit_patch_prior(stripes_and_blobs((20, 20), 0), patch_size=PATCH, n_components=2, max_iter=3,
+                    verbose=1, verbose_interval=1, random_state=0)
+    assert "s/iter" in capsys.readouterr().out

@@ -2,6 +2,7 @@
 
 import pickle
 import re
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
@@ -160,6 +161,21 @@ def test_verbose_output(X_nan, capsys):
     assert "Initialization converged. time lapse" in out and "lower bound" in out
     make_imputer(verbose=0).fit(X_nan)
     assert capsys.readouterr().out == ""
+    make_imputer(verbose=1, verbose_interval=2).fit(X_nan)
+    out = capsys.readouterr().out
+    assert re.search(r"Iteration 2\t lower bound -[0-9.]+\t [0-9.e-]+ s/iter\n", out)
+    assert "Iteration 1\t" not in out
+
+
+def test_slow_iterations_are_announced(X_nan, monkeypatch):
+    from skgmmfill import _em
+
+    monkeypatch.setattr(_em._Progress, "slow_iteration_seconds", 0.0)
+    with pytest.warns(UserWarning, match=r"One EM iteration took .* up to 300 iterations \(max_iter x n_init\)"):
+        make_imputer(n_init=3, max_iter=100).fit(X_nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # with verbose output there is no warning
+        make_imputer(verbose=1, n_init=3).fit(X_nan)
 
 
 def test_not_converged_warns(X_nan):
