@@ -24,7 +24,7 @@ import numpy as np
 from scipy.special import logsumexp
 from threadpoolctl import threadpool_info
 
-from skgmmfill import MaskedGaussianMixtureImputer
+from skgmmfill import PRESET_COURSE, MaskedGaussianMixtureImputer
 from skgmmfill.datasets import load_netflix
 
 
@@ -82,7 +82,7 @@ def main():
     # The products are cheap: take many more repeats so their minimum is stable.
     baseline = best_time(lambda: six_products(values, mask, means, resp), 10 * args.repeat)
 
-    imputer = MaskedGaussianMixtureImputer(k, missing_values=0, random_state=1, max_iter=1000)
+    imputer = MaskedGaussianMixtureImputer(k, **PRESET_COURSE, missing_values=0, random_state=1)
     fit_time = best_time(lambda: imputer.fit(X), args.repeat)
     n_iter = imputer.n_iter_
     diag = MaskedGaussianMixtureImputer(
@@ -95,7 +95,7 @@ def main():
         for n_components in (1, 12):
             for seed in range(5):
                 MaskedGaussianMixtureImputer(
-                    n_components, missing_values=0, random_state=seed, max_iter=1000
+                    n_components, **PRESET_COURSE, missing_values=0, random_state=seed
                 ).fit(X)
 
     experiment_time = best_time(course_experiment, max(1, args.repeat // 2))

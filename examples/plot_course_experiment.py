@@ -11,14 +11,14 @@ it, and different starting rows end in different local optima; seed 1 is best
 
 import matplotlib.pyplot as plt
 
-from skgmmfill import MaskedGaussianMixtureImputer
+from skgmmfill import PRESET_COURSE, MaskedGaussianMixtureImputer
 from skgmmfill.datasets import load_netflix
 
 X, X_complete = load_netflix(missing_values=0)  # 0 marks an unrated movie
 
 fig, ax = plt.subplots(figsize=(7, 4.5))
 for seed in range(5):
-    imputer = MaskedGaussianMixtureImputer(12, missing_values=0, random_state=seed, max_iter=1000)
+    imputer = MaskedGaussianMixtureImputer(12, **PRESET_COURSE, missing_values=0, random_state=seed)
     imputer.fit(X)
     log_likelihood = [value * X.shape[0] for value in imputer.lower_bounds_]
     ax.plot(range(1, len(log_likelihood) + 1), log_likelihood, marker=".",

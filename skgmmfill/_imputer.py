@@ -34,6 +34,22 @@ _MAX_DENSE_OUTPUT = 2**27
 _BATCH_ENTRIES = 2**22
 
 
+PRESET_COURSE = {
+    "covariance_type": "spherical",
+    "init_params": "random_from_data",
+    "min_variance": 0.25,
+    "tol": 1e-6,
+    "max_iter": 1000,
+}
+"""The model of the MITx 6.86x collaborative-filtering project: spherical
+components started from random rows (zeros at their missing entries), a
+variance floor of 0.25 and the relative stopping rule
+``L_new - L_old <= 1e-6 |L_new|``. ``MaskedGaussianMixtureImputer(K,
+**PRESET_COURSE, missing_values=0, random_state=seed)`` reproduces the
+course's figures on the Netflix matrix (see the README). Pinned here so that
+they do not depend on the estimator's defaults."""
+
+
 PRESET_RATINGS = {
     "biases": True,
     "bias_shrinkage": 25.0,
@@ -568,6 +584,14 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         self.lower_bounds_ = result.lower_bounds
         self.map_objectives_ = result.objectives
         self._empty_features = prepared.moments.counts == 0
+        if self._empty_features.any() and not self.keep_empty_features:
+            names = _check_feature_names_in(self, None)[self._empty_features]
+            warnings.warn(
+                f"Skipping features without any observed values: {list(names)}. They are "
+                "dropped from the output of transform; set keep_empty_features=True to keep them "
+                "(filled with 0).",
+                UserWarning,
+            )
         self._fitted_family = family
         self._sampling_random_state = check_random_state(self.random_state)
         return self

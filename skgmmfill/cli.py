@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import KFold, cross_val_score
 
-from . import PRESET_RATINGS, MaskedGaussianMixtureImputer
+from . import PRESET_COURSE, PRESET_RATINGS, MaskedGaussianMixtureImputer
 from .datasets import load_netflix
 from .metrics import make_masked_rmse_scorer, rmse
 
@@ -64,7 +64,7 @@ def course_experiment(n_components_list=(1, 12), seeds=range(5), out=None):
         fits = []
         for seed in seeds:
             imputer = MaskedGaussianMixtureImputer(
-                n_components, missing_values=0, random_state=seed, max_iter=1000
+                n_components, **PRESET_COURSE, missing_values=0, random_state=seed
             )
             tic = time.perf_counter()
             imputer.fit(X)

@@ -7,7 +7,7 @@ os.environ.setdefault("SCIPY_ARRAY_API", "1")
 import numpy as np
 import pytest
 
-from skgmmfill import MaskedGaussianMixtureImputer
+from skgmmfill import PRESET_COURSE, MaskedGaussianMixtureImputer
 from skgmmfill.datasets import load_course_test, load_netflix
 
 
@@ -22,9 +22,7 @@ def netflix_fits(netflix):
     """Course fits on Netflix, ``{(K, seed): fitted imputer}``, missing_values=0."""
     X, _ = netflix
     return {
-        (k, seed): MaskedGaussianMixtureImputer(
-            k, missing_values=0, random_state=seed, max_iter=1000
-        ).fit(X)
+        (k, seed): MaskedGaussianMixtureImputer(k, **PRESET_COURSE, missing_values=0, random_state=seed).fit(X)
         for k in (1, 12)
         for seed in range(5)
     }

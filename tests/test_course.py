@@ -25,6 +25,7 @@ from reference_figures import (
     TOY_FIRST_ESTEP_LL_K3,
     load_course_solutions,
 )
+from skgmmfill import PRESET_COURSE as COURSE
 from skgmmfill import MaskedGaussianMixtureImputer
 from skgmmfill.datasets import load_netflix, load_toy
 from skgmmfill.metrics import rmse
@@ -68,7 +69,7 @@ def netflix_nan():
 @pytest.mark.parametrize("k, seed", [(k, seed) for k in (1, 12) for seed in range(5)])
 def test_netflix_nan_coding_gives_the_same_fit(netflix_fits, netflix_nan, k, seed):
     X_nan, X_complete = netflix_nan
-    fit = MaskedGaussianMixtureImputer(k, random_state=seed, max_iter=1000).fit(X_nan)
+    fit = MaskedGaussianMixtureImputer(k, **COURSE, random_state=seed).fit(X_nan)
     reference = netflix_fits[k, seed]
     assert fit.n_iter_ == reference.n_iter_
     assert_allclose(fit.lower_bound_, reference.lower_bound_, rtol=1e-13)
@@ -87,7 +88,7 @@ def test_netflix_log_likelihood_never_decreases(netflix_fits, k):
 def test_course_test_pair_full_run(course_test):
     X, X_complete = course_test
     expected = load_course_solutions()["After a run"]
-    imputer = MaskedGaussianMixtureImputer(4, missing_values=0, random_state=0).fit(X)
+    imputer = MaskedGaussianMixtureImputer(4, **COURSE, missing_values=0, random_state=0).fit(X)
     assert imputer.n_iter_ == COURSE_TEST_N_ITER
     assert_allclose(total_ll(imputer, 20), COURSE_TEST_RUN_LL, rtol=LL_RTOL)
     assert_allclose(imputer.means_, expected["Mu"], atol=PRINTED_ATOL)
@@ -103,7 +104,7 @@ def test_course_test_pair_first_iteration(course_test):
     X, _ = course_test
     expected = load_course_solutions()["After first M-step:"]
     with pytest.warns(ConvergenceWarning):
-        imputer = MaskedGaussianMixtureImputer(4, missing_values=0, random_state=0, max_iter=1)
+        imputer = MaskedGaussianMixtureImputer(4, **{**COURSE, "max_iter": 1}, missing_values=0, random_state=0)
         imputer.fit(X)
     assert_allclose(total_ll(imputer, 20), COURSE_TEST_FIRST_ESTEP_LL, rtol=1e-14)
     assert_allclose(imputer.means_, expected["Mu"], atol=PRINTED_ATOL)
@@ -118,7 +119,7 @@ def test_course_test_pair_posterior_of_the_final_e_step(course_test):
     expected = load_course_solutions()["After a run"]["post"]
     with pytest.warns(ConvergenceWarning):
         imputer = MaskedGaussianMixtureImputer(
-            4, missing_values=0, random_state=0, max_iter=COURSE_TEST_N_ITER - 1
+            4, **{**COURSE, "max_iter": COURSE_TEST_N_ITER - 1}, missing_values=0, random_state=0
         ).fit(X)
     assert_allclose(imputer.predict_proba(X), expected, atol=PRINTED_ATOL)
 
@@ -126,13 +127,13 @@ def test_course_test_pair_posterior_of_the_final_e_step(course_test):
 @pytest.mark.parametrize("k", sorted(TOY_BEST_LL))
 def test_toy_complete_data_matches_naive_em(k):
     X = load_toy()
-    imputer = MaskedGaussianMixtureImputer(k, random_state=TOY_BEST_SEED[k]).fit(X)
+    imputer = MaskedGaussianMixtureImputer(k, **COURSE, random_state=TOY_BEST_SEED[k]).fit(X)
     assert_allclose(total_ll(imputer, 250), TOY_BEST_LL[k], atol=5e-5)
 
 
 def test_toy_bic_matches_the_course_formula():
     X = load_toy()
-    imputer = MaskedGaussianMixtureImputer(3, random_state=0).fit(X)
+    imputer = MaskedGaussianMixtureImputer(3, **COURSE, random_state=0).fit(X)
     n = X.shape[0]
     # The course's BIC uses the likelihood its run reports: LL - P/2 ln n.
     course_bic = total_ll(imputer, n) - imputer._n_parameters() / 2 * np.log(n)

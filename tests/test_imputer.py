@@ -206,7 +206,13 @@ def test_all_rows_empty_except_one():
 def test_feature_never_observed_during_fit(X_nan, keep_empty_features):
     X = X_nan.copy()
     X[:, 1] = np.nan
-    imputer = make_imputer(keep_empty_features=keep_empty_features).fit(X)
+    if keep_empty_features:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)
+            imputer = make_imputer(keep_empty_features=True).fit(X)
+    else:
+        with pytest.warns(UserWarning, match=r"Skipping features without any observed values: \['x1'\]"):
+            imputer = make_imputer().fit(X)
     X_filled = imputer.transform(X)
     kept = [0, 1, 2, 3] if keep_empty_features else [0, 2, 3]
     assert X_filled.shape == (60, len(kept))
