@@ -58,15 +58,57 @@ class EMResult(NamedTuple):
     converged: bool
 
 
+class Standardization(NamedTuple):
+    """The affine map from the data's units to the coordinates EM works in.
+
+    EM sees ``z_ul = (x_ul - location_l) / scale``: each feature centred on
+    the mean of its observed entries (with ``biases``, all on the global
+    mean, which the offsets model relative to), divided by one global scale,
+    the root mean square of the centred observed entries. A shift moves only
+    the means and one scale keeps every family in its form, so the model is
+    the same; but no sum of squares cancels catastrophically whatever the
+    data's offset, and variance floors and stopping rules can be stated
+    relative to the data.
+
+    Attributes
+    ----------
+    location : ndarray of shape (n_features,)
+    scale : float
+    """
+
+    location: np.ndarray
+    scale: float
+
+
+class Units(NamedTuple):
+    """What turns log-densities of the standardised data into the data's units.
+
+    A density in ``z`` is ``scale**n`` times one in ``x`` over ``n``
+    coordinates, so the mean log-likelihood shifts by
+    ``-observed_per_row * log_scale`` and the log prior of each mean by
+    ``-n_features * log_scale``.
+    """
+
+    log_scale: float = 0.0
+    observed_per_row: float = 0.0
+
+
 class Prepared(NamedTuple):
     """The data as the mixture sees them, and what was estimated on the way.
+
+    Everything here is in the standardised coordinates.
 
     Attributes
     ----------
     source : data source
-        The observed entries, or their residuals after the offsets.
+        The standardised observed entries, or their residuals after the offsets.
     moments : DataMoments
-        Column counts and sums of the original observed entries.
+        Column counts and sums of the standardised observed entries.
+    standardization : Standardization
+    units : Units
+    data_zero : ndarray of shape (n_features,)
+        Where the mixture's data had 0 before standardisation: the fill of the
+        course's initialisation (0 itself for residuals after offsets).
     offsets : tuple of (float, ndarray) or None
         ``(b, c)``: the global mean and column offsets, with ``biases``.
     prior : tuple of (float, ndarray) or None
@@ -75,20 +117,59 @@ class Prepared(NamedTuple):
 
     source: object
     moments: object
+    standardization: Standardization
+    units: Units
+    data_zero: np.ndarray
     offsets: object
     prior: object
 
 
-def prepare(source, *, biases, bias_shrinkage, mean_precision_prior):
-    """Offsets and the prior's centre, by reductions shared by every backend.
+def standardization(source, *, biases):
+    """The :class:`Standardization` of ``source``: two reductions.
 
-    With ``biases`` the offsets ``(b, c)`` are fitted (see
-    :mod:`skgmmfill._biases`) and the mixture sees the residuals. The prior
-    ``mu_j ~ N(m, Sigma_j / kappa)`` with ``kappa = mean_precision_prior``
-    centres on the column means of the observed entries, or on 0 (the
-    residuals' expected mean) with ``biases``.
+    The first gives column counts, sums and the largest magnitude, the second
+    the squared deviations from the location, measured in a power of two
+    near that magnitude so that nothing overflows or underflows. A feature
+    with no observed entry gets location 0; data without spread, scale 1.
     """
+    extent = source.reduce(methodcaller("extent"))
+    n_observed = extent.counts.sum()
+    if biases:
+        location = np.full(len(extent.sums), extent.sums.sum() / n_observed if n_observed else 0.0)
+    else:
+        location = np.divide(extent.sums, extent.counts, out=np.zeros(len(extent.sums)), where=extent.counts > 0)
+    if not np.all(np.isfinite(location)):
+        raise ValueError(
+            "The observed values are too large to average in floating point "
+            f"(largest magnitude {extent.largest:.3g}); rescale the data."
+        )
+    unit = 2.0 ** np.floor(np.log2(extent.largest)) if extent.largest > 0 else 1.0
+    deviations = source.reduce(partial(_squared_deviations, location, unit))
+    scale = unit * np.sqrt(deviations / n_observed) if n_observed else 0.0
+    return Standardization(location, float(scale) if scale > 0 else 1.0)
+
+
+def _squared_deviations(location, unit, block):
+    return block.squared_deviations(location, unit)
+
+
+def prepare(source, *, biases, bias_shrinkage, mean_precision_prior, standardized=None):
+    """Standardisation, offsets and the prior's centre, by reductions shared by every backend.
+
+    The data are first standardised (:func:`standardization`, or the given
+    one, for a warm start: EM continues in the coordinates it stopped in). With ``biases`` the offsets ``(b, c)`` are then
+    fitted (see :mod:`skgmmfill._biases`) and the mixture sees the residuals.
+    The prior ``mu_j ~ N(m, Sigma_j / kappa)`` with
+    ``kappa = mean_precision_prior`` centres on the column means of the
+    observed entries, or on 0 (the residuals' expected mean) with ``biases``.
+    """
+    if standardized is None:
+        standardized = standardization(source, biases=biases)
+    location, scale = standardized
+    source = source.map(partial(_standardized, location, scale))
     moments = source.reduce(methodcaller("moments"))
+    units = Units(np.log(scale), moments.counts.sum() / moments.n_samples)
+    data_zero = np.zeros(len(location)) if biases else -location / scale
     offsets = prior = None
     if biases:
         offsets = fit_offsets(source, moments, bias_shrinkage)
@@ -96,7 +177,11 @@ def prepare(source, *, biases, bias_shrinkage, mean_precision_prior):
     if mean_precision_prior is not None:
         centre = np.zeros(len(moments.sums)) if biases else moments.column_means()
         prior = (mean_precision_prior, centre.astype(source.dtype))
-    return Prepared(source, moments, offsets, prior)
+    return Prepared(source, moments, standardized, units, data_zero.astype(source.dtype), offsets, prior)
+
+
+def _standardized(location, scale, block):
+    return block.shifted(0.0, location, scale)
 
 
 def _residuals(global_mean, column_offsets, shrinkage, block):
@@ -107,57 +192,59 @@ def _uniform_weights(n_components, dtype):
     return np.full(n_components, 1.0 / n_components, dtype=dtype)
 
 
-def initialize_random_from_data(source, n_components, family, random_state):
-    """Start from ``n_components`` distinct rows drawn at random.
+def initialize_random_from_data(source, n_components, family, random_state, data_zero=0.0):
+    """Start from ``n_components`` distinct rows drawn at random (the course's rule).
 
-    The means are the drawn rows as stored, with 0 at their missing entries
-    (this is the convention of the original course code), the weights are
-    uniform and the covariances follow the family's initial rule
-    (:meth:`~skgmmfill._family.CovarianceFamily.initial_covariances`),
-    regularised as the family regularises every update, so that EM never
-    starts from a zero variance.
+    The means are the drawn rows with the data's 0 at their missing entries
+    (``data_zero``: where 0 lies in the standardised coordinates), the
+    weights are uniform and the covariances follow the family's initial rule
+    (:meth:`~skgmmfill._family.CovarianceFamily.initial_covariances`) with
+    every missing entry at the data's 0 too, regularised as the family
+    regularises every update, so that EM never starts from a zero variance.
+    Because 0 is a point in the data's own units, this start depends on
+    where the data's origin is; :func:`initialize_kmeans` does not.
 
     The rows are ``random_state.choice(n_samples, n_components, replace=False)``,
     so ``random_state=np.random.RandomState(seed)`` draws exactly the rows that
     the course's ``np.random.seed(seed)`` drew.
     """
     rows = random_state.choice(source.n_samples, size=n_components, replace=False)
-    means = source.dense_rows(rows)
+    means = source.dense_rows(rows, data_zero)
+    moments = source.reduce(family.moments).filled(data_zero)
     return Mixture(
         weights=_uniform_weights(n_components, source.dtype),
         means=means,
-        covariances=family.initial_covariances(source.reduce(family.moments), means),
+        covariances=family.initial_covariances(moments, means),
     )
 
 
 def initialize_kmeans(source, n_components, family, random_state):
     """Start from a k-means partition, like GaussianMixture's default.
 
-    One run of :class:`~sklearn.cluster.KMeans` clusters the rows, with each
-    missing entry replaced by its column's observed mean (dense data) or left
-    out as 0 (sparse data, which filling would densify). The clusters, as hard
-    responsibilities, give the parameters by one update, their statistics
-    computed block by block; a component falls back to the column means and
-    the family's initial covariances wherever it has no observation to
-    estimate them from.
+    One run of :class:`~sklearn.cluster.KMeans` clusters the standardised
+    rows with 0, about each column's observed mean, at the missing entries
+    (sparse rows stay sparse, so dense and sparse data start alike). The
+    clusters, as hard responsibilities, give the parameters by one update,
+    their statistics computed block by block; a component falls back to the
+    column means and the family's initial covariances wherever it has no
+    observation to estimate them from.
     """
     moments = source.reduce(family.moments)
-    column_means = moments.column_means().astype(source.dtype)
     kmeans = KMeans(n_components, n_init=1, random_state=random_state)
-    kmeans.fit(source.filled_rows(column_means))
-    means = np.tile(column_means, (n_components, 1))
+    kmeans.fit(source.filled_rows())
+    means = np.tile(moments.column_means().astype(source.dtype), (n_components, 1))
     fallback = Mixture(
         weights=_uniform_weights(n_components, source.dtype),
         means=means,
         covariances=family.initial_covariances(moments, means),
     )
-    statistics = source.reduce(partial(_cluster_statistics, family, kmeans, column_means, fallback))
+    statistics = source.reduce(partial(_cluster_statistics, family, kmeans, fallback))
     return family.update(statistics, fallback)
 
 
-def _cluster_statistics(family, kmeans, column_means, mixture, block):
+def _cluster_statistics(family, kmeans, mixture, block):
     """A block's statistics with each row's k-means cluster as its responsibility."""
-    labels = kmeans.predict(block.filled_rows(column_means))
+    labels = kmeans.predict(block.filled_rows())
     resp = np.zeros((block.n_samples, len(mixture.means)), dtype=block.dtype)
     resp[np.arange(block.n_samples), labels] = 1.0
     return family.statistics(block, resp, mixture)
@@ -166,12 +253,17 @@ def _cluster_statistics(family, kmeans, column_means, mixture, block):
 _INITIALIZERS = {"random_from_data": initialize_random_from_data, "kmeans": initialize_kmeans}
 
 
-def objective(lower_bound, mixture, family, prior, n_samples):
+STOPPING_RULES = ("mean_gain", "relative_gain")
+
+
+def objective(lower_bound, mixture, family, prior, n_samples, units=Units()):
     """What EM maximises: the mean log-likelihood, plus the log prior of the
-    means divided by ``n_samples`` when there is a prior."""
+    means divided by ``n_samples`` when there is a prior (in the data's units)."""
     if prior is None:
         return lower_bound
-    return lower_bound + family.log_mean_prior(mixture, prior) / n_samples
+    n_components, n_features = mixture.means.shape
+    log_prior = family.log_mean_prior(mixture, prior) - n_components * n_features * units.log_scale
+    return lower_bound + log_prior / n_samples
 
 
 def run_em(
@@ -181,34 +273,40 @@ def run_em(
     *,
     max_iter,
     tol,
+    stopping_rule="mean_gain",
     prior=None,
+    units=Units(),
     previous_objective=-np.inf,
     progress=None,
 ):
-    """Alternate E- and M-steps from ``mixture`` until the relative change is small.
+    """Alternate E- and M-steps from ``mixture`` until the objective stops rising.
 
     Each iteration is a fused E-step giving the objective ``L_new`` (the mean
-    log-likelihood, plus the scaled log prior of the means under ``prior``)
-    and the summed statistics, followed by an update, the last iteration
-    included. The loop stops after the first E-step with
-    ``L_new - L_old <= tol * |L_new|`` (a relative tolerance), or after
-    ``max_iter`` iterations.
+    log-likelihood in the data's units, plus the scaled log prior of the
+    means under ``prior``) and the summed statistics, followed by an update,
+    the last iteration included. The loop stops after the first E-step with
+    ``L_new - L_old <= tol`` (``stopping_rule="mean_gain"``; the gain does
+    not depend on the data's units) or ``L_new - L_old <= tol * |L_new|``
+    (``"relative_gain"``, the course's rule), or after ``max_iter``
+    iterations.
     """
+    if stopping_rule not in STOPPING_RULES:
+        raise ValueError(f"stopping_rule must be one of {STOPPING_RULES}, got {stopping_rule!r}")
     current = previous_objective
     lower_bounds, objectives = [], []
     converged = False
     for n_iter in range(1, max_iter + 1):
         previous = current
         statistics = source.reduce(partial(family.accumulate, mixture=mixture))
-        lower_bound = statistics.log_likelihood / statistics.n_samples
-        current = objective(lower_bound, mixture, family, prior, statistics.n_samples)
+        lower_bound = statistics.log_likelihood / statistics.n_samples - units.observed_per_row * units.log_scale
+        current = objective(lower_bound, mixture, family, prior, statistics.n_samples, units)
         mixture = family.update(statistics, mixture, prior)
         lower_bounds.append(lower_bound)
         objectives.append(current)
         change = current - previous
         if progress is not None:
             progress.iteration(n_iter, change, current)
-        if change <= tol * abs(current):
+        if change <= (tol * abs(current) if stopping_rule == "relative_gain" else tol):
             converged = True
             break
     return EMResult(mixture, lower_bounds[-1], lower_bounds, objectives, n_iter, converged)
@@ -224,7 +322,10 @@ def fit_mixture(
     max_iter,
     tol,
     random_state,
+    stopping_rule="mean_gain",
     prior=None,
+    units=Units(),
+    data_zero=0.0,
     warm_start=None,
     verbose=0,
     verbose_interval=10,
@@ -243,9 +344,15 @@ def fit_mixture(
         :func:`initialize_kmeans`).
     random_state : numpy.random.RandomState
         Seeds every initialisation in turn.
+    stopping_rule : {"mean_gain", "relative_gain"}
+        See :func:`run_em`.
     prior : tuple of (float, ndarray) or None
         ``(kappa, m)``: the conjugate prior ``mu_j ~ N(m, Sigma_j / kappa)`` on
         the means (MAP-EM), or None for maximum likelihood.
+    units : Units
+        What brings the log-likelihoods of ``source`` to the data's units.
+    data_zero : ndarray of shape (n_features,) or float
+        The fill of ``"random_from_data"`` (see :func:`initialize_random_from_data`).
     warm_start : tuple of (Mixture, float) or None
         The parameters and final objective of a previous fit: EM continues
         from them, once, instead of initialising ``n_init`` times.
@@ -256,11 +363,14 @@ def fit_mixture(
         The run with the highest final objective.
     """
     progress = _Progress(verbose, verbose_interval, max_iter * (1 if warm_start is not None else n_init))
+    initialize = _INITIALIZERS[init_params]
+    if initialize is initialize_random_from_data:
+        initialize = partial(initialize, data_zero=data_zero)
     best = None
     for init in range(1 if warm_start is not None else n_init):
         progress.start(init)
         if warm_start is None:
-            mixture = _INITIALIZERS[init_params](source, n_components, family, random_state)
+            mixture = initialize(source, n_components, family, random_state)
             previous_objective = -np.inf
         else:
             mixture, previous_objective = warm_start
@@ -270,7 +380,9 @@ def fit_mixture(
             family,
             max_iter=max_iter,
             tol=tol,
+            stopping_rule=stopping_rule,
             prior=prior,
+            units=units,
             previous_objective=previous_objective,
             progress=progress,
         )

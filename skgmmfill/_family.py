@@ -122,6 +122,18 @@ class CovarianceFamily:
         """The :class:`~skgmmfill._observed.DataMoments` that :meth:`initial_covariances` needs."""
         return observed.moments()
 
+    def for_data(self, moments, scale, dtype):
+        """This family with its hyperparameters resolved for standardised data.
+
+        EM runs on the data divided by ``scale`` (see
+        :class:`~skgmmfill._em.Standardization`), with ``moments`` those of the
+        standardised observed entries. A hyperparameter given as a number is
+        in the data's units and is converted; ``"auto"`` follows a rule
+        relative to the data (:func:`variance_floor`). Values come back in
+        ``dtype``. The default has nothing to resolve.
+        """
+        return self
+
     # -- E-step ---------------------------------------------------------------
 
     def log_prob(self, observed, mixture):
@@ -290,6 +302,26 @@ def estimate_means(value_sums, count_sums, previous_means, prior=None, min_count
         return (value_sums + kappa * prior_means) / (count_sums + kappa)
     updated = count_sums >= min_count
     return np.divide(value_sums, count_sums, out=previous_means.copy(), where=updated)
+
+
+def variance_floor(value, fraction, moments, scale, dtype, per_feature):
+    """A variance hyperparameter in standardised units.
+
+    A number is in the data's squared units: it becomes ``value / scale**2``.
+    ``"auto"`` is ``fraction`` of each feature's variance (``per_feature``;
+    a feature without spread takes the pooled variance instead) or of the
+    pooled variance of all observed entries, so that it scales with the
+    data. Returns a float or an array of shape ``(n_features,)`` in ``dtype``.
+    """
+    if not isinstance(value, str):
+        return float(value) / scale / scale  # not scale**2, which overflows for data near 1e200
+    n_observed = moments.counts.sum()
+    pooled = float(moments.squared_sums.sum() / n_observed) if n_observed else 1.0
+    pooled = pooled if pooled > 0 else 1.0
+    if not per_feature:
+        return fraction * pooled
+    variances = moments.column_variances()
+    return (fraction * np.where(variances > 0, variances, pooled)).astype(dtype)
 
 
 def mixture_weights(statistics):

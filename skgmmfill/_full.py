@@ -44,7 +44,7 @@ calls, in chunks of bounded size. Dense data only.
 the ``Sigma_j``; ``reg_covar`` is added to every diagonal.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -57,7 +57,12 @@ from ._family import (
     log_weights,
     mixture_weights,
     normalize_log_prob,
+    variance_floor,
 )
+
+REG_COVAR_FRACTION = 1e-6
+"""``reg_covar="auto"``: the regularisation as a fraction of each feature's variance
+(scikit-learn's default ``reg_covar`` on standardised data)."""
 
 # Rows are processed in chunks of at most about this many numbers per
 # temporary (component x row x feature, or x block entry), so no temporary
@@ -101,15 +106,21 @@ class FullCovariance(CovarianceFamily):
 
     Attributes
     ----------
-    reg_covar : float
+    reg_covar : float, ndarray of shape (n_features,) or "auto"
         Added to the diagonal of every covariance at initialisation and after
-        each update, so that they stay positive definite.
+        each update, so that they stay positive definite. ``"auto"`` (resolved
+        by :meth:`for_data`) is :data:`REG_COVAR_FRACTION` of each feature's
+        variance.
     """
 
-    reg_covar: float = 1e-6
+    reg_covar: object = 1e-6
     name = "full"
     supports_sparse = False
     hyperparameters = ("reg_covar",)
+
+    def for_data(self, moments, scale, dtype):
+        regularization = variance_floor(self.reg_covar, REG_COVAR_FRACTION, moments, scale, dtype, per_feature=True)
+        return replace(self, reg_covar=regularization)
 
     def n_parameters(self, n_components, n_features):
         return n_components * (n_features + n_features * (n_features + 1) // 2)
@@ -556,7 +567,7 @@ def _block(matrices, block):
     if block.ndim == 1:
         return matrices[:, block[:, np.newaxis], block][:, np.newaxis]
     flat = block[:, :, np.newaxis] * n_features + block[:, np.newaxis, :]  # one gather, not three
-    return matrices.reshape(n_components, -1)[:, flat]
+    return np.take(matrices.reshape(n_components, -1), flat, axis=1)  # faster than fancy indexing
 
 
 def _take(vectors, block):

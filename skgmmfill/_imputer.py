@@ -19,14 +19,19 @@ from sklearn.utils.validation import (
 
 from ._biases import remove_offsets
 from ._diag import DiagCovariance
-from ._em import fit_mixture, prepare
-from ._family import Mixture
+from ._em import STOPPING_RULES, fit_mixture, prepare
 from ._full import FullCovariance
 from ._observed import ObservedEntries
 from ._spherical import SphericalCovariance
 
 FAMILIES = {family.name: family for family in (SphericalCovariance, DiagCovariance, FullCovariance)}
 """The covariance families by ``covariance_type``; a new family is added here."""
+
+AUTO_FULL_MAX_FEATURES = 100
+AUTO_FULL_ROWS_PER_FEATURE = 10
+"""``covariance_type="auto"`` picks "full" for dense input with at most
+``AUTO_FULL_MAX_FEATURES`` features and at least ``AUTO_FULL_ROWS_PER_FEATURE``
+rows per feature and component; "diag" otherwise."""
 
 # Largest dense array that transform returns for sparse input, and the size of
 # the dense blocks that predict_entries and recommend work in (entries).
@@ -39,12 +44,13 @@ PRESET_COURSE = {
     "init_params": "random_from_data",
     "min_variance": 0.25,
     "tol": 1e-6,
+    "stopping_rule": "relative_gain",
     "max_iter": 1000,
 }
 """The model of the MITx 6.86x collaborative-filtering project: spherical
 components started from random rows (zeros at their missing entries), a
-variance floor of 0.25 and the relative stopping rule
-``L_new - L_old <= 1e-6 |L_new|``. ``MaskedGaussianMixtureImputer(K,
+variance floor of 0.25 (in the ratings' squared units) and the relative
+stopping rule ``L_new - L_old <= 1e-6 |L_new|``. ``MaskedGaussianMixtureImputer(K,
 **PRESET_COURSE, missing_values=0, random_state=seed)`` reproduces the
 course's figures on the Netflix matrix (see the README). Pinned here so that
 they do not depend on the estimator's defaults."""
@@ -82,9 +88,15 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
     n_components : int, default=1
         Number of mixture components ``K``.
 
-    covariance_type : {"spherical", "diag", "full"}, default="spherical"
+    covariance_type : {"auto", "spherical", "diag", "full"}, default="auto"
         Form of each component's covariance:
 
+        - ``"auto"``: ``"full"`` for dense input with at most 100 features
+          and at least ``10 * n_features * n_components`` rows, where the
+          correlations between features are worth their cost and can be
+          estimated; ``"diag"`` otherwise (sparse input, wide tables such as
+          rating matrices, few rows). The choice is stored in
+          ``covariance_type_``;
         - ``"spherical"``: one variance per component, shared by all features
           (the course's model);
         - ``"diag"``: one variance per component and feature;
@@ -104,18 +116,20 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         for a rating matrix whose unrated entries are stored as 0. Every other
         value is observed. When it is a number, NaN in the input is an error.
 
-    init_params : {"random_from_data", "kmeans"}, default="random_from_data"
+    init_params : {"kmeans", "random_from_data"}, default="kmeans"
         How the parameters are initialised:
 
+        - ``"kmeans"``: k-means on the standardised rows with missing entries
+          replaced by their column's mean (left out for sparse input, which
+          comes to about the same after centring), then one M-step from the
+          clusters, as :class:`~sklearn.mixture.GaussianMixture` does by
+          default. It does not depend on the data's units or offsets.
         - ``"random_from_data"`` (the course's rule): the means are
           ``n_components`` distinct rows drawn at random, with 0 at their
           missing entries; the weights are uniform; the variances are the mean
           of ``(x - mu_j)**2`` over all entries, missing ones counted as 0.
-          Poor for data far from 0, where the zeros pull the start away.
-        - ``"kmeans"``: k-means on the rows with missing entries replaced by
-          their column's mean (left as 0 for sparse input), then one M-step
-          from the clusters, as :class:`~sklearn.mixture.GaussianMixture` does
-          by default. Usually the better start outside the course setting.
+          Because it puts missing entries at the data's 0, it depends on
+          where that 0 is: poor for data far from 0.
 
     n_init : int, default=1
         Number of initialisations; the run with the highest final
@@ -124,25 +138,38 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
     max_iter : int, default=100
         Maximum number of EM iterations (E-step then M-step) per initialisation.
 
-    tol : float, default=1e-6
-        Relative convergence threshold: EM stops after the first E-step whose
-        log-likelihood ``L_new`` satisfies ``L_new - L_old <= tol * |L_new|``.
-        Unlike :class:`~sklearn.mixture.GaussianMixture`, whose ``tol`` is an
-        absolute change of the per-row average, this rule does not depend on
-        the scale of the data or on the number of rows.
+    tol : float, default=1e-3
+        Convergence threshold, read by ``stopping_rule``.
 
-    min_variance : float, default=0.25
+    stopping_rule : {"mean_gain", "relative_gain"}, default="mean_gain"
+        When EM stops, with ``L`` the mean per-row log-likelihood (plus the
+        scaled log prior, with ``mean_precision_prior``) of each E-step:
+
+        - ``"mean_gain"``: after the first E-step with ``L_new - L_old <= tol``,
+          as :class:`~sklearn.mixture.GaussianMixture`. Rescaling the data
+          shifts ``L`` by a constant, so the rule does not depend on units.
+        - ``"relative_gain"`` (the course's rule): ``L_new - L_old <= tol *
+          |L_new|``. ``|L|`` changes with the data's units, and so does when
+          this rule stops.
+
+    min_variance : float or "auto", default="auto"
         For ``"spherical"`` and ``"diag"``: floor on every variance, applied at
         initialisation and after each M-step. It keeps components that
-        collapse onto a single row finite. It is in the squared units of the
-        data (0.25 is the course's value for ratings 1-5). Not used by
+        collapse onto a single row finite. ``"auto"`` is 1e-3 times the
+        variance of the observed entries: each feature's own for ``"diag"``
+        (the pooled one for a feature without spread), the pooled variance of
+        all features for ``"spherical"``. A number is in the squared units of
+        the data (0.25 is the course's value for ratings 1-5). Not used by
         ``"full"``.
 
-    reg_covar : float, default=1e-6
+    reg_covar : float or "auto", default="auto"
         For ``"full"``: added to the diagonal of every covariance at
-        initialisation and after each M-step, as in
-        :class:`~sklearn.mixture.GaussianMixture`, so that they stay positive
-        definite. Not used by ``"spherical"`` and ``"diag"``.
+        initialisation and after each M-step, so that they stay positive
+        definite. ``"auto"`` adds 1e-6 times each feature's variance (what
+        :class:`~sklearn.mixture.GaussianMixture`'s absolute default of 1e-6
+        is for standardised data); a number is in the squared units of the
+        data and is added to every diagonal entry. Not used by
+        ``"spherical"`` and ``"diag"``.
 
     mean_precision_prior : float or None, default=None
         Strength ``kappa`` of a prior that shrinks each component's mean
@@ -210,6 +237,10 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
 
     Attributes
     ----------
+    covariance_type_ : str
+        The covariance type fitted: ``covariance_type``, or what ``"auto"``
+        chose.
+
     weights_ : ndarray of shape (n_components,)
         Mixing proportions.
 
@@ -228,9 +259,10 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         Number of EM iterations of the best run.
 
     lower_bound_ : float
-        Mean per-row log-likelihood of the observed entries computed by the
-        final E-step of the best run. ``lower_bound_ * n_samples`` is the
-        total log-likelihood that the course code reports.
+        Mean per-row log-likelihood of the observed entries, in the data's
+        units, computed by the final E-step of the best run.
+        ``lower_bound_ * n_samples`` is the total log-likelihood that the
+        course code reports.
 
     lower_bounds_ : list of float
         ``lower_bound_`` of every E-step of the best run.
@@ -292,27 +324,33 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
 
     Examples
     --------
+    With full covariances, a missing entry is predicted from the row's other
+    entries (here, the second feature is about twice the first):
+
     >>> import numpy as np
     >>> from skgmmfill import MaskedGaussianMixtureImputer
-    >>> X = np.array([[1.0, 2.0], [np.nan, 3.0], [7.0, 6.0], [8.0, np.nan]])
-    >>> imputer = MaskedGaussianMixtureImputer(n_components=2, random_state=0)
+    >>> X = np.array([[1.0, 2.0], [2.0, 4.1], [3.0, 5.9], [4.0, 8.0], [np.nan, 5.0], [6.0, np.nan]])
+    >>> imputer = MaskedGaussianMixtureImputer(covariance_type="full")
     >>> imputer.fit_transform(X).round(2)
-    array([[1., 2.],
-           [1., 3.],
-           [7., 6.],
-           [8., 6.]])
+    array([[ 1.  ,  2.  ],
+           [ 2.  ,  4.1 ],
+           [ 3.  ,  5.9 ],
+           [ 4.  ,  8.  ],
+           [ 2.5 ,  5.  ],
+           [ 6.  , 11.92]])
     """
 
     _parameter_constraints: dict = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
-        "covariance_type": [StrOptions(set(FAMILIES))],
+        "covariance_type": [StrOptions({"auto", *FAMILIES})],
         "missing_values": [Real],
         "init_params": [StrOptions({"random_from_data", "kmeans"})],
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0.0, None, closed="left")],
-        "min_variance": [Interval(Real, 0.0, None, closed="neither")],
-        "reg_covar": [Interval(Real, 0.0, None, closed="neither")],
+        "stopping_rule": [StrOptions(set(STOPPING_RULES))],
+        "min_variance": [StrOptions({"auto"}), Interval(Real, 0.0, None, closed="neither")],
+        "reg_covar": [StrOptions({"auto"}), Interval(Real, 0.0, None, closed="neither")],
         "mean_precision_prior": [None, Interval(Real, 0.0, None, closed="neither")],
         "biases": ["boolean"],
         "bias_shrinkage": [Interval(Real, 0.0, None, closed="left")],
@@ -330,14 +368,15 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         self,
         n_components=1,
         *,
-        covariance_type="spherical",
+        covariance_type="auto",
         missing_values=np.nan,
-        init_params="random_from_data",
+        init_params="kmeans",
         n_init=1,
         max_iter=100,
-        tol=1e-6,
-        min_variance=0.25,
-        reg_covar=1e-6,
+        tol=1e-3,
+        stopping_rule="mean_gain",
+        min_variance="auto",
+        reg_covar="auto",
         mean_precision_prior=None,
         biases=False,
         bias_shrinkage=25.0,
@@ -357,6 +396,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         self.n_init = n_init
         self.max_iter = max_iter
         self.tol = tol
+        self.stopping_rule = stopping_rule
         self.min_variance = min_variance
         self.reg_covar = reg_covar
         self.mean_precision_prior = mean_precision_prior
@@ -432,9 +472,11 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
     def _observed_entries(self, X, missing):
         """The observed entries the mixture sees, and the offset of each row.
 
-        Features empty during fit are left out; with ``biases`` the entries
-        are the residuals after the offsets, and ``row_offsets`` is
-        ``b + r_u`` for each row of ``X`` (None without biases).
+        The entries are standardised as in ``fit`` (see
+        :class:`~skgmmfill._em.Standardization`) and features empty during
+        fit are left out; with ``biases`` the entries are the residuals after
+        the offsets, and ``row_offsets`` is ``b + r_u`` for each row of ``X``
+        (None without biases), all in the standardised units.
         """
         ignored = getattr(self, "_empty_features", None)
         if missing is None:
@@ -442,31 +484,45 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         else:
             keep = ~missing if ignored is None else ~missing & ~ignored
             observed = ObservedEntries.from_dense(X, keep)
+        observed = observed.shifted(0.0, *self._standardization)
         if not self.biases:
             return observed, None
-        return remove_offsets(self.global_mean_, self.column_offsets_, self.bias_shrinkage, observed)
+        return remove_offsets(*self._offsets, self.bias_shrinkage, observed)
 
     def _posterior(self, X, missing):
-        """Observed entries, row offsets, responsibilities and per-row log-likelihoods."""
+        """Observed entries, row offsets, responsibilities and per-row log-likelihoods.
+
+        The log-likelihoods are densities in the data's units: those of the
+        standardised entries minus ``|C_u| log(scale)``.
+        """
         observed, row_offsets = self._observed_entries(X, missing)
         resp, log_prob_norm = self._fitted_family.posterior(observed, self._mixture)
+        log_prob_norm -= observed.n_observed * np.log(self._standardization.scale)
         return observed, row_offsets, resp, log_prob_norm
 
-    def _add_offsets(self, predictions, row_offsets, rows=slice(None), cols=slice(None)):
-        """Add ``b + r_u + c_l`` to predictions of entries of ``rows`` x ``cols`` (or pairs)."""
-        if row_offsets is None:
-            return predictions
-        if predictions.ndim == 1:  # entries (rows[i], cols[i])
-            predictions += row_offsets[rows] + self.column_offsets_[cols]
-        else:
-            predictions += row_offsets[rows, np.newaxis] + self.column_offsets_[cols]
+    def _in_data_units(self, predictions, row_offsets, rows=slice(None), cols=slice(None)):
+        """Predictions of standardised residuals, in place, as values in the data's units.
+
+        Adds the offsets ``b + r_u + c_l`` (with ``biases``), then undoes the
+        standardisation: ``location_l + scale * prediction``. ``predictions``
+        holds the entries of ``rows x cols``, or the pairs ``(rows[i], cols[i])``
+        when 1-D.
+        """
+        location, scale = self._standardization
+        if row_offsets is not None:
+            row_part = row_offsets[rows] if predictions.ndim == 1 else row_offsets[rows, np.newaxis]
+            predictions += row_part + self._offsets[1][cols]
+        predictions *= scale
+        predictions += location[cols]
         return predictions
 
-    @property
-    def _family(self):
-        """The covariance family, holding the hyperparameters it names."""
-        family = FAMILIES[self.covariance_type]
-        return family(**{name: getattr(self, name) for name in family.hyperparameters})
+    def _covariance_type(self, X, missing):
+        """``covariance_type``, with ``"auto"`` resolved for ``X``."""
+        if self.covariance_type != "auto":
+            return self.covariance_type
+        n_samples, n_features = X.shape
+        enough_rows = n_samples >= AUTO_FULL_ROWS_PER_FEATURE * n_features * self.n_components
+        return "full" if missing is not None and n_features <= AUTO_FULL_MAX_FEATURES and enough_rows else "diag"
 
     def _limits(self, n_features):
         """``min_value`` and ``max_value`` as arrays of shape ``(n_features,)``."""
@@ -487,10 +543,6 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
                 f"One (or more) features have min_value={limits[0]} > max_value={limits[1]}."
             )
         return limits
-
-    @property
-    def _mixture(self):
-        return Mixture(self.weights_, self.means_, self.covariances_)
 
     # -------------------------------------------------------------------- fit
 
@@ -523,13 +575,15 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
                 "warm_start=True needs the same n_components as the fitted model "
                 f"({self.means_.shape[0]}), got {self.n_components}."
             )
-        if warm and self._fitted_family.name != self.covariance_type:
+        self._limits(X.shape[1])
+        covariance_type = self._covariance_type(X, missing)
+        if warm and self.covariance_type_ != covariance_type:
             raise ValueError(
                 "warm_start=True needs the same covariance_type as the fitted model "
-                f"({self._fitted_family.name!r}), got {self.covariance_type!r}."
+                f"({self.covariance_type_!r}), got {covariance_type!r}."
             )
-        self._limits(X.shape[1])
-        family = self._family
+        family = FAMILIES[covariance_type]
+        family = family(**{name: getattr(self, name) for name in family.hyperparameters})
         if missing is None:
             if not family.supports_sparse:
                 raise ValueError(
@@ -545,11 +599,9 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
             biases=self.biases,
             bias_shrinkage=self.bias_shrinkage,
             mean_precision_prior=self.mean_precision_prior,
+            standardized=self._standardization if warm else None,
         )
-        if self.biases:
-            self.global_mean_, self.column_offsets_ = prepared.offsets
-        if prepared.prior is not None:
-            self.mean_prior_ = prepared.prior[1]
+        family = family.for_data(prepared.moments, prepared.standardization.scale, X.dtype)
         try:
             result = fit_mixture(
                 prepared.source,
@@ -559,8 +611,11 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
                 n_init=self.n_init,
                 max_iter=self.max_iter,
                 tol=self.tol,
+                stopping_rule=self.stopping_rule,
                 random_state=check_random_state(self.random_state),
                 prior=prepared.prior,
+                units=prepared.units,
+                data_zero=prepared.data_zero,
                 warm_start=(self._mixture, self.map_objectives_[-1]) if warm else None,
                 verbose=self.verbose,
                 verbose_interval=self.verbose_interval,
@@ -577,7 +632,8 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
                 "init parameters, or increase max_iter or tol.",
                 ConvergenceWarning,
             )
-        self.weights_, self.means_, self.covariances_ = result.mixture
+        self._set_fitted_parameters(result.mixture, prepared)
+        self.covariance_type_ = covariance_type
         self.converged_ = result.converged
         self.n_iter_ = result.n_iter
         self.lower_bound_ = result.lower_bound
@@ -595,6 +651,27 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         self._fitted_family = family
         self._sampling_random_state = check_random_state(self.random_state)
         return self
+
+    def _set_fitted_parameters(self, mixture, prepared):
+        """Keep the standardised parameters; report them in the data's units.
+
+        ``x = location + scale * z``: means (of the residuals, with ``biases``,
+        which have no location) map like values, covariances by ``scale**2``.
+        """
+        self._mixture, self._standardization, self._offsets = mixture, prepared.standardization, prepared.offsets
+        location, scale = prepared.standardization
+        dtype = mixture.means.dtype
+        mixture_location = 0.0 if self.biases else location
+        self.weights_ = mixture.weights
+        self.means_ = (mixture_location + scale * mixture.means).astype(dtype)
+        with np.errstate(over="ignore"):  # data near the largest float: inf, as the float type must
+            self.covariances_ = (np.float64(scale) ** 2 * mixture.covariances).astype(dtype)
+        if self.biases:
+            global_mean, column_offsets = prepared.offsets
+            self.global_mean_ = float(location[0] + scale * global_mean)
+            self.column_offsets_ = (scale * column_offsets).astype(dtype)
+        if prepared.prior is not None:
+            self.mean_prior_ = (mixture_location + scale * prepared.prior[1]).astype(dtype)
 
     # ---------------------------------------------------------------- methods
 
@@ -628,7 +705,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
             imputed = self._fitted_family.sample(observed, resp, self._mixture, self._sampling_random_state)
         else:
             imputed = self._fitted_family.impute(observed, resp, self._mixture)
-        self._add_offsets(imputed, row_offsets)
+        self._in_data_units(imputed, row_offsets)
         imputed[:, self._empty_features] = 0.0
         np.clip(imputed, *self._limits(X.shape[1]), out=imputed)
         return self._with_observed_entries(X, missing, imputed, "X")
@@ -657,6 +734,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         X, missing, observed, _, resp = self._dense_output_posterior(X)
         variance = self._fitted_family.predictive_variance(observed, resp, self._mixture)
         std = np.sqrt(variance, out=variance)
+        std *= self._standardization.scale
         std[:, self._empty_features] = 0.0
         return self._with_observed_entries(X, missing, std, 0.0)
 
@@ -720,7 +798,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         for batch in _batches(len(rows), _BATCH_ENTRIES // max(1, self.n_components)):
             r, c = rows[batch], cols[batch]
             predicted = self._fitted_family.impute_entries(observed, resp, self._mixture, r, c)
-            self._add_offsets(predicted, row_offsets, r, c)
+            self._in_data_units(predicted, row_offsets, r, c)
             predicted[self._empty_features[c]] = 0.0
             np.clip(predicted, low[c], high[c], out=predicted)
             if missing is None:
@@ -774,7 +852,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
             family = self._fitted_family
             resp, _ = family.posterior(block, self._mixture)
             scores = family.impute(block, resp, self._mixture)
-            self._add_offsets(scores, row_offsets, batch)
+            self._in_data_units(scores, row_offsets, batch)
             np.clip(scores, *limits, out=scores)
             if missing is None:
                 observed_here, values_here = block.dense_mask(), X[batch].toarray()
@@ -915,7 +993,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = _is_nan(self.missing_values)
-        tags.input_tags.sparse = FAMILIES[self.covariance_type].supports_sparse
+        tags.input_tags.sparse = self.covariance_type == "auto" or FAMILIES[self.covariance_type].supports_sparse
         tags.non_deterministic = self.sample_posterior
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags

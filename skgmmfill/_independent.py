@@ -8,11 +8,14 @@ Their statistics are the same responsibility-weighted sums of the observed
 values, counts and squares, all matrix products with the observed entries.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ._family import CovarianceFamily, Statistics, draw_components
+from ._family import CovarianceFamily, Statistics, draw_components, variance_floor
+
+MIN_VARIANCE_FRACTION = 1e-3
+"""``min_variance="auto"``: the floor as a fraction of the data's variance."""
 
 
 @dataclass(frozen=True)
@@ -41,13 +44,22 @@ class IndependentFeatures(CovarianceFamily):
 
     Attributes
     ----------
-    min_variance : float
+    min_variance : float, ndarray of shape (n_features,) or "auto"
         Floor on every variance, at initialisation and after each update; it
-        keeps components that collapse onto a single row finite.
+        keeps components that collapse onto a single row finite. ``"auto"``
+        (resolved by :meth:`for_data`) is :data:`MIN_VARIANCE_FRACTION` of the
+        data's variance: each feature's for diag, the pooled one for spherical.
     """
 
-    min_variance: float = 0.25
+    min_variance: object = 0.25
     hyperparameters = ("min_variance",)
+    per_feature_floor = True
+
+    def for_data(self, moments, scale, dtype):
+        floor = variance_floor(
+            self.min_variance, MIN_VARIANCE_FRACTION, moments, scale, dtype, self.per_feature_floor
+        )
+        return replace(self, min_variance=floor)
 
     def feature_variances(self, covariances, n_features):
         """The variance ``v_jl`` of every feature under every component, ``(K, d)``."""

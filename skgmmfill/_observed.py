@@ -54,10 +54,64 @@ class DataMoments(Sums):
     sums: np.ndarray
     squared_sums: np.ndarray
     gram: object = 0.0
+    value_mask_gram: object = 0.0
+    mask_gram: object = 0.0
 
     def column_means(self, empty=0.0):
         """Mean of each feature's observed entries (``empty`` where none is observed)."""
         return np.divide(self.sums, self.counts, out=np.full(len(self.sums), empty), where=self.counts > 0)
+
+    def column_variances(self):
+        """Variance of each feature's observed entries around their mean (0 where fewer than 2).
+
+        Accurate for centred data only: it is ``squared_sums / counts - mean**2``.
+        """
+        means = self.column_means()
+        second = np.divide(self.squared_sums, self.counts, out=np.zeros(len(self.sums)), where=self.counts > 0)
+        return np.maximum(second - means**2, 0.0)
+
+    def filled(self, fill):
+        """The moments of the rows with every missing entry set to ``fill`` (shape ``(d,)``).
+
+        Exact, from the sums alone: with ``f`` the fill, ``V`` the values and
+        ``M`` the mask, the filled rows are ``V + (1 - M) diag(f)``, so
+        ``gram`` gains ``(s 1^T - V^T M) diag(f)``, its transpose and
+        ``diag(f) (n 1 1^T - c 1^T - 1 c^T + M^T M) diag(f)`` (``s`` and ``c``
+        the column sums and counts).
+        """
+        fill = np.asarray(fill, dtype=np.float64)
+        if not fill.any():
+            return self
+        n = self.n_samples
+        unobserved = n - self.counts
+        gram = 0.0
+        if np.ndim(self.gram):
+            cross = (self.sums[:, np.newaxis] - self.value_mask_gram) * fill
+            both_missing = n - self.counts[:, np.newaxis] - self.counts + self.mask_gram
+            gram = self.gram + cross + cross.T + both_missing * np.outer(fill, fill)
+        return DataMoments(
+            n,
+            counts=np.full(len(self.counts), float(n)),
+            sums=self.sums + unobserved * fill,
+            squared_sums=self.squared_sums + unobserved * fill**2,
+            gram=gram,
+        )
+
+
+@dataclass(frozen=True)
+class Extent(Sums):
+    """Column counts and sums of the observed entries, and their largest magnitude.
+
+    The first pass of the standardisation; added block by block, the
+    magnitudes by their maximum.
+    """
+
+    counts: np.ndarray
+    sums: np.ndarray
+    largest: float
+
+    def __add__(self, other):
+        return Extent(self.counts + other.counts, self.sums + other.sums, max(self.largest, other.largest))
 
 
 @dataclass(frozen=True)
@@ -76,14 +130,11 @@ class ObservedEntries:
         the index arrays of ``values``.
     n_observed : ndarray of shape (n_samples,)
         ``|C_u|``, the number of observed entries of each row.
-    squared_norms : ndarray of shape (n_samples,)
-        ``sum_{l in C_u} x_ul**2``, the squared norm of each row's observed part.
     """
 
     values: object
     mask: object
     n_observed: np.ndarray
-    squared_norms: np.ndarray
 
     @classmethod
     def from_dense(cls, X, observed):
@@ -103,7 +154,6 @@ class ObservedEntries:
             values=values,
             mask=mask,
             n_observed=mask.sum(axis=1),
-            squared_norms=np.einsum("ij,ij->i", values, values),
         )
 
     @classmethod
@@ -130,35 +180,32 @@ class ObservedEntries:
             values=X,
             mask=mask,
             n_observed=np.diff(X.indptr).astype(X.dtype),
-            squared_norms=_row_sums_of_squares(X),
         )
 
-    def shifted(self, row_shift, column_shift):
-        """The same entries minus ``row_shift[u] + column_shift[l]``.
+    def shifted(self, row_shift, column_shift, scale=1.0):
+        """The same entries minus ``row_shift[u] + column_shift[l]``, divided by ``scale``.
 
         Parameters
         ----------
-        row_shift : ndarray of shape (n_samples,)
+        row_shift : ndarray of shape (n_samples,) or float
         column_shift : ndarray of shape (n_features,)
+        scale : float, default=1.0
         """
+        row_shift = np.broadcast_to(np.asarray(row_shift, dtype=self.dtype), (self.n_samples,))
+        column_shift = np.asarray(column_shift, dtype=self.dtype)
         if self.is_sparse:
             data = self.values.data - np.repeat(row_shift, np.diff(self.values.indptr))
             data -= column_shift[self.values.indices]
+            if scale != 1.0:
+                data /= self.dtype.type(scale)
             values = sp.csr_array(
                 (data, self.values.indices, self.values.indptr), shape=self.values.shape, copy=False
             )
         else:
             values = self.values - self.mask * (row_shift[:, np.newaxis] + column_shift)
-        return ObservedEntries(
-            values=values,
-            mask=self.mask,
-            n_observed=self.n_observed,
-            squared_norms=(
-                _row_sums_of_squares(values)
-                if self.is_sparse
-                else np.einsum("ij,ij->i", values, values)
-            ),
-        )
+            if scale != 1.0:
+                values /= self.dtype.type(scale)
+        return ObservedEntries(values=values, mask=self.mask, n_observed=self.n_observed)
 
     # -- the data source protocol of the EM driver (one block: all the rows) --
 
@@ -176,35 +223,70 @@ class ObservedEntries:
         return function(self)
 
     def moments(self, with_gram=False):
-        """The :class:`DataMoments` of these rows (computed once, then reused)."""
+        """The :class:`DataMoments` of these rows (computed once, then reused).
+
+        ``with_gram`` adds the three ``d x d`` products (dense data only).
+        """
         key = "moments_with_gram" if with_gram else "moments"
         if key not in self._cache:
             if self.is_sparse:
                 column_sums = _column_moments(self.values)
             else:
                 column_sums = [self.mask.sum(axis=0), self.values.sum(axis=0), self.squared_values.sum(axis=0)]
-            self._cache[key] = DataMoments(
-                self.n_samples, *column_sums, gram=self.values.T @ self.values if with_gram else 0.0
-            )
+            grams = {}
+            if with_gram:
+                grams = {
+                    "gram": self.values.T @ self.values,
+                    "value_mask_gram": self.values.T @ self.mask,
+                    "mask_gram": self.mask.T @ self.mask,
+                }
+            self._cache[key] = DataMoments(self.n_samples, *column_sums, **grams)
         return self._cache[key]
+
+    def extent(self):
+        """The :class:`Extent` of these rows."""
+        with np.errstate(over="ignore"):  # sums too large to hold: the caller's error
+            if self.is_sparse:
+                data = self.values.data
+                counts = np.bincount(self.values.indices, minlength=self.n_features).astype(np.float64)
+                sums = np.bincount(self.values.indices, weights=data, minlength=self.n_features)
+            else:
+                data = self.values
+                counts, sums = self.mask.sum(axis=0, dtype=np.float64), self.values.sum(axis=0, dtype=np.float64)
+        return Extent(counts, sums, float(np.abs(data).max(initial=0.0)))
+
+    def squared_deviations(self, location, unit):
+        """``sum ((x_ul - location_l) / unit)**2`` over the observed entries.
+
+        Dividing by ``unit`` (about the data's magnitude) before squaring keeps
+        values near the largest float from overflowing, tiny ones from
+        underflowing.
+        """
+        if self.is_sparse:
+            deviations = (self.values.data - location[self.values.indices]) / unit
+        else:
+            deviations = (self.values - self.mask * location) / unit
+        deviations = deviations.ravel()
+        return float(np.dot(deviations, deviations))
 
     @cached_property
     def _cache(self):
         return {}
 
-    def filled_rows(self, column_means):
-        """The rows with missing entries replaced by ``column_means`` (dense),
-        or left as 0 (sparse, which filling would densify), for k-means."""
-        if self.is_sparse:
-            rows = self.values
-            if rows.nnz < np.iinfo(np.int32).max and rows.indices.dtype != np.int32:
-                # KMeans takes only 32-bit sparse indices
-                rows = sp.csr_array(
-                    (rows.data, rows.indices.astype(np.int32), rows.indptr.astype(np.int32)),
-                    shape=rows.shape,
-                )
-            return rows
-        return self.values + (1 - self.mask) * column_means
+    def filled_rows(self):
+        """The rows with 0 at the missing entries, for k-means: dense, or sparse
+        (unstored) without densifying. In standardised coordinates 0 is about
+        each column's observed mean."""
+        if not self.is_sparse:
+            return self.values
+        rows = self.values
+        if rows.nnz < np.iinfo(np.int32).max and rows.indices.dtype != np.int32:
+            # KMeans takes only 32-bit sparse indices
+            rows = sp.csr_array(
+                (rows.data, rows.indices.astype(np.int32), rows.indptr.astype(np.int32)),
+                shape=rows.shape,
+            )
+        return rows
 
     @property
     def is_sparse(self):
@@ -221,6 +303,13 @@ class ObservedEntries:
     @property
     def n_features(self):
         return self.values.shape[1]
+
+    @cached_property
+    def squared_norms(self):
+        """``sum_{l in C_u} x_ul**2``, the squared norm of each row's observed part, ``(n_samples,)``."""
+        if self.is_sparse:
+            return _row_sums_of_squares(self.values)
+        return np.einsum("ij,ij->i", self.values, self.values)
 
     @cached_property
     def squared_values(self):
@@ -305,10 +394,12 @@ class ObservedEntries:
     def _weighted_sum(self, data, resp):
         return (data.T @ resp).T if self.is_sparse else resp.T @ data
 
-    def dense_rows(self, rows):
-        """Rows of ``values`` as a dense ``(len(rows), n_features)`` array."""
-        block = self.values[rows]
-        return block.toarray() if self.is_sparse else block
+    def dense_rows(self, rows, fill=0.0):
+        """Rows as a dense ``(len(rows), n_features)`` array, ``fill`` at the missing entries."""
+        values, mask = self.values[rows], self.mask[rows]
+        if self.is_sparse:
+            values, mask = values.toarray(), mask.toarray()
+        return values + (1 - mask) * np.asarray(fill, dtype=self.dtype)
 
     def row_block(self, start, stop):
         """The observed entries of rows ``start:stop``."""
@@ -317,7 +408,6 @@ class ObservedEntries:
             values=values,
             mask=mask,
             n_observed=self.n_observed[start:stop],
-            squared_norms=self.squared_norms[start:stop],
         )
 
     def dense_mask(self):

@@ -26,6 +26,7 @@ class SphericalCovariance(IndependentFeatures):
     """One variance per component, shared by all features."""
 
     name = "spherical"
+    per_feature_floor = False  # one variance for all features: floored relative to the pooled variance
 
     def n_parameters(self, n_components, n_features):
         return n_components * n_features + n_components

@@ -227,8 +227,11 @@ def write_matrix(path, X_filled, *, kind, labels=None):
 # -------------------------------------------------------------- subcommands
 
 
+_PRESETS = {"none": {}, "ratings": PRESET_RATINGS, "course": PRESET_COURSE}
+
+
 def _imputer_from(args):
-    params = dict(PRESET_RATINGS) if args.preset == "ratings" else {}
+    params = dict(_PRESETS[args.preset])
     if args.n_components is not None:
         params["n_components"] = args.n_components
     if args.covariance_type is not None:
@@ -300,9 +303,10 @@ def _add_model_options(parser):
     parser.add_argument("--missing-values", type=float, default=np.nan, metavar="VALUE",
                         help="marker of missing entries in .txt/.csv/.npz matrices "
                         "(default: empty cells or nan; the course files use 0)")
-    parser.add_argument("--covariance-type", choices=["spherical", "diag", "full"])
-    parser.add_argument("--preset", choices=["none", "ratings"], default="none",
-                        help="'ratings': skgmmfill.PRESET_RATINGS (biases, shrunk components)")
+    parser.add_argument("--covariance-type", choices=["auto", "spherical", "diag", "full"])
+    parser.add_argument("--preset", choices=list(_PRESETS), default="none",
+                        help="'ratings': skgmmfill.PRESET_RATINGS (biases, shrunk components); "
+                        "'course': skgmmfill.PRESET_COURSE (the course's model)")
     parser.add_argument("--min-value", type=float, default=-np.inf, help="clip imputed values below")
     parser.add_argument("--max-value", type=float, default=np.inf, help="clip imputed values above")
     parser.add_argument("--random-state", type=int, default=0)

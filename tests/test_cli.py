@@ -9,7 +9,7 @@ import scipy.sparse as sp
 from numpy.testing import assert_array_equal
 
 from reference_figures import NETFLIX_BEST_LL, load_course_solutions
-from skgmmfill import MaskedGaussianMixtureImputer
+from skgmmfill import PRESET_COURSE, MaskedGaussianMixtureImputer
 from skgmmfill.cli import course_experiment, main
 
 COURSE_TEST = Path(__file__).parents[1] / "skgmmfill" / "datasets" / "data" / "test_incomplete.txt.gz"
@@ -40,11 +40,12 @@ def test_complete_reproduces_the_course_fill(tmp_path):
     source = tmp_path / "test.txt"
     source.write_bytes(gzip.decompress(COURSE_TEST.read_bytes()))
     target = tmp_path / "filled.txt"
-    assert main(["complete", str(source), str(target), "-k", "4", "--missing-values", "0", "-q"]) == 0
+    assert main(["complete", str(source), str(target), "-k", "4", "--missing-values", "0", "--preset", "course",
+                 "-q"]) == 0
     X = np.loadtxt(source)
     filled = np.loadtxt(target)
     assert_array_equal(filled[X != 0], X[X != 0])
-    expected = MaskedGaussianMixtureImputer(4, missing_values=0, random_state=0).fit_transform(X)
+    expected = MaskedGaussianMixtureImputer(4, **PRESET_COURSE, missing_values=0, random_state=0).fit_transform(X)
     assert_array_equal(filled, expected)  # identical to the Python API, digit for digit
     np.testing.assert_allclose(filled, load_course_solutions()["After a run"]["X_pred"], atol=1e-8)
 

@@ -69,7 +69,7 @@ def test_estimate_means_keeps_coordinates_below_the_minimum_count():
 
 def test_run_em_stops_on_the_relative_rule(course_observed):
     mixture = _em.initialize_random_from_data(course_observed, 4, COURSE, np.random.RandomState(0))
-    result = _em.run_em(course_observed, mixture, COURSE, max_iter=1000, tol=1e-6)
+    result = _em.run_em(course_observed, mixture, COURSE, max_iter=1000, tol=1e-6, stopping_rule="relative_gain")
     history = np.array(result.lower_bounds)
     assert result.converged and result.n_iter == len(history) == 20
     changes = np.diff(history)
@@ -78,7 +78,7 @@ def test_run_em_stops_on_the_relative_rule(course_observed):
 
 
 def test_fit_mixture_draws_each_initialisation_from_one_random_state(course_observed):
-    kwargs = dict(n_components=4, max_iter=1000, tol=1e-6)
+    kwargs = dict(n_components=4, max_iter=1000, tol=1e-6, stopping_rule="relative_gain")
     best = _em.fit_mixture(course_observed, COURSE, n_init=3, random_state=np.random.RandomState(0), **kwargs)
     rng = np.random.RandomState(0)
     runs = [_em.fit_mixture(course_observed, COURSE, n_init=1, random_state=rng, **kwargs) for _ in range(3)]

@@ -7,7 +7,7 @@ import scipy.sparse as sp
 from numpy.testing import assert_allclose, assert_array_equal
 
 from reference_figures import LL_RTOL, NETFLIX_BEST_LL, NETFLIX_RMSE_K12, RMSE_ATOL
-from skgmmfill import MaskedGaussianMixtureImputer, _imputer
+from skgmmfill import PRESET_COURSE, MaskedGaussianMixtureImputer, _imputer
 from skgmmfill.metrics import rmse
 
 
@@ -64,7 +64,7 @@ def test_netflix_reference_figures_from_csr(netflix, netflix_fits):
     X_csr = sp.csr_array(X)  # zeros (missing ratings) are not stored
     best = None
     for seed in range(5):
-        fit = MaskedGaussianMixtureImputer(12, random_state=seed, max_iter=1000).fit(X_csr)
+        fit = MaskedGaussianMixtureImputer(12, **PRESET_COURSE, random_state=seed).fit(X_csr)
         reference = netflix_fits[12, seed]
         assert fit.n_iter_ == reference.n_iter_
         assert_allclose(fit.lower_bound_, reference.lower_bound_, rtol=1e-10)
@@ -219,7 +219,7 @@ def test_float32_stays_float32(sparse_and_dense, to_container):
 
 def test_float32_netflix_accuracy(netflix, netflix_fits):
     X, X_complete = netflix
-    fit = MaskedGaussianMixtureImputer(12, missing_values=0, random_state=1, max_iter=1000)
+    fit = MaskedGaussianMixtureImputer(12, **PRESET_COURSE, missing_values=0, random_state=1)
     fit.fit(X.astype(np.float32))
     assert abs(fit.lower_bound_ * 1200 - NETFLIX_BEST_LL[12]) < 1e-5 * abs(NETFLIX_BEST_LL[12])
     assert abs(rmse(X_complete, fit.transform(X.astype(np.float32))) - NETFLIX_RMSE_K12) < 1e-4
