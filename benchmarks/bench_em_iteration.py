@@ -86,7 +86,7 @@ def main():
     fit_time = best_time(lambda: imputer.fit(X), args.repeat)
     n_iter = imputer.n_iter_
     diag = MaskedGaussianMixtureImputer(
-        k, covariance_type="diag", missing_values=0, random_state=1, max_iter=1000
+        k, **{**PRESET_COURSE, "covariance_type": "diag"}, missing_values=0, random_state=1
     )
     diag_time = best_time(lambda: diag.fit(X), args.repeat)
     naive_time = best_time(lambda: straightforward_em(X, k, 1, n_iter), args.repeat)

@@ -26,7 +26,7 @@ from sklearn.experimental import enable_iterative_imputer  # noqa: F401
 from sklearn.impute import IterativeImputer, KNNImputer, SimpleImputer
 from sklearn.model_selection import GridSearchCV, KFold
 
-from skgmmfill import PRESET_RATINGS, MaskedGaussianMixtureImputer
+from skgmmfill import PRESET_COURSE, PRESET_RATINGS, MaskedGaussianMixtureImputer
 from skgmmfill.datasets import load_netflix
 from skgmmfill.metrics import make_masked_rmse_scorer, rmse
 
@@ -86,10 +86,10 @@ def main():
             lambda: IterativeImputer(n_nearest_features=50, max_iter=3, random_state=0).fit_transform(X),
         )
     score("course model: spherical K=12, seed 1", lambda: MaskedGaussianMixtureImputer(
-        12, random_state=1, max_iter=1000).fit_transform(X))
+        12, **PRESET_COURSE, random_state=1).fit_transform(X))
     for covariance_type in ("spherical", "diag"):
         options = [
-            ("", {}),
+            (", random rows init", {"init_params": "random_from_data"}),
             (", kmeans init", {"init_params": "kmeans"}),
             (", mean prior 1000", {"init_params": "kmeans", "mean_precision_prior": 1000.0}),
             (", biases", {"init_params": "kmeans", "biases": True}),

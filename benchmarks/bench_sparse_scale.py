@@ -33,7 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 
-from skgmmfill import MaskedGaussianMixtureImputer
+from skgmmfill import PRESET_COURSE, MaskedGaussianMixtureImputer
 
 N_USERS, N_MOVIES, N_RATINGS = 480_189, 17_770, 100_480_507
 
@@ -75,7 +75,9 @@ def memory_gib(field):
 
 
 def time_fit(X, max_iter, n_components):
-    imputer = MaskedGaussianMixtureImputer(n_components, max_iter=max_iter, tol=0, random_state=0)
+    imputer = MaskedGaussianMixtureImputer(
+        n_components, **{**PRESET_COURSE, "max_iter": max_iter, "tol": 0.0}, random_state=0
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         tic = time.perf_counter()

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.model_selection import KFold, cross_val_score
 
-from skgmmfill import MaskedGaussianMixtureImputer
+from skgmmfill import PRESET_COURSE, MaskedGaussianMixtureImputer
 from skgmmfill.datasets import load_netflix
 from skgmmfill.metrics import make_masked_rmse_scorer
 
@@ -22,7 +22,7 @@ X, _ = load_netflix()  # NaN marks an unrated movie
 candidates = [1, 2, 4, 8, 12]
 bic, cv_rmse = [], []
 for n_components in candidates:
-    imputer = MaskedGaussianMixtureImputer(n_components, random_state=1, max_iter=1000)
+    imputer = MaskedGaussianMixtureImputer(n_components, **PRESET_COURSE, random_state=1)
     bic.append(imputer.fit(X).bic(X))
     scores = cross_val_score(imputer, X, scoring=make_masked_rmse_scorer(),
                              cv=KFold(3, shuffle=True, random_state=0))

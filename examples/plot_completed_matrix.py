@@ -11,11 +11,11 @@ mean rating.
 import matplotlib.pyplot as plt
 import numpy as np
 
-from skgmmfill import MaskedGaussianMixtureImputer
+from skgmmfill import PRESET_COURSE, MaskedGaussianMixtureImputer
 from skgmmfill.datasets import load_netflix
 
 X, _ = load_netflix()
-imputer = MaskedGaussianMixtureImputer(12, random_state=1, max_iter=1000).fit(X)
+imputer = MaskedGaussianMixtureImputer(12, **PRESET_COURSE, random_state=1).fit(X)
 X_filled = imputer.transform(X)
 
 users = np.lexsort((np.nanmean(X, axis=1), imputer.predict(X)))
