@@ -157,8 +157,9 @@ def prepare(source, *, biases, bias_shrinkage, mean_precision_prior, standardize
     """Standardisation, offsets and the prior's centre, by reductions shared by every backend.
 
     The data are first standardised (:func:`standardization`, or the given
-    one, for a warm start: EM continues in the coordinates it stopped in). With ``biases`` the offsets ``(b, c)`` are then
-    fitted (see :mod:`skgmmfill._biases`) and the mixture sees the residuals.
+    one, for a warm start: EM continues in the coordinates it stopped in).
+    With ``biases`` the offsets ``(b, c)`` are then fitted (see
+    :mod:`skgmmfill._biases`) and the mixture sees the residuals.
     The prior ``mu_j ~ N(m, Sigma_j / kappa)`` with
     ``kappa = mean_precision_prior`` centres on the column means of the
     observed entries, or on 0 (the residuals' expected mean) with ``biases``.

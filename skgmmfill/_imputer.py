@@ -299,8 +299,10 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
 
     Notes
     -----
-    With ``C_u`` the observed columns of row ``u`` and ``D_uj`` the squared
-    distance between ``x_u`` and ``mu_j`` over ``C_u``, EM alternates
+    For spherical components (the course's model; diag and full follow the
+    same pattern, see the user guide), with ``C_u`` the observed columns of
+    row ``u`` and ``D_uj`` the squared distance between ``x_u`` and ``mu_j``
+    over ``C_u``, EM alternates
 
     * E-step: ``f_uj = log pi_j - |C_u|/2 log(2 pi sigma_j^2) - D_uj/(2 sigma_j^2)``,
       ``r_uj = exp(f_uj - logsumexp_k f_uk)``; the log-likelihood is
@@ -311,7 +313,10 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
       ``sigma_j^2 = max(sum_u r_uj D_uj / sum_u r_uj |C_u|, min_variance)``
       with the new means.
 
-    A missing entry ``(u, l)`` is imputed as ``sum_j r_uj mu_jl``. With
+    A missing entry ``(u, l)`` is imputed as ``sum_j r_uj mu_jl``. All of
+    this runs on the standardised data ``(x_ul - a_l) / s`` (column means of
+    the observed entries, one global scale; see the user guide), and is
+    reported in the data's units. With
     ``biases=True`` all of this applies to the residuals after the offsets, and
     ``score``, ``score_samples`` and ``predict_proba`` are those of the
     residuals; with ``mean_precision_prior`` the reported log-likelihood is
