@@ -1,12 +1,14 @@
 """The scikit-learn estimator: parameters, validation and the public methods."""
 
+import copy
 import math
 import warnings
+from functools import partial
 from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context, clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -235,6 +237,13 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
     verbose_interval : int, default=10
         Number of iterations between progress lines.
 
+    persist : bool, default=True
+        For a dask array ``X`` only: keep its row blocks (observed entries,
+        standardised) in the workers' memory for the whole fit, or, if False,
+        recompute them from their source at every EM iteration, for data
+        larger than the cluster's memory (each iteration then reads the data
+        again). See "Beyond one machine" in the user guide.
+
     Attributes
     ----------
     covariance_type_ : str
@@ -367,6 +376,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
         "verbose_interval": [Interval(Integral, 1, None, closed="left")],
+        "persist": ["boolean"],
     }
 
     def __init__(
@@ -393,6 +403,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         warm_start=False,
         verbose=0,
         verbose_interval=10,
+        persist=True,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -415,6 +426,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         self.warm_start = warm_start
         self.verbose = verbose
         self.verbose_interval = verbose_interval
+        self.persist = persist
 
     # ------------------------------------------------------------------ input
 
@@ -521,13 +533,13 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         predictions += location[cols]
         return predictions
 
-    def _covariance_type(self, X, missing):
-        """``covariance_type``, with ``"auto"`` resolved for ``X``."""
+    def _covariance_type(self, shape, sparse):
+        """``covariance_type``, with ``"auto"`` resolved for input of this shape."""
         if self.covariance_type != "auto":
             return self.covariance_type
-        n_samples, n_features = X.shape
+        n_samples, n_features = shape
         enough_rows = n_samples >= AUTO_FULL_ROWS_PER_FEATURE * n_features * self.n_components
-        return "full" if missing is not None and n_features <= AUTO_FULL_MAX_FEATURES and enough_rows else "diag"
+        return "full" if not sparse and n_features <= AUTO_FULL_MAX_FEATURES and enough_rows else "diag"
 
     def _limits(self, n_features):
         """``min_value`` and ``max_value`` as arrays of shape ``(n_features,)``."""
@@ -568,7 +580,22 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
             The fitted imputer.
         """
         warm = self.warm_start and hasattr(self, "converged_")
-        X, missing = self._validate_input(X, reset=not warm)
+        if is_dask_array(X):
+            from ._dask import DaskRows, check_row_partitioned, is_sparse
+
+            X = check_row_partitioned(X, self.n_features_in_ if warm else None)
+            if not warm:
+                self.n_features_in_ = X.shape[1]
+                self.__dict__.pop("feature_names_in_", None)
+            validator = clone(self)
+            validator.n_features_in_ = X.shape[1]
+            dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+            observed = DaskRows.from_array(X, partial(_block_entries, validator), dtype, persist=self.persist)
+            sparse = is_sparse(X)
+        else:
+            X, missing = self._validate_input(X, reset=not warm)
+            sparse = missing is None
+            observed = ObservedEntries.from_sparse(X) if sparse else ObservedEntries.from_dense(X, ~missing)
         n_samples = X.shape[0]
         if n_samples < self.n_components:
             raise ValueError(
@@ -581,7 +608,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
                 f"({self.means_.shape[0]}), got {self.n_components}."
             )
         self._limits(X.shape[1])
-        covariance_type = self._covariance_type(X, missing)
+        covariance_type = self._covariance_type(X.shape, sparse)
         if warm and self.covariance_type_ != covariance_type:
             raise ValueError(
                 "warm_start=True needs the same covariance_type as the fitted model "
@@ -589,16 +616,12 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
             )
         family = FAMILIES[covariance_type]
         family = family(**{name: getattr(self, name) for name in family.hyperparameters})
-        if missing is None:
-            if not family.supports_sparse:
-                raise ValueError(
-                    f"covariance_type={self.covariance_type!r} needs dense input: pass X as a "
-                    "dense array, or use one of "
-                    f"{sorted(name for name, f in FAMILIES.items() if f.supports_sparse)} for sparse data."
-                )
-            observed = ObservedEntries.from_sparse(X)
-        else:
-            observed = ObservedEntries.from_dense(X, ~missing)
+        if sparse and not family.supports_sparse:
+            raise ValueError(
+                f"covariance_type={self.covariance_type!r} needs dense input: pass X as a "
+                "dense array, or use one of "
+                f"{sorted(name for name, f in FAMILIES.items() if f.supports_sparse)} for sparse data."
+            )
         prepared = prepare(
             observed,
             biases=self.biases,
@@ -606,7 +629,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
             mean_precision_prior=self.mean_precision_prior,
             standardized=self._standardization if warm else None,
         )
-        family = family.for_data(prepared.moments, prepared.standardization.scale, X.dtype)
+        family = family.for_data(prepared.moments, prepared.standardization.scale, observed.dtype)
         try:
             result = fit_mixture(
                 prepared.source,
@@ -705,6 +728,10 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
             Features with no observed entry during ``fit`` are dropped unless
             ``keep_empty_features`` (then they are filled with 0, clipped).
         """
+        if is_dask_array(X):
+            if self.sample_posterior:
+                return self._sample_dask_blocks(X)
+            return self._on_dask_blocks(X, self.transform, _float_dtype(X), self._n_features_out())
         X, missing, observed, row_offsets, resp = self._dense_output_posterior(X)
         if self.sample_posterior:
             imputed = self._fitted_family.sample(observed, resp, self._mixture, self._sampling_random_state)
@@ -736,12 +763,38 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
             The standard deviations; 0 at observed entries and in features
             empty during ``fit``. Aligned with the output of :meth:`transform`.
         """
+        if is_dask_array(X):
+            return self._on_dask_blocks(X, self.imputation_std, _float_dtype(X), self._n_features_out())
         X, missing, observed, _, resp = self._dense_output_posterior(X)
         variance = self._fitted_family.predictive_variance(observed, resp, self._mixture)
         std = np.sqrt(variance, out=variance)
         std *= self._standardization.scale
         std[:, self._empty_features] = 0.0
         return self._with_observed_entries(X, missing, std, 0.0)
+
+    def _on_dask_blocks(self, X, method, dtype, n_columns=None):
+        """``method`` on every row block of the dask array ``X``: a lazy dask
+        array with ``n_columns`` columns (1-D if None), computed block by block
+        where the blocks live."""
+        check_is_fitted(self)
+        from ._dask import check_row_partitioned, map_rows
+
+        return map_rows(check_row_partitioned(X, self.n_features_in_), method, dtype, n_columns)
+
+    def _sample_dask_blocks(self, X):
+        """Posterior draws for a dask array: block ``i`` draws from its own
+        generator, seeded by the ``i``-th of a stream of seeds drawn from the
+        estimator's, so a fit's ``random_state`` and the row chunks fix the
+        draws, and successive calls draw anew."""
+        check_is_fitted(self)
+        from ._dask import check_row_partitioned, with_block_seeds
+
+        X = check_row_partitioned(X, self.n_features_in_)
+        seeds = self._sampling_random_state.randint(np.iinfo(np.int32).max, size=len(X.chunks[0]))
+        return with_block_seeds(X, seeds, partial(_sample_block, self), _float_dtype(X), self._n_features_out())
+
+    def _n_features_out(self):
+        return self.n_features_in_ if self.keep_empty_features else int((~self._empty_features).sum())
 
     def _dense_output_posterior(self, X):
         """Validate ``X`` for a dense output; return it with its posterior."""
@@ -795,6 +848,12 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
             ``sum_j r_uj mu_jl`` (0 for a feature empty during ``fit``).
         """
         check_is_fitted(self)
+        if is_dask_array(X):
+            from ._dask import check_row_partitioned, entries_of_rows
+
+            X = check_row_partitioned(X, self.n_features_in_)
+            rows, cols = _check_entries(rows, cols, X.shape)
+            return entries_of_rows(X, rows, cols, self.predict_entries, _float_dtype(X))
         X, missing = self._validate_input(X, reset=False)
         rows, cols = _check_entries(rows, cols, X.shape)
         low, high = self._limits(X.shape[1])
@@ -848,12 +907,15 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
                 f"n must be an integer in [1, n_features_in_={self.n_features_in_}], "
                 f"got {n!r}."
             )
+        if is_dask_array(X):
+            recommend = partial(self.recommend, n=n, exclude_observed=exclude_observed)
+            return self._on_dask_blocks(X, recommend, np.intp, n)
         X, missing = self._validate_input(X, reset=False)
         limits = self._limits(X.shape[1])
         observed, row_offsets = self._observed_entries(X, missing)
         columns = np.empty((X.shape[0], n), dtype=np.intp)
         for batch in _batches(X.shape[0], _BATCH_ENTRIES // X.shape[1]):
-            block = observed.row_block(batch.start, batch.stop)
+            block = observed.row_block(batch)
             family = self._fitted_family
             resp, _ = family.posterior(block, self._mixture)
             scores = family.impute(block, resp, self._mixture)
@@ -886,6 +948,8 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
             ``log p(x_{u,C_u})``; 0 for a row with no observed entry.
         """
         check_is_fitted(self)
+        if is_dask_array(X):
+            return self._on_dask_blocks(X, self.score_samples, _float_dtype(X))
         X, missing = self._validate_input(X, reset=False)
         return self._posterior(X, missing)[3]
 
@@ -902,7 +966,8 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         -------
         log_likelihood : float
         """
-        return float(self.score_samples(X).mean())
+        mean = self.score_samples(X).mean()
+        return float(mean.compute() if is_dask_array(X) else mean)  # a reduction on dask input
 
     def predict_proba(self, X):
         """Posterior probability of each component given each row's observed entries.
@@ -916,6 +981,8 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         resp : ndarray of shape (n_samples, n_components)
         """
         check_is_fitted(self)
+        if is_dask_array(X):
+            return self._on_dask_blocks(X, self.predict_proba, _float_dtype(X), self.n_components)
         X, missing = self._validate_input(X, reset=False)
         return self._posterior(X, missing)[2]
 
@@ -930,6 +997,8 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         -------
         labels : ndarray of shape (n_samples,)
         """
+        if is_dask_array(X):
+            return self._on_dask_blocks(X, self.predict, np.intp)
         return self.predict_proba(X).argmax(axis=1)
 
     def _n_parameters(self):
@@ -1002,6 +1071,29 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         tags.non_deterministic = self.sample_posterior
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
+
+
+def is_dask_array(X):
+    """Whether ``X`` is a dask array, decided without importing dask."""
+    return type(X).__module__.split(".")[0] == "dask" and hasattr(X, "to_delayed")
+
+
+def _float_dtype(X):
+    """The dtype outputs take for input ``X``: float32 stays, anything else becomes float64."""
+    return np.dtype(np.float32) if X.dtype == np.float32 else np.dtype(np.float64)
+
+
+def _sample_block(estimator, block, seed):
+    """``estimator.transform(block)`` drawing from a generator seeded by ``seed``."""
+    estimator = copy.copy(estimator)
+    estimator._sampling_random_state = np.random.RandomState(seed)
+    return estimator.transform(block)
+
+
+def _block_entries(validator, block):
+    """The observed entries of one row block of a dask array, validated as ``fit`` validates."""
+    X, missing = validator._validate_input(block, reset=False)
+    return ObservedEntries.from_sparse(X) if missing is None else ObservedEntries.from_dense(X, ~missing)
 
 
 def _num_rows(X):

@@ -401,14 +401,9 @@ class ObservedEntries:
             values, mask = values.toarray(), mask.toarray()
         return values + (1 - mask) * np.asarray(fill, dtype=self.dtype)
 
-    def row_block(self, start, stop):
-        """The observed entries of rows ``start:stop``."""
-        values, mask = self.values[start:stop], self.mask[start:stop]
-        return ObservedEntries(
-            values=values,
-            mask=mask,
-            n_observed=self.n_observed[start:stop],
-        )
+    def row_block(self, rows):
+        """The observed entries of the rows ``rows`` (a slice or an index array)."""
+        return ObservedEntries(values=self.values[rows], mask=self.mask[rows], n_observed=self.n_observed[rows])
 
     def dense_mask(self):
         """``mask`` as a dense boolean array (use on row blocks of big data)."""

@@ -102,11 +102,11 @@ def test_statistics_of_a_row_split_add_up(family, data):
     obs = ObservedEntries.from_dense(X, observed)
     mixture = parameters(family, obs)
     whole = family.accumulate(obs, mixture)
-    parts = [obs.row_block(0, 7), obs.row_block(7, 40), obs.row_block(40, N_SAMPLES)]
+    parts = [obs.row_block(slice(0, 7)), obs.row_block(slice(7, 40)), obs.row_block(slice(40, N_SAMPLES))]
     summed = sum((family.accumulate(part, mixture) for part in parts[1:]), family.accumulate(parts[0], mixture))
     assert_statistics_equal(summed, whole)
     assert whole.n_samples == N_SAMPLES
-    moments = obs.row_block(0, 30).moments() + obs.row_block(30, N_SAMPLES).moments()
+    moments = obs.row_block(slice(0, 30)).moments() + obs.row_block(slice(30, N_SAMPLES)).moments()
     assert_allclose(moments.sums, obs.moments().sums, rtol=1e-12)
 
 

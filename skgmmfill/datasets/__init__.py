@@ -1,4 +1,4 @@
-"""Data sets bundled with skgmmfill.
+"""Data sets bundled with skgmmfill, synthetic data, and a loader for rating logs in Dask.
 
 The files come from the MIT 6.86x project "Collaborative Filtering via Gaussian
 Mixtures": a 1200 x 1200 Netflix rating matrix (with and without its missing
@@ -12,7 +12,7 @@ from importlib import resources
 import numpy as np
 from sklearn.utils import check_random_state
 
-__all__ = ["load_netflix", "load_course_test", "load_toy", "make_incomplete_mixture"]
+__all__ = ["load_netflix", "load_course_test", "load_toy", "make_incomplete_mixture", "ratings_to_dask_array"]
 
 
 def _load(name):
@@ -138,3 +138,84 @@ def make_incomplete_mixture(
     missing = rng.uniform(size=X.shape) < missing_fraction
     parameters = {"weights": weights, "means": means, "covariances": covariances}
     return X, np.where(missing, np.nan, X), parameters
+
+
+def ratings_to_dask_array(ratings, *, user="user", item="item", rating="rating", rows_per_block=50_000):
+    """A rating log in a dask DataFrame as a row-partitioned sparse dask array.
+
+    The ratings (one line per user, item and rating, e.g. read with
+    ``dask.dataframe.read_parquet`` or ``read_csv``) become a users x items
+    matrix whose row blocks are ``scipy.sparse`` CSR arrays, stored entries
+    being the ratings and unstored ones missing: the input
+    :meth:`MaskedGaussianMixtureImputer.fit` takes on a cluster. Users are
+    sorted into blocks of ``rows_per_block`` by one shuffle; only the sorted
+    id arrays are gathered to the client.
+
+    Parameters
+    ----------
+    ratings : dask.dataframe.DataFrame
+    user, item, rating : str
+        Column names.
+    rows_per_block : int, default=50_000
+        Users per row block.
+
+    Returns
+    -------
+    X : dask.array.Array of shape (n_users, n_items)
+        Row blocks of CSR arrays (float64).
+    user_ids, item_ids : ndarray
+        The ids of the rows and columns of ``X``, sorted.
+
+    Raises
+    ------
+    ValueError
+        If a (user, item) pair is rated more than once, naming one.
+    """
+    import dask.array as da
+    import scipy.sparse as sp
+    from dask import compute, delayed
+
+    frame = ratings[[user, item, rating]]
+    user_ids, item_ids = compute(frame[user].unique(), frame[item].unique())
+    user_ids, item_ids = np.sort(np.asarray(user_ids)), np.sort(np.asarray(item_ids))
+    n_users, n_items = len(user_ids), len(item_ids)
+    coded = frame.map_partitions(
+        _code_ratings, user_ids, item_ids, user, item, rating,
+        meta={"row": np.int64, "col": np.int64, "value": np.float64},
+    )
+    starts = list(range(0, n_users, rows_per_block))
+    coded = coded.set_index("row", divisions=starts + [n_users - 1], sorted=False)
+    stops = starts[1:] + [n_users]
+    pieces = [
+        da.from_delayed(
+            delayed(_csr_block)(part, start, stop, n_items, user_ids, item_ids),
+            shape=(stop - start, n_items), dtype=np.float64, meta=sp.csr_array((0, 0)),
+        )
+        for part, start, stop in zip(coded.to_delayed(), starts, stops)
+    ]
+    return da.concatenate(pieces, axis=0), user_ids, item_ids
+
+
+def _code_ratings(part, user_ids, item_ids, user, item, rating):
+    import pandas as pd
+
+    return pd.DataFrame({
+        "row": np.searchsorted(user_ids, part[user].to_numpy()).astype(np.int64),
+        "col": np.searchsorted(item_ids, part[item].to_numpy()).astype(np.int64),
+        "value": part[rating].to_numpy(dtype=np.float64),
+    })
+
+
+def _csr_block(part, start, stop, n_items, user_ids, item_ids):
+    import scipy.sparse as sp
+
+    rows, cols, values = part.index.to_numpy() - start, part["col"].to_numpy(), part["value"].to_numpy()
+    keys = rows * n_items + cols
+    unique, counts = np.unique(keys, return_counts=True)
+    if (counts > 1).any():
+        row, col = divmod(int(unique[counts > 1][0]), n_items)
+        raise ValueError(
+            f"user {user_ids[start + row]!r} rated item {item_ids[col]!r} more than once; "
+            "keep one rating per pair (e.g. the latest) before building the matrix."
+        )
+    return sp.csr_array((values, (rows, cols)), shape=(stop - start, n_items))
