@@ -288,7 +288,7 @@ def choose_k_command(args):
         imputer = base.set_params(n_components=n_components)
         with _progress_to_stderr(args.quiet):
             bics[n_components] = imputer.fit(X).bic(X)
-            scores = cross_val_score(imputer, X, scoring=scorer,
+            scores = cross_val_score(imputer, X, scoring=scorer, error_score="raise",
                                      cv=KFold(args.cv, shuffle=True, random_state=0))
         cv_rmses[n_components] = -scores.mean()
         print(f"{n_components:>4} {bics[n_components]:>16.2f} {cv_rmses[n_components]:>10.5f}",

@@ -2,6 +2,7 @@
 for model selection when only the incomplete matrix is known."""
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array
@@ -88,7 +89,9 @@ def hide_observed_entries(X, missing, fraction, random_state):
     """Choose, in each row, ``round(fraction * n_observed)`` observed entries to hide.
 
     At least one observed entry of each row stays visible, so rows with fewer
-    than two observed entries hide nothing.
+    than two observed entries hide nothing. The choice depends only on which
+    entries are observed and on ``random_state``: a sparse matrix with the same
+    entries stored hides the same ones (see :func:`make_masked_rmse_scorer`).
 
     Parameters
     ----------
@@ -101,13 +104,26 @@ def hide_observed_entries(X, missing, fraction, random_state):
     -------
     hidden : ndarray of bool, shape (n_samples, n_features)
     """
-    rng = check_random_state(random_state)
-    keys = rng.random_sample(X.shape)
-    keys[missing] = np.inf
-    rank = np.argsort(np.argsort(keys, axis=1), axis=1)
-    n_observed = (~missing).sum(axis=1)
-    n_hidden = np.minimum(np.rint(fraction * n_observed), n_observed - 1)
-    return rank < n_hidden[:, np.newaxis]
+    rows, cols = np.nonzero(~missing)  # row-major, the order of a canonical CSR matrix
+    chosen = _choose_hidden(rows, X.shape[0], fraction, random_state)
+    hidden = np.zeros(X.shape, dtype=bool)
+    hidden[rows[chosen], cols[chosen]] = True
+    return hidden
+
+
+def _choose_hidden(rows, n_samples, fraction, random_state):
+    """Which observed entries to hide, given the row of each in row-major order.
+
+    Each entry draws a uniform key; in each row the ``round(fraction * n)``
+    entries with the smallest keys are hidden (at most ``n - 1``).
+    """
+    keys = check_random_state(random_state).random_sample(len(rows))
+    order = np.lexsort((keys, rows))
+    counts = np.bincount(rows, minlength=n_samples)
+    rank = np.empty(len(rows), dtype=np.intp)
+    rank[order] = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+    n_hidden = np.clip(np.rint(fraction * counts), 0, np.maximum(counts - 1, 0))
+    return rank < n_hidden[rows]
 
 
 def make_masked_rmse_scorer(fraction=0.2, random_state=0):
@@ -121,7 +137,11 @@ def make_masked_rmse_scorer(fraction=0.2, random_state=0):
 
     ``estimator`` is a fitted :class:`~skgmmfill.MaskedGaussianMixtureImputer`
     or a :class:`~sklearn.pipeline.Pipeline` ending in one; the missing-value
-    marker is read from it. In a Pipeline the steps before the imputer must
+    marker is read from it. For a sparse ``X`` (stored entries observed) the
+    hidden entries are removed from a copy of its pattern and predicted by
+    :meth:`~skgmmfill.MaskedGaussianMixtureImputer.predict_entries`, so nothing
+    of size ``n_samples x n_features`` is formed; the same data dense or sparse
+    and the same ``random_state`` give the same score. In a Pipeline the steps before the imputer must
     pass missing values through and have an ``inverse_transform`` (as
     :class:`~sklearn.preprocessing.StandardScaler` does), which maps the
     imputed values back to the units of ``X`` before scoring.
@@ -154,6 +174,8 @@ def make_masked_rmse_scorer(fraction=0.2, random_state=0):
         raise ValueError(f"fraction must be in (0, 1), got {fraction!r}.")
 
     def masked_rmse_scorer(estimator, X, y=None):
+        if sp.issparse(X):
+            return -_sparse_masked_rmse(estimator, X, fraction, random_state)
         marker = _final_imputer(estimator).missing_values
         X_input = X
         X = check_array(X, dtype=np.float64, ensure_all_finite="allow-nan")
@@ -177,3 +199,23 @@ def make_masked_rmse_scorer(fraction=0.2, random_state=0):
         return -rmse(X, X_pred, mask=hidden)
 
     return masked_rmse_scorer
+
+
+def _sparse_masked_rmse(estimator, X, fraction, random_state):
+    """The masked RMSE of a sparse ``X``, from the stored entries alone."""
+    if isinstance(estimator, Pipeline):
+        raise ValueError(
+            "The masked-RMSE scorer takes sparse X only with the imputer itself, not a Pipeline: "
+            "its predictions of single entries cannot go back through the other steps."
+        )
+    X = sp.csr_array(X, dtype=np.float64)
+    X.sum_duplicates()
+    rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+    chosen = _choose_hidden(rows, X.shape[0], fraction, random_state)
+    if not chosen.any():
+        raise ValueError("No observed entry could be hidden: every row has fewer than two.")
+    kept_per_row = np.bincount(rows[~chosen], minlength=X.shape[0])
+    indptr = np.concatenate([[0], np.cumsum(kept_per_row)])
+    X_hidden = sp.csr_array((X.data[~chosen], X.indices[~chosen], indptr), shape=X.shape)
+    predicted = estimator.predict_entries(X_hidden, rows[chosen], X.indices[chosen])
+    return rmse(X.data[chosen][np.newaxis], np.asarray(predicted)[np.newaxis])

@@ -140,3 +140,13 @@ def test_help(command):
 def test_course_bad_arguments(capsys):
     assert main(["course", "-k", "0"]) == 2
     assert "--n-components must be positive" in capsys.readouterr().err
+
+
+def test_choose_k_on_triplets_prints_finite_cv_rmse(tmp_path, capsys):
+    X, _ = __import__("skgmmfill.datasets", fromlist=["x"]).load_netflix()
+    rows, cols = np.nonzero(~np.isnan(X[:300, :100]))
+    lines = ["user,item,rating"] + [f"u{r},m{c},{X[r, c]:g}" for r, c in zip(rows, cols)]
+    (tmp_path / "ratings.csv").write_text("\n".join(lines) + "\n")
+    assert main(["choose-k", str(tmp_path / "ratings.csv"), "--triplets", "-k", "1", "2", "--cv", "2", "-q"]) == 0
+    table = [line.split() for line in capsys.readouterr().out.splitlines()[1:3]]
+    assert all(np.isfinite(float(row[2])) for row in table)

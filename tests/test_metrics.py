@@ -115,3 +115,45 @@ def test_scorer_keeps_dataframe_feature_names(X_nan, recwarn):
     assert not [w for w in recwarn if "feature names" in str(w.message)]
     pipeline_numpy = make_pipeline(StandardScaler(), MaskedGaussianMixtureImputer(2, random_state=0))
     assert score == pytest.approx(make_masked_rmse_scorer()(pipeline_numpy.fit(X_nan), X_nan))
+
+
+# ------------------------------------------------------------- sparse input
+
+
+def _as_csr(X):
+    import scipy.sparse as sp
+
+    rows, cols = np.nonzero(~np.isnan(X))
+    return sp.csr_array((X[rows, cols], (rows, cols)), shape=X.shape)
+
+
+def test_scorer_on_csr_equals_the_scorer_on_the_same_data_dense():
+    X, _ = load_netflix()
+    X = X[:300, :200]
+    params = dict(n_components=3, covariance_type="diag", keep_empty_features=True, random_state=0)
+    dense = MaskedGaussianMixtureImputer(**params).fit(X)
+    sparse = MaskedGaussianMixtureImputer(**params).fit(_as_csr(X))
+    scorer = make_masked_rmse_scorer(fraction=0.25, random_state=4)
+    dense_score, sparse_score = scorer(dense, X), scorer(sparse, _as_csr(X))
+    assert np.isfinite(sparse_score) and sparse_score < 0
+    assert sparse_score == pytest.approx(dense_score, rel=1e-10)
+
+
+def test_grid_search_over_a_csr_matrix_has_finite_scores():
+    X, _ = load_netflix()
+    search = GridSearchCV(
+        MaskedGaussianMixtureImputer(covariance_type="diag", random_state=0),
+        {"n_components": [1, 2]},
+        scoring=make_masked_rmse_scorer(),
+        cv=KFold(3, shuffle=True, random_state=0),
+        error_score="raise",
+    ).fit(_as_csr(X[:400]))
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+
+
+def test_sparse_scorer_refuses_a_pipeline():
+    X, _ = load_netflix()
+    pipeline = make_pipeline(StandardScaler(with_mean=False),
+                             MaskedGaussianMixtureImputer(covariance_type="diag")).fit(_as_csr(X[:50]))
+    with pytest.raises(ValueError, match="not a Pipeline"):
+        make_masked_rmse_scorer()(pipeline, _as_csr(X[:50]))
