@@ -43,7 +43,7 @@ class EMResult(NamedTuple):
         The mean per-row log-likelihood of every E-step, in order.
     objectives : list of float
         What EM maximised at every E-step: ``lower_bounds``, plus the log prior
-        of the means divided by ``n_samples`` when there is a prior.
+        of the parameters divided by ``n_samples`` when there are priors.
     n_iter : int
         Number of E-steps (each followed by one M-step).
     converged : bool
@@ -85,8 +85,8 @@ class Units(NamedTuple):
 
     A density in ``z`` is ``scale**n`` times one in ``x`` over ``n``
     coordinates, so the mean log-likelihood shifts by
-    ``-observed_per_row * log_scale`` and the log prior of each mean by
-    ``-n_features * log_scale``.
+    ``-observed_per_row * log_scale`` and the log prior density of each
+    parameter vector by ``-log_scale`` per coordinate.
     """
 
     log_scale: float = 0.0
@@ -259,12 +259,8 @@ STOPPING_RULES = ("mean_gain", "relative_gain")
 
 def objective(lower_bound, mixture, family, prior, n_samples, units=Units()):
     """What EM maximises: the mean log-likelihood, plus the log prior of the
-    means divided by ``n_samples`` when there is a prior (in the data's units)."""
-    if prior is None:
-        return lower_bound
-    n_components, n_features = mixture.means.shape
-    log_prior = family.log_mean_prior(mixture, prior) - n_components * n_features * units.log_scale
-    return lower_bound + log_prior / n_samples
+    parameters divided by ``n_samples`` (in the data's units; 0 without priors)."""
+    return lower_bound + family.log_prior(mixture, prior, units.log_scale) / n_samples
 
 
 def run_em(
@@ -284,7 +280,7 @@ def run_em(
 
     Each iteration is a fused E-step giving the objective ``L_new`` (the mean
     log-likelihood in the data's units, plus the scaled log prior of the
-    means under ``prior``) and the summed statistics, followed by an update,
+    parameters: the means' under ``prior``, and the family's own) and the summed statistics, followed by an update,
     the last iteration included. The loop stops after the first E-step with
     ``L_new - L_old <= tol`` (``stopping_rule="mean_gain"``; the gain does
     not depend on the data's units) or ``L_new - L_old <= tol * |L_new|``

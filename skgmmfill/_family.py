@@ -93,11 +93,18 @@ class CovarianceFamily:
         products with the observed values and mask).
     hyperparameters : tuple of str
         Estimator parameters passed to the constructor, by name.
+    exclusive_hyperparameters : tuple of str
+        Those of :attr:`hyperparameters` that no other family uses (their
+        default is None): setting one for another family is an error.
+    fitted_attribute_names : tuple of str
+        The estimator attributes that :meth:`fitted_attributes` sets.
     """
 
     name: ClassVar[str]
     supports_sparse: ClassVar[bool] = True
     hyperparameters: ClassVar[tuple] = ()
+    exclusive_hyperparameters: ClassVar[tuple] = ()
+    fitted_attribute_names: ClassVar[tuple] = ("covariances_",)
 
     # -- model description ----------------------------------------------------
 
@@ -108,6 +115,15 @@ class CovarianceFamily:
     def dense_covariances(self, covariances, n_features):
         """The ``(K, d, d)`` covariance matrices (for tests and small ``d``)."""
         raise NotImplementedError
+
+    def fitted_attributes(self, covariances, scale):
+        """The estimator's attributes describing ``covariances``, in the data's units.
+
+        The data are ``scale`` times the standardised coordinates EM ran in;
+        by default ``{"covariances_": scale**2 * covariances}``.
+        """
+        with np.errstate(over="ignore"):  # data near the largest float: inf, as the float type must
+            return {"covariances_": (np.float64(scale) ** 2 * covariances).astype(covariances.dtype)}
 
     def initial_covariances(self, moments, means):
         """Covariances to start EM from, given :class:`~skgmmfill._observed.DataMoments` and the means.
@@ -121,6 +137,14 @@ class CovarianceFamily:
     def moments(self, observed):
         """The :class:`~skgmmfill._observed.DataMoments` that :meth:`initial_covariances` needs."""
         return observed.moments()
+
+    def for_features(self, n_features):
+        """This family for data with ``n_features`` columns, checked before any work.
+
+        Raises ValueError for hyperparameters that cannot fit such data;
+        resolves those that depend on it. The default has nothing to check.
+        """
+        return self
 
     def for_data(self, moments, scale, dtype):
         """This family with its hyperparameters resolved for standardised data.
@@ -202,6 +226,20 @@ class CovarianceFamily:
         A component with no responsibility keeps its means and covariances.
         """
         raise NotImplementedError
+
+    def log_prior(self, mixture, prior, log_scale=0.0):
+        """The log prior density of the parameters, in the data's units.
+
+        ``sum_j log N(mu_j | m, Sigma_j / kappa)`` for ``prior = (kappa, m)``
+        (:meth:`log_mean_prior`), 0 without; a family with priors of its own
+        adds theirs. The parameters are in standardised coordinates, the data
+        ``exp(log_scale)`` times them: each prior coordinate's density gains
+        ``-log_scale``.
+        """
+        if prior is None:
+            return 0.0
+        n_components, n_features = mixture.means.shape
+        return self.log_mean_prior(mixture, prior) - n_components * n_features * log_scale
 
     def log_mean_prior(self, mixture, prior):
         """``sum_j log N(mu_j | m, Sigma_j / kappa)`` for ``prior = (kappa, m)``."""

@@ -22,11 +22,14 @@ from sklearn.utils.validation import (
 from ._biases import remove_offsets
 from ._diag import DiagCovariance
 from ._em import STOPPING_RULES, fit_mixture, prepare
+from ._factor import FactorCovariance
 from ._full import FullCovariance
 from ._observed import ObservedEntries
 from ._spherical import SphericalCovariance
 
-FAMILIES = {family.name: family for family in (SphericalCovariance, DiagCovariance, FullCovariance)}
+FAMILIES = {
+    family.name: family for family in (SphericalCovariance, DiagCovariance, FullCovariance, FactorCovariance)
+}
 """The covariance families by ``covariance_type``; a new family is added here."""
 
 AUTO_FULL_MAX_FEATURES = 100
@@ -61,16 +64,24 @@ they do not depend on the estimator's defaults."""
 PRESET_RATINGS = {
     "biases": True,
     "bias_shrinkage": 25.0,
-    "covariance_type": "spherical",
-    "n_components": 4,
-    "mean_precision_prior": 1000.0,
+    "covariance_type": "factor",
+    "n_components": 1,
+    "n_factors": 10,
+    "loading_precision_prior": 100.0,
     "init_params": "kmeans",
 }
 """Parameters we recommend for rating matrices (see the README): user and item
-biases, then a few strongly shrunk components for the user-item interactions.
-Add the rating scale, e.g. ``MaskedGaussianMixtureImputer(**PRESET_RATINGS,
-min_value=1, max_value=5)``, and tune ``n_components`` and
-``mean_precision_prior`` by cross-validation where the data allow it."""
+biases, then one factor component with 10 factors (probabilistic matrix
+factorisation of the residuals) whose loadings are shrunk by a prior worth
+100 ratings per item. Add the rating scale, e.g.
+``MaskedGaussianMixtureImputer(**PRESET_RATINGS, min_value=1, max_value=5)``,
+and tune over :data:`RATINGS_GRID` by cross-validation where the data allow it."""
+
+RATINGS_GRID = {"n_factors": [3, 10, 20], "loading_precision_prior": [30.0, 100.0, 300.0]}
+"""The grid we recommend searching from :data:`PRESET_RATINGS` with
+:class:`~sklearn.model_selection.GridSearchCV` and
+:func:`~skgmmfill.metrics.make_masked_rmse_scorer`: sparse data want few
+factors, strongly shrunk; dense data more factors."""
 
 
 def _is_nan(value):
@@ -90,7 +101,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
     n_components : int, default=1
         Number of mixture components ``K``.
 
-    covariance_type : {"auto", "spherical", "diag", "full"}, default="auto"
+    covariance_type : {"auto", "spherical", "diag", "full", "factor"}, default="auto"
         Form of each component's covariance:
 
         - ``"auto"``: ``"full"`` for dense input with at most 100 features
@@ -111,7 +122,17 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
           ``min(o, d - o)**3 / 3`` operations plus products with ``d x d``
           matrices (once for all rows of a frequent missingness pattern).
           Meant for tables of up to a few hundred features; a fit whose
-          iterations are slow says so with a warning.
+          iterations are slow says so with a warning;
+        - ``"factor"``: ``W_j W_j^T + diag(psi_j)`` with ``n_factors``
+          columns in the loadings ``W_j`` (a mixture of factor analysers):
+          correlations between any number of features at a cost linear in
+          ``d``, on dense and sparse input. A missing entry is imputed by its
+          exact conditional mean, ``mu_jl + w_jl^T E[t | x_{u,o}]`` with
+          ``t | x_{u,o} ~ N(A^{-1} b, A^{-1})``,
+          ``A = I + sum_{l in o} w_jl w_jl^T / psi_jl`` and
+          ``b = sum_{l in o} w_jl (x_ul - mu_jl) / psi_jl``. With one
+          component and ``biases=True``, probabilistic matrix factorisation
+          (see ``PRESET_RATINGS``).
 
     missing_values : float, default=np.nan
         The placeholder for missing entries: ``np.nan``, or a number such as 0
@@ -155,14 +176,14 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
           this rule stops.
 
     min_variance : float or "auto", default="auto"
-        For ``"spherical"`` and ``"diag"``: floor on every variance, applied at
-        initialisation and after each M-step. It keeps components that
-        collapse onto a single row finite. ``"auto"`` is 1e-3 times the
-        variance of the observed entries: each feature's own for ``"diag"``
-        (the pooled one for a feature without spread), the pooled variance of
-        all features for ``"spherical"``. A number is in the squared units of
-        the data (0.25 is the course's value for ratings 1-5). Not used by
-        ``"full"``.
+        For ``"spherical"``, ``"diag"`` and ``"factor"`` (its noise variances):
+        floor on every variance, applied at initialisation and after each
+        M-step. It keeps components that collapse onto a single row finite.
+        ``"auto"`` is 1e-3 times the variance of the observed entries: each
+        feature's own for ``"diag"`` and ``"factor"`` (the pooled one for a
+        feature without spread), the pooled variance of all features for
+        ``"spherical"``. A number is in the squared units of the data (0.25 is
+        the course's value for ratings 1-5). Not used by ``"full"``.
 
     reg_covar : float or "auto", default="auto"
         For ``"full"``: added to the diagonal of every covariance at
@@ -172,6 +193,19 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         is for standardised data); a number is in the squared units of the
         data and is added to every diagonal entry. Not used by
         ``"spherical"`` and ``"diag"``.
+
+    n_factors : int or None, default=None
+        For ``"factor"``: the number ``q`` of latent factors, below
+        ``n_features``; None takes ``min(10, n_features - 1)``. Setting it
+        with another covariance type is an error.
+
+    loading_precision_prior : float or None, default=None
+        For ``"factor"``: strength ``beta`` of the prior
+        ``w_jl ~ N(0, psi_jl I / beta)`` on each feature's loadings, worth
+        ``beta`` observations of the feature at 0 (MAP-EM); what keeps
+        rarely observed features (items with few ratings) from overfitting.
+        None fits the loadings by maximum likelihood. Setting it with another
+        covariance type is an error.
 
     mean_precision_prior : float or None, default=None
         Strength ``kappa`` of a prior that shrinks each component's mean
@@ -259,7 +293,15 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
     covariances_ : ndarray
         Component covariances, of shape ``(n_components,)`` (spherical: the
         variances), ``(n_components, n_features)`` (diag: the variances) or
-        ``(n_components, n_features, n_features)`` (full).
+        ``(n_components, n_features, n_features)`` (full). Not set for
+        ``"factor"``, whose covariances ``W_j W_j^T + diag(psi_j)`` are given by
+        the next two attributes.
+
+    loadings_ : ndarray of shape (n_components, n_features, n_factors)
+        ``"factor"`` only: the loadings ``W_j`` (up to a rotation of the factors).
+
+    noise_variances_ : ndarray of shape (n_components, n_features)
+        ``"factor"`` only: the noise variances ``psi_j``.
 
     converged_ : bool
         Whether the best run met the stopping rule within ``max_iter``.
@@ -278,9 +320,10 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
 
     map_objectives_ : list of float
         What EM maximised at every E-step of the best run: ``lower_bounds_``
-        plus the log prior of the means divided by ``n_samples`` when
-        ``mean_precision_prior`` is set (it never decreases; the
-        log-likelihood alone may). Equal to ``lower_bounds_`` without a prior.
+        plus the log prior of the means and loadings divided by ``n_samples``
+        when ``mean_precision_prior`` or ``loading_precision_prior`` is set (it
+        never decreases; the log-likelihood alone may). Equal to
+        ``lower_bounds_`` without a prior.
 
     mean_prior_ : ndarray of shape (n_features,)
         The means ``m`` the prior shrinks towards: the column means of the
@@ -365,6 +408,8 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         "stopping_rule": [StrOptions(set(STOPPING_RULES))],
         "min_variance": [StrOptions({"auto"}), Interval(Real, 0.0, None, closed="neither")],
         "reg_covar": [StrOptions({"auto"}), Interval(Real, 0.0, None, closed="neither")],
+        "n_factors": [None, Interval(Integral, 1, None, closed="left")],
+        "loading_precision_prior": [None, Interval(Real, 0.0, None, closed="neither")],
         "mean_precision_prior": [None, Interval(Real, 0.0, None, closed="neither")],
         "biases": ["boolean"],
         "bias_shrinkage": [Interval(Real, 0.0, None, closed="left")],
@@ -392,6 +437,8 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         stopping_rule="mean_gain",
         min_variance="auto",
         reg_covar="auto",
+        n_factors=None,
+        loading_precision_prior=None,
         mean_precision_prior=None,
         biases=False,
         bias_shrinkage=25.0,
@@ -415,6 +462,8 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         self.stopping_rule = stopping_rule
         self.min_variance = min_variance
         self.reg_covar = reg_covar
+        self.n_factors = n_factors
+        self.loading_precision_prior = loading_precision_prior
         self.mean_precision_prior = mean_precision_prior
         self.biases = biases
         self.bias_shrinkage = bias_shrinkage
@@ -541,6 +590,19 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         enough_rows = n_samples >= AUTO_FULL_ROWS_PER_FEATURE * n_features * self.n_components
         return "full" if not sparse and n_features <= AUTO_FULL_MAX_FEATURES and enough_rows else "diag"
 
+    def _family(self, covariance_type, n_features):
+        """The covariance family for ``covariance_type``, with this estimator's hyperparameters."""
+        family = FAMILIES[covariance_type]
+        for other in FAMILIES.values():
+            for name in set(other.exclusive_hyperparameters) - set(family.hyperparameters):
+                if getattr(self, name) is not None:
+                    raise ValueError(
+                        f"{name}={getattr(self, name)!r} is used only with covariance_type="
+                        f"{other.name!r}; got covariance_type={covariance_type!r}. Leave {name}=None."
+                    )
+        family = family(**{name: getattr(self, name) for name in family.hyperparameters})
+        return family.for_features(n_features)
+
     def _limits(self, n_features):
         """``min_value`` and ``max_value`` as arrays of shape ``(n_features,)``."""
         limits = []
@@ -614,8 +676,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
                 "warm_start=True needs the same covariance_type as the fitted model "
                 f"({self.covariance_type_!r}), got {covariance_type!r}."
             )
-        family = FAMILIES[covariance_type]
-        family = family(**{name: getattr(self, name) for name in family.hyperparameters})
+        family = self._family(covariance_type, X.shape[1])
         if sparse and not family.supports_sparse:
             raise ValueError(
                 f"covariance_type={self.covariance_type!r} needs dense input: pass X as a "
@@ -660,7 +721,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
                 "init parameters, or increase max_iter or tol.",
                 ConvergenceWarning,
             )
-        self._set_fitted_parameters(result.mixture, prepared)
+        self._set_fitted_parameters(result.mixture, prepared, family)
         self.covariance_type_ = covariance_type
         self.converged_ = result.converged
         self.n_iter_ = result.n_iter
@@ -680,11 +741,12 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         self._sampling_random_state = check_random_state(self.random_state)
         return self
 
-    def _set_fitted_parameters(self, mixture, prepared):
+    def _set_fitted_parameters(self, mixture, prepared, family):
         """Keep the standardised parameters; report them in the data's units.
 
         ``x = location + scale * z``: means (of the residuals, with ``biases``,
-        which have no location) map like values, covariances by ``scale**2``.
+        which have no location) map like values; the family converts its
+        covariance parameters (variances by ``scale**2``).
         """
         self._mixture, self._standardization, self._offsets = mixture, prepared.standardization, prepared.offsets
         location, scale = prepared.standardization
@@ -692,8 +754,10 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         mixture_location = 0.0 if self.biases else location
         self.weights_ = mixture.weights
         self.means_ = (mixture_location + scale * mixture.means).astype(dtype)
-        with np.errstate(over="ignore"):  # data near the largest float: inf, as the float type must
-            self.covariances_ = (np.float64(scale) ** 2 * mixture.covariances).astype(dtype)
+        for other in FAMILIES.values():  # a refit with another family replaces the attributes
+            for name in other.fitted_attribute_names:
+                self.__dict__.pop(name, None)
+        self.__dict__.update(family.fitted_attributes(mixture.covariances, scale))
         if self.biases:
             global_mean, column_offsets = prepared.offsets
             self.global_mean_ = float(location[0] + scale * global_mean)

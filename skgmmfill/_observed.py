@@ -12,11 +12,26 @@ family written against this class runs unchanged on both representations:
   ``n_samples x n_features`` is ever allocated.
 """
 
-from dataclasses import dataclass, fields
+import functools
+import operator
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, fields, replace
 from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
+
+
+THREADED_MIN_ENTRIES = 2**21
+"""Sparse data with at least this many stored entries is reduced on a thread pool."""
+
+
+def _available_cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -77,7 +92,8 @@ class DataMoments(Sums):
         ``M`` the mask, the filled rows are ``V + (1 - M) diag(f)``, so
         ``gram`` gains ``(s 1^T - V^T M) diag(f)``, its transpose and
         ``diag(f) (n 1 1^T - c 1^T - 1 c^T + M^T M) diag(f)`` (``s`` and ``c``
-        the column sums and counts).
+        the column sums and counts). The pairwise products that only ``gram``
+        needs are then spent; fields a family adds are kept as they are.
         """
         fill = np.asarray(fill, dtype=np.float64)
         if not fill.any():
@@ -89,12 +105,14 @@ class DataMoments(Sums):
             cross = (self.sums[:, np.newaxis] - self.value_mask_gram) * fill
             both_missing = n - self.counts[:, np.newaxis] - self.counts + self.mask_gram
             gram = self.gram + cross + cross.T + both_missing * np.outer(fill, fill)
-        return DataMoments(
-            n,
+        return replace(
+            self,
             counts=np.full(len(self.counts), float(n)),
             sums=self.sums + unobserved * fill,
             squared_sums=self.squared_sums + unobserved * fill**2,
             gram=gram,
+            value_mask_gram=0.0,
+            mask_gram=0.0,
         )
 
 
@@ -210,13 +228,33 @@ class ObservedEntries:
     # -- the data source protocol of the EM driver (one block: all the rows) --
 
     def reduce(self, function):
-        """``function(block)`` summed over the row blocks; in memory, one block.
+        """``function(block)`` summed over the row blocks.
 
         The EM driver reads data only through :meth:`reduce`, :meth:`map`,
         :meth:`dense_rows` and :meth:`filled_rows`, so a backend holding the
         rows elsewhere (several blocks, a cluster) provides the same four.
+        In memory, dense rows are one block (BLAS already uses every core);
+        large sparse matrices are cut into one block of rows per core, run on
+        a thread pool (scipy's sparse products and NumPy's batched linear
+        algebra release the GIL, and are single-threaded) and summed in
+        block order, so the result does not depend on timing.
         """
-        return function(self)
+        blocks = self._thread_blocks
+        if len(blocks) == 1:
+            return function(self)
+        with ThreadPoolExecutor(len(blocks)) as pool:
+            return functools.reduce(operator.add, pool.map(function, blocks))
+
+    @cached_property
+    def _thread_blocks(self):
+        """Row blocks of about equal numbers of stored entries, one per core
+        (just ``[self]`` for dense or small data)."""
+        n_threads = min(_available_cores(), self.n_samples)
+        if not self.is_sparse or self.values.nnz < THREADED_MIN_ENTRIES or n_threads < 2:
+            return [self]
+        targets = np.linspace(0, self.values.nnz, n_threads + 1)[1:-1]
+        bounds = np.concatenate([[0], np.searchsorted(self.values.indptr, targets), [self.n_samples]])
+        return [self.row_block(slice(start, stop)) for start, stop in zip(bounds[:-1], bounds[1:]) if stop > start]
 
     def map(self, function):
         """The data source with every block replaced by ``function(block)``."""
@@ -339,28 +377,29 @@ class ObservedEntries:
         _, labels, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
         return labels.ravel(), counts
 
-    def row_products(self, value_coefs, mask_coefs, squared_coefs=None):
-        """``values @ value_coefs.T + mask @ mask_coefs.T [+ squared_values @ squared_coefs.T]``.
+    def row_products(self, value_coefs=None, mask_coefs=None, squared_coefs=None):
+        """``values @ value_coefs.T + mask @ mask_coefs.T + squared_values @ squared_coefs.T``.
+
+        Terms whose coefficients are None are left out.
 
         Parameters
         ----------
-        value_coefs, mask_coefs : ndarray of shape (K, n_features)
-        squared_coefs : ndarray of shape (K, n_features), default=None
+        value_coefs, mask_coefs, squared_coefs : ndarray of shape (C, n_features) or None
 
         Returns
         -------
-        products : ndarray of shape (n_samples, K)
+        products : ndarray of shape (n_samples, C)
 
         Notes
         -----
         Dense data is multiplied as ``coefs @ values.T`` and the result
         transposed: for few components OpenBLAS runs that orientation fastest.
         """
-        terms = [(self.values, value_coefs), (self.mask, mask_coefs)]
-        if squared_coefs is not None:
-            terms.append((self.squared_values, squared_coefs))
         products = None
-        for data, coefs in terms:
+        for name, coefs in (("values", value_coefs), ("mask", mask_coefs), ("squared_values", squared_coefs)):
+            if coefs is None:
+                continue
+            data = getattr(self, name)
             coefs = coefs.astype(self.dtype, copy=False)
             term = data @ coefs.T if self.is_sparse else (coefs @ data.T).T
             if products is None:
@@ -385,14 +424,20 @@ class ObservedEntries:
             ``W_jl = sum_u r_uj m_ul``, the weighted number of observations
             of column ``l`` that component ``j`` receives.
         """
-        return self._weighted_sum(self.values, resp), self._weighted_sum(self.mask, resp)
+        return self.column_sums(resp, "values"), self.column_sums(resp, "mask")
 
     def weighted_squared_sums(self, resp):
         """``Q_jl = sum_u r_uj m_ul x_ul**2``, shape ``(n_components, n_features)``."""
-        return self._weighted_sum(self.squared_values, resp)
+        return self.column_sums(resp, "squared_values")
 
-    def _weighted_sum(self, data, resp):
-        return (data.T @ resp).T if self.is_sparse else resp.T @ data
+    def column_sums(self, weights, of):
+        """``sum_u weights_uc data_ul``, shape ``(C, n_features)``, for ``data`` the
+        attribute named ``of`` (``"values"``, ``"mask"`` or ``"squared_values"``).
+
+        The transposed products of the M-steps.
+        """
+        data = getattr(self, of)
+        return (data.T @ weights).T if self.is_sparse else weights.T @ data
 
     def dense_rows(self, rows, fill=0.0):
         """Rows as a dense ``(len(rows), n_features)`` array, ``fill`` at the missing entries."""
@@ -402,8 +447,17 @@ class ObservedEntries:
         return values + (1 - mask) * np.asarray(fill, dtype=self.dtype)
 
     def row_block(self, rows):
-        """The observed entries of the rows ``rows`` (a slice or an index array)."""
-        return ObservedEntries(values=self.values[rows], mask=self.mask[rows], n_observed=self.n_observed[rows])
+        """The observed entries of the rows ``rows`` (a slice or an index array).
+
+        A slice of sparse rows shares the arrays of these entries (scipy's
+        slicing would copy them).
+        """
+        if self.is_sparse and isinstance(rows, slice) and rows.step in (None, 1):
+            start, stop, _ = rows.indices(self.n_samples)
+            values, mask = (_row_range(matrix, start, stop) for matrix in (self.values, self.mask))
+        else:
+            values, mask = self.values[rows], self.mask[rows]
+        return ObservedEntries(values=values, mask=mask, n_observed=self.n_observed[rows])
 
     def dense_mask(self):
         """``mask`` as a dense boolean array (use on row blocks of big data)."""
@@ -421,6 +475,14 @@ class ObservedEntries:
         """
         observed = np.asarray(self.mask[rows, cols]).ravel() != 0
         return observed, np.asarray(self.values[rows, cols]).ravel()
+
+
+def _row_range(X, start, stop):
+    """Rows ``start:stop`` of a CSR array, as a view of its arrays."""
+    first, last = X.indptr[start], X.indptr[max(start, stop)]
+    indptr = X.indptr[start : max(start, stop) + 1] - first
+    shape = (len(indptr) - 1, X.shape[1])
+    return sp.csr_array((X.data[first:last], X.indices[first:last], indptr), shape=shape, copy=False)
 
 
 def _row_sums_of_squares(X, max_entries=2**20):

@@ -22,6 +22,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import KFold, cross_val_score
 
 from . import PRESET_COURSE, PRESET_RATINGS, MaskedGaussianMixtureImputer
+from ._imputer import FAMILIES
 from .datasets import load_netflix
 from .metrics import make_masked_rmse_scorer, rmse
 
@@ -234,8 +235,15 @@ def _imputer_from(args):
     params = dict(_PRESETS[args.preset])
     if args.n_components is not None:
         params["n_components"] = args.n_components
-    if args.covariance_type is not None:
+    if args.covariance_type is not None and args.covariance_type != params.get("covariance_type"):
+        # a preset's options for its own family do not carry over to another
+        family = FAMILIES.get(args.covariance_type)
+        for name in {name for other in FAMILIES.values() for name in other.exclusive_hyperparameters}:
+            if family is None or name not in family.hyperparameters:
+                params.pop(name, None)
         params["covariance_type"] = args.covariance_type
+    if args.n_factors is not None:
+        params["n_factors"] = args.n_factors
     return MaskedGaussianMixtureImputer(
         **params,
         min_value=args.min_value,
@@ -303,9 +311,10 @@ def _add_model_options(parser):
     parser.add_argument("--missing-values", type=float, default=np.nan, metavar="VALUE",
                         help="marker of missing entries in .txt/.csv/.npz matrices "
                         "(default: empty cells or nan; the course files use 0)")
-    parser.add_argument("--covariance-type", choices=["auto", "spherical", "diag", "full"])
+    parser.add_argument("--covariance-type", choices=["auto", *FAMILIES])
+    parser.add_argument("--n-factors", type=int, metavar="Q", help="factors of covariance type 'factor'")
     parser.add_argument("--preset", choices=list(_PRESETS), default="none",
-                        help="'ratings': skgmmfill.PRESET_RATINGS (biases, shrunk components); "
+                        help="'ratings': skgmmfill.PRESET_RATINGS (biases, a shrunk factor component); "
                         "'course': skgmmfill.PRESET_COURSE (the course's model)")
     parser.add_argument("--min-value", type=float, default=-np.inf, help="clip imputed values below")
     parser.add_argument("--max-value", type=float, default=np.inf, help="clip imputed values above")

@@ -150,3 +150,21 @@ def test_choose_k_on_triplets_prints_finite_cv_rmse(tmp_path, capsys):
     assert main(["choose-k", str(tmp_path / "ratings.csv"), "--triplets", "-k", "1", "2", "--cv", "2", "-q"]) == 0
     table = [line.split() for line in capsys.readouterr().out.splitlines()[1:3]]
     assert all(np.isfinite(float(row[2])) for row in table)
+
+
+@pytest.mark.parametrize("options, expected", [
+    (["--preset", "ratings"], {"covariance_type": "factor", "n_factors": 10}),
+    (["--preset", "ratings", "--n-factors", "3"], {"covariance_type": "factor", "n_factors": 3}),
+    (["--preset", "ratings", "--covariance-type", "diag"], {"covariance_type": "diag", "n_factors": None,
+                                                            "loading_precision_prior": None, "biases": True}),
+])
+def test_preset_options_for_another_family_are_dropped(tmp_path, options, expected):
+    rng = np.random.RandomState(0)
+    X = rng.randint(1, 6, size=(40, 12)).astype(float)
+    X[rng.uniform(size=X.shape) < 0.4] = np.nan
+    text = "\n".join(",".join("" if np.isnan(v) else str(int(v)) for v in row) for row in X)
+    (tmp_path / "in.csv").write_text(text + "\n")
+    assert main(["complete", str(tmp_path / "in.csv"), str(tmp_path / "out.csv"), *options, "-q"]) == 0
+    from skgmmfill.cli import _imputer_from, _parser
+    params = _imputer_from(_parser().parse_args(["complete", "in.csv", "out.csv", *options])).get_params()
+    assert {name: params[name] for name in expected} == expected

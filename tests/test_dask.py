@@ -10,7 +10,7 @@ import pytest
 import scipy.sparse as sp
 from numpy.testing import assert_allclose, assert_array_equal
 
-from skgmmfill import PRESET_COURSE, MaskedGaussianMixtureImputer
+from skgmmfill import PRESET_COURSE, PRESET_RATINGS, MaskedGaussianMixtureImputer
 from skgmmfill.datasets import make_incomplete_mixture, ratings_to_dask_array
 
 da = pytest.importorskip("dask.array")
@@ -43,7 +43,7 @@ def as_dask(X, rows_per_chunk):
 def assert_same_fit(fitted, reference):
     assert fitted.n_iter_ == reference.n_iter_
     assert_allclose(fitted.lower_bound_, reference.lower_bound_, rtol=1e-10)
-    for name in ("weights_", "means_", "covariances_"):
+    for name in ("weights_", "means_", *reference._fitted_family.fitted_attribute_names):
         assert_allclose(getattr(fitted, name), getattr(reference, name), rtol=1e-8, atol=1e-12)
 
 
@@ -70,6 +70,18 @@ def test_full_fit_equals_the_in_memory_fit(client, chunking, params):
     params = dict(params, n_components=3, covariance_type="full", random_state=0, tol=1e-8)
     reference = MaskedGaussianMixtureImputer(**params).fit(X)
     assert_same_fit(MaskedGaussianMixtureImputer(**params).fit(da.from_array(X, chunks=(chunking, 12))), reference)
+
+
+@pytest.mark.parametrize("container", ["dense NaN", "CSR"])
+def test_factor_fit_equals_the_in_memory_fit_on_netflix(client, netflix, container):
+    X, _ = netflix
+    X = sp.csr_array(X) if container == "CSR" else np.where(X == 0, np.nan, X)
+    params = dict(PRESET_RATINGS, n_components=2, n_factors=3, mean_precision_prior=10.0, random_state=0)
+    reference = MaskedGaussianMixtureImputer(**params).fit(X)
+    fitted = MaskedGaussianMixtureImputer(**params).fit(as_dask(X, CHUNKINGS["uneven"]))
+    assert_same_fit(fitted, reference)
+    X_dask = as_dask(X, CHUNKINGS["three blocks"])
+    assert_allclose(fitted.imputation_std(X_dask[:300]).compute(), reference.imputation_std(X[:300]), rtol=1e-8)
 
 
 @pytest.fixture(scope="module")

@@ -29,6 +29,11 @@ CONFIGURATIONS = [
     MaskedGaussianMixtureImputer(
         covariance_type="full", n_components=2, init_params="kmeans", random_state=0
     ),
+    MaskedGaussianMixtureImputer(covariance_type="factor", n_components=2, random_state=0),
+    MaskedGaussianMixtureImputer(
+        covariance_type="factor", n_factors=1, loading_precision_prior=1.0, biases=True,
+        sample_posterior=True, random_state=0,
+    ),
     MaskedGaussianMixtureImputer(
         covariance_type="diag",
         init_params="kmeans",

@@ -1,0 +1,148 @@
+"""The factor family's speed: prize-shaped rating data, and a wide dense table.
+
+Table 1, ``covariance_type="factor"`` with K=1, q=10 factors and biases on the
+synthetic Netflix-prize-shaped CSR of ``bench_sparse_scale.py`` (17,770
+movies; scale 0.1 is 48k users and 10 M ratings, 1.0 the full 100 M). One EM
+iteration is set against the two products any alternating-least-squares
+method needs per sweep, timed in the same process on the same matrix: the
+mask times the ``d x q^2`` per-item outer products (user step) and the
+transposed mask times the ``n x q^2`` per-user ones (item step). An EM
+iteration is timed as the library runs it (large sparse input is cut into
+one row block per core on a thread pool) and on one thread; seconds per
+iteration come from fits of 1 and 4 iterations, so set-up is not counted.
+Each scale runs in a fresh process that reports its peak memory.
+
+Table 2: a 300 x 400 table of rank 10 plus noise with 30 % of its entries
+missing: a K=2, q=10 factor fit to convergence against diag and against
+5 iterations of "full" (its cost per iteration grows with ``d^3``), with the
+RMSE over the missing entries.
+
+Run: ``python benchmarks/bench_factor.py [--scale 0.1 1.0]`` (scale 1.0
+needs about 12 GB of memory).
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.exceptions import ConvergenceWarning
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_sparse_scale import memory_gib, synthetic_ratings  # noqa: E402
+
+from skgmmfill import MaskedGaussianMixtureImputer, _observed  # noqa: E402
+
+N_FACTORS = 10
+
+
+def best_of(function, repeats=2):
+    times = []
+    for _ in range(repeats):
+        tic = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - tic)
+    return min(times)
+
+
+def seconds_per_iteration(X):
+    def fit(max_iter):
+        imputer = MaskedGaussianMixtureImputer(
+            covariance_type="factor", n_factors=N_FACTORS, biases=True, loading_precision_prior=100.0,
+            max_iter=max_iter, tol=0.0, random_state=0,
+        )
+        tic = time.perf_counter()
+        imputer.fit(X)
+        return time.perf_counter() - tic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        one, four = fit(1), fit(4)
+    return (four - one) / 3
+
+
+def measure(path):
+    """In a fresh process: the bare products and EM iterations, then the peak memory."""
+    with np.load(path) as arrays:
+        X = sp.csr_array((arrays["data"], arrays["indices"], arrays["indptr"]), shape=tuple(arrays["shape"]))
+    with open("/proc/self/clear_refs", "w") as f:  # the peak from here on (Linux)
+        f.write("5")
+    mask = sp.csr_array((np.ones_like(X.data), X.indices, X.indptr), shape=X.shape)
+    rng = np.random.default_rng(0)
+    item_outer = rng.random((X.shape[1], N_FACTORS**2))
+    user_outer = rng.random((X.shape[0], N_FACTORS**2))
+    user_step = best_of(lambda: mask @ item_outer)
+    item_step = best_of(lambda: mask.T @ user_outer)
+    del mask, item_outer, user_outer
+    threaded = seconds_per_iteration(X)
+    threshold = _observed.THREADED_MIN_ENTRIES
+    _observed.THREADED_MIN_ENTRIES = np.inf  # one block, one thread
+    single = seconds_per_iteration(X)
+    _observed.THREADED_MIN_ENTRIES = threshold
+    print(json.dumps({"user_step": user_step, "item_step": item_step, "threaded": threaded, "single": single,
+                      "peak": memory_gib("VmHWM")}))
+
+
+def rating_table(scales):
+    print(f"Table 1. K=1, q={N_FACTORS}, biases, float64, {_observed._available_cores()} cores; "
+          f"ALS products: mask @ (d x q^2) + mask^T @ (n x q^2), same process")
+    print(f"{'scale':>6} {'users':>8} {'ratings':>12} {'ALS products s':>14} {'EM iter s':>9} {'ratio':>6} "
+          f"{'1 thread s':>10} {'ratio':>6} {'peak GiB':>8}")
+    with tempfile.TemporaryDirectory() as folder:
+        for scale in scales:
+            X = synthetic_ratings(scale)
+            path = os.path.join(folder, "ratings.npz")
+            np.savez(path, data=X.data, indices=X.indices, indptr=X.indptr, shape=X.shape)
+            n_users, nnz = X.shape[0], X.nnz
+            del X
+            child = subprocess.run([sys.executable, __file__, "--measure", path],
+                                   capture_output=True, text=True, check=True)
+            result = json.loads(child.stdout.splitlines()[-1])
+            bare = result["user_step"] + result["item_step"]
+            print(f"{scale:>6g} {n_users:>8,} {nnz:>12,} {bare:>14.2f} {result['threaded']:>9.2f} "
+                  f"{result['threaded'] / bare:>6.2f} {result['single']:>10.2f} {result['single'] / bare:>6.2f} "
+                  f"{result['peak']:>8.2f}", flush=True)
+
+
+def wide_table():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(300, 10)) @ rng.normal(size=(10, 400)) + 0.3 * rng.normal(size=(300, 400))
+    missing = np.random.RandomState(1).uniform(size=X.shape) < 0.3
+    X_missing = np.where(missing, np.nan, X)
+    print("\nTable 2. 300 x 400, rank 10 + noise 0.3, 30 % missing, K=2")
+    print(f"{'model':<34} {'iterations':>10} {'fit s':>7} {'RMSE missing':>12}")
+    models = [
+        ("factor, q=10", {"covariance_type": "factor", "n_factors": 10}),
+        ("diag", {"covariance_type": "diag"}),
+        ("full, 5 iterations", {"covariance_type": "full", "max_iter": 5}),
+    ]
+    for name, params in models:
+        imputer = MaskedGaussianMixtureImputer(2, random_state=0, **params)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            tic = time.perf_counter()
+            filled = imputer.fit_transform(X_missing)
+            seconds = time.perf_counter() - tic
+        error = np.sqrt(np.mean((filled - X)[missing] ** 2))
+        print(f"{name:<34} {imputer.n_iter_:>10} {seconds:>7.2f} {error:>12.4f}", flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scale", type=float, nargs="+", default=[0.1, 1.0])
+    parser.add_argument("--measure", help=argparse.SUPPRESS)  # internal: the child process
+    args = parser.parse_args()
+    if args.measure:
+        return measure(args.measure)
+    rating_table(args.scale)
+    wide_table()
+
+
+if __name__ == "__main__":
+    main()

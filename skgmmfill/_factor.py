@@ -1,0 +1,507 @@
+"""Factor family (a mixture of factor analysers): low-rank plus diagonal covariances.
+
+Component ``j`` generates a row as ``x = mu_j + W_j t + e`` with ``q`` latent
+factors ``t ~ N(0, I_q)`` and independent noise ``e ~ N(0, diag(psi_j))``, so
+``Sigma_j = W_j W_j^T + diag(psi_j)`` with the loadings ``W_j`` of shape
+``(d, q)`` (Ghahramani & Hinton, 1996). Write ``w_l`` for row ``l`` of
+``W_j``, ``psi_l`` for its noise variance and ``O = C_u`` for the observed
+columns of row ``u``. Given ``x_O``, the factors are Gaussian,
+``t | x_O ~ N(A^{-1} b, A^{-1})``, with
+
+* ``A_uj = I_q + sum_{l in O} w_l w_l^T / psi_l`` (their posterior precision),
+* ``b_uj = sum_{l in O} w_l (x_ul - mu_l) / psi_l``,
+
+and by Woodbury's identity and the matrix determinant lemma the marginal
+log-density of the observed coordinates is
+
+``log N(x_O | mu_O, Sigma_OO) = -1/2 (|O| log 2 pi + sum_O log psi_l
++ sum_O (x_ul - mu_l)^2 / psi_l + log det A_uj - b_uj^T A_uj^{-1} b_uj)``.
+
+Because the noise is diagonal, the missing coordinates are independent of the
+observed ones given ``t``, so the conditional distribution of a missing entry
+is exactly ``N(mu_l + w_l^T m_uj, psi_l + w_l^T A_uj^{-1} w_l)`` with
+``m_uj = A_uj^{-1} b_uj``. Every sum over ``O`` is a product with the mask or
+the values: ``A`` for all rows is the mask times the ``d x q(q+1)/2`` packed
+outer products ``w_l w_l^T / psi_l``; no ``d x d`` matrix is ever formed, so
+the family runs on sparse data with tens of thousands of columns. With one
+component it is probabilistic matrix factorisation (Tipping & Bishop, 1999;
+with the loading prior below, the model behind regularised matrix
+factorisation).
+
+EM treats the factors and the component as the missing data (the missing
+entries are integrated out analytically). With the augmented factors
+``t~ = (t, 1)`` and ``lambda_l = (w_l, mu_l)``, the M-step for each component
+and feature solves one ``(q+1) x (q+1)`` system from
+
+* ``G_l = sum_u r_uj m_ul E[t~ t~^T]`` (``E[t t^T] = A^{-1} + m m^T``),
+* ``h_l = sum_u r_uj m_ul x_ul E[t~]``, ``Q_l = sum_u r_uj m_ul x_ul^2``:
+
+``lambda_l = (G_l + D)^{-1} (h_l + D c_l)`` and
+``psi_l = (Q_l - 2 lambda_l^T h_l + lambda_l^T G_l lambda_l
++ (lambda_l - c_l)^T D (lambda_l - c_l)) / (n_l + q [beta > 0] + [kappa > 0])``,
+
+where ``n_l = sum_u r_uj m_ul`` and the priors ``w_l ~ N(0, psi_l I / beta)``
+(``beta = loading_precision_prior``) and ``mu_l ~ N(m_l, psi_l / kappa)``
+(``kappa = mean_precision_prior``) give ``D = diag(beta, ..., beta, kappa)``
+and ``c_l = (0, ..., 0, m_l)``; both count as pseudo-observations. The sums
+are products of the transposed mask and values with per-row moments, packed
+as ``(q+1)(q+2)/2`` numbers.
+
+``covariances`` is the ``(n_components, n_features, n_factors + 1)`` array
+holding ``W_j`` in its first ``n_factors`` columns and ``psi_j`` in the last.
+"""
+
+from dataclasses import dataclass, fields, replace
+from typing import NamedTuple
+
+import numpy as np
+
+from ._family import (
+    CovarianceFamily,
+    Mixture,
+    Statistics,
+    draw_components,
+    log_weights,
+    mixture_weights,
+    normalize_log_prob,
+    variance_floor,
+)
+from ._independent import MIN_VARIANCE_FRACTION
+from ._observed import DataMoments
+
+DEFAULT_MAX_FACTORS = 10
+"""``n_factors=None``: ``min(DEFAULT_MAX_FACTORS, n_features - 1)`` factors."""
+
+# Rows are processed in chunks whose (row, component, q+1, q+1) temporaries
+# hold at most about this many numbers.
+_CHUNK_ENTRIES = 2**21
+
+# Extra directions of the random sketch that starts the loadings.
+_SKETCH_OVERSAMPLING = 10
+
+
+@dataclass(frozen=True)
+class FactorMoments(DataMoments):
+    """:class:`~skgmmfill._observed.DataMoments` plus a sketch of the column space.
+
+    Attributes
+    ----------
+    sketch : ndarray of shape (n_features, n_directions)
+        ``V^T V Omega`` with ``V`` the observed values (0 at missing entries)
+        and ``Omega`` fixed Gaussian directions (:func:`_sketch_directions`):
+        additive over row blocks, it gives the leading principal directions
+        that start the loadings (a Nystrom approximation), in one pass.
+    """
+
+    sketch: object = 0.0
+
+
+@dataclass(frozen=True)
+class FactorStatistics(Statistics):
+    """Sums for factor components.
+
+    Attributes
+    ----------
+    moment_sums : ndarray of shape (K, d, (q+1)(q+2)/2)
+        ``G_jl = sum_u r_uj m_ul E_j[t~ t~^T | x_u]``, upper triangles packed
+        row by row; the last entry is ``n_jl = sum_u r_uj m_ul``.
+    value_sums : ndarray of shape (K, d, q+1)
+        ``h_jl = sum_u r_uj m_ul x_ul E_j[t~ | x_u]``.
+    squared_sums : ndarray of shape (K, d)
+        ``Q_jl = sum_u r_uj m_ul x_ul^2``.
+    """
+
+    moment_sums: np.ndarray
+    value_sums: np.ndarray
+    squared_sums: np.ndarray
+
+
+class _Factors(NamedTuple):
+    """The E-step of a block of rows under every component."""
+
+    log_prob: np.ndarray  # (n, K): log N(x_O | mu_O, Sigma_OO)
+    means: np.ndarray  # (n, K, q): m_uj = E_j[t | x_O]
+    covariances: np.ndarray  # (n, K, q, q): A_uj^{-1} = Cov_j[t | x_O]
+
+
+@dataclass(frozen=True)
+class FactorCovariance(CovarianceFamily):
+    """Low-rank plus diagonal covariances ``W_j W_j^T + diag(psi_j)``.
+
+    Attributes
+    ----------
+    n_factors : int or None
+        ``q``, the number of latent factors; None takes
+        ``min(DEFAULT_MAX_FACTORS, n_features - 1)`` (see :meth:`for_features`).
+    min_variance : float, ndarray of shape (n_features,) or "auto"
+        Floor on every noise variance ``psi_jl``, as for diag.
+    loading_precision_prior : float or None
+        ``beta`` of the prior ``w_jl ~ N(0, psi_jl I / beta)``: ``beta``
+        pseudo-observations pulling each loading row towards 0. None fits the
+        loadings by maximum likelihood.
+    """
+
+    n_factors: object = None
+    min_variance: object = "auto"
+    loading_precision_prior: object = None
+
+    name = "factor"
+    hyperparameters = ("n_factors", "min_variance", "loading_precision_prior")
+    exclusive_hyperparameters = ("n_factors", "loading_precision_prior")
+    fitted_attribute_names = ("loadings_", "noise_variances_")
+
+    def for_features(self, n_features):
+        if n_features < 2:
+            raise ValueError(
+                "covariance_type='factor' needs at least 2 features (n_factors < n_features), "
+                f"got n_features = {n_features}."
+            )
+        if self.n_factors is None:
+            return replace(self, n_factors=min(DEFAULT_MAX_FACTORS, n_features - 1))
+        if self.n_factors >= n_features:
+            raise ValueError(
+                f"n_factors must be smaller than n_features = {n_features}, got n_factors={self.n_factors}."
+            )
+        return self
+
+    def for_data(self, moments, scale, dtype):
+        floor = variance_floor(self.min_variance, MIN_VARIANCE_FRACTION, moments, scale, dtype, True)
+        return replace(self, min_variance=floor)
+
+    # -- model description ----------------------------------------------------
+
+    def n_parameters(self, n_components, n_features):
+        """Means, noise variances and loadings; a rotation ``W_j R`` of the
+        loadings gives the same covariance, so ``q(q-1)/2`` of them are not free."""
+        q = self.n_factors
+        return n_components * (2 * n_features + n_features * q - q * (q - 1) // 2)
+
+    def dense_covariances(self, covariances, n_features):
+        loadings, noise = _split(covariances)
+        return np.einsum("kda,kea->kde", loadings, loadings) + noise[:, :, np.newaxis] * np.eye(n_features)
+
+    def fitted_attributes(self, covariances, scale):
+        """``loadings_`` ``(K, d, q)`` and ``noise_variances_`` ``(K, d)`` in the data's units."""
+        loadings, noise = _split(covariances)
+        return {"loadings_": scale * loadings, "noise_variances_": scale**2 * noise}
+
+    def moments(self, observed):
+        sketch = observed.values.T @ (observed.values @ _sketch_directions(observed.n_features, self._n_directions(observed.n_features), observed.dtype))
+        base = observed.moments()
+        return FactorMoments(**{f.name: getattr(base, f.name) for f in fields(base)}, sketch=np.asarray(sketch, dtype=np.float64))
+
+    def _n_directions(self, n_features):
+        return min(n_features, self.n_factors + _SKETCH_OVERSAMPLING)
+
+    def initial_covariances(self, moments, means):
+        """Loadings along the leading principal directions, noise for the rest.
+
+        The directions and variances ``lambda_a`` come from the sketch
+        (a Nystrom approximation of ``V^T V / n``); with ``sigma^2`` the mean
+        variance left over, ``W = U diag(sqrt(max(lambda - sigma^2, lambda / 2)))``
+        (the probabilistic-PCA solution, kept away from 0, where EM would stay).
+        The noise variances are the diag rule's variances around ``means`` less
+        what the loadings explain, at least half of them, floored.
+        """
+        n = moments.n_samples
+        d = len(moments.counts)
+        variances = (moments.squared_sums - 2.0 * means * moments.sums + n * means**2) / n
+        directions, eigenvalues = _principal_directions(
+            moments.sketch, _sketch_directions(d, self._n_directions(d), np.float64), self.n_factors
+        )
+        eigenvalues = eigenvalues / n
+        leftover = max(moments.squared_sums.sum() / n - eigenvalues.sum(), 0.0) / max(d - self.n_factors, 1)
+        loadings = directions * np.sqrt(np.maximum(eigenvalues - leftover, 0.5 * eigenvalues))
+        noise = np.maximum(variances - (loadings**2).sum(axis=1), 0.5 * variances)
+        noise = np.maximum(noise, self.min_variance)
+        loadings = np.broadcast_to(loadings, (len(means), d, self.n_factors))
+        return _join(loadings, noise).astype(means.dtype)
+
+    # -- E-step ---------------------------------------------------------------
+
+    def log_prob(self, observed, mixture):
+        log_prob = [self._factors(block, mixture).log_prob for _, block in self._chunks(observed, mixture)]
+        return np.concatenate(log_prob).astype(observed.dtype)
+
+    def statistics(self, observed, resp, mixture):
+        return self._sum_chunks(observed, mixture, resp)
+
+    def accumulate(self, observed, mixture):
+        return self._sum_chunks(observed, mixture, None)
+
+    def _sum_chunks(self, observed, mixture, resp):
+        """Statistics of every chunk of rows, summed; with ``resp`` None the
+        responsibilities (and the log-likelihood) come from the same E-step."""
+        total = None
+        for rows, block in self._chunks(observed, mixture):
+            factors = self._factors(block, mixture)
+            log_likelihood = 0.0
+            if resp is None:
+                block_resp, log_prob_norm = normalize_log_prob(factors.log_prob + log_weights(mixture.weights))
+                log_likelihood = float(log_prob_norm.sum(dtype=np.float64))
+            else:
+                block_resp = resp[rows]
+            statistics = self._block_statistics(block, block_resp, factors, log_likelihood)
+            total = statistics if total is None else total + statistics
+        return total
+
+    def _chunks(self, observed, mixture):
+        """``(rows, block)`` pairs covering ``observed`` in bounded chunks of rows."""
+        n_components = len(mixture.weights)
+        size = max(1, _CHUNK_ENTRIES // (n_components * (self.n_factors + 1) ** 2))
+        if observed.n_samples <= size:
+            yield slice(None), observed
+            return
+        for start in range(0, observed.n_samples, size):
+            rows = slice(start, start + size)
+            yield rows, observed.row_block(rows)
+
+    def _factors(self, observed, mixture):
+        """The posterior of the factors and the marginal log-density, for every row and component."""
+        means = mixture.means
+        loadings, noise = _split(mixture.covariances)
+        n_components, n_features, q = loadings.shape
+        n = observed.n_samples
+        precisions = 1.0 / noise
+        scaled = loadings * precisions[:, :, np.newaxis]  # w_l / psi_l
+        upper = np.triu_indices(q)
+        # Three products with the data give every sum over the observed
+        # columns: the mask's carries the packed w_l w_l^T / psi_l, the
+        # mu_l w_l / psi_l of b and the constant part of the density.
+        width = len(upper[0])
+        masked = observed.row_products(
+            mask_coefs=np.concatenate([
+                _stacked(loadings[:, :, upper[0]] * scaled[:, :, upper[1]]),
+                _stacked(-means[:, :, np.newaxis] * scaled),
+                means**2 * precisions + np.log(noise),
+            ])
+        )
+        valued = observed.row_products(value_coefs=np.concatenate([_stacked(scaled), -2.0 * means * precisions]))
+        squared = observed.row_products(squared_coefs=precisions)
+        packed_end, projections_end = n_components * width, n_components * (width + q)
+        precision = _unpack(masked[:, :packed_end].reshape(n, n_components, width).astype(np.float64), q)
+        precision[..., np.arange(q), np.arange(q)] += 1.0
+        projections = (masked[:, packed_end:projections_end] + valued[:, : n_components * q]).reshape(
+            n, n_components, q
+        )
+        roots = np.linalg.cholesky(precision)
+        covariances = np.linalg.inv(precision)
+        factor_means = np.einsum("nkab,nkb->nka", covariances, projections)
+        log_prob = (masked[:, projections_end:] + valued[:, n_components * q :] + squared).astype(np.float64)
+        log_prob += observed.n_observed[:, np.newaxis] * np.log(2.0 * np.pi)
+        log_prob += 2.0 * np.log(np.diagonal(roots, axis1=2, axis2=3)).sum(axis=2)
+        log_prob -= np.einsum("nka,nka->nk", projections, factor_means)
+        log_prob *= -0.5
+        return _Factors(log_prob, factor_means, covariances)
+
+    # -- M-step ---------------------------------------------------------------
+
+    def _block_statistics(self, observed, resp, factors, log_likelihood):
+        n, n_components, q = factors.means.shape
+        upper = np.triu_indices(q)
+        inner, last = _augmented_positions(q)
+        # r_uj E[t~ t~^T], packed: E[t t^T] = A^{-1} + m m^T, then m, then 1
+        weighted = np.empty((n, n_components, len(inner) + len(last)))
+        weighted[..., inner] = factors.covariances[..., upper[0], upper[1]]
+        weighted[..., inner] += factors.means[..., upper[0]] * factors.means[..., upper[1]]
+        weighted[..., last[:-1]] = factors.means
+        weighted[..., last[-1]] = 1.0
+        weighted *= resp[:, :, np.newaxis]
+        first = weighted[..., last]  # r_uj E[t~]
+        dtype = observed.dtype
+        return FactorStatistics(
+            n_samples=n,
+            log_likelihood=log_likelihood,
+            resp_sums=resp.sum(axis=0),
+            moment_sums=_unstacked(observed.column_sums(weighted.reshape(n, -1).astype(dtype), "mask"), n_components),
+            value_sums=_unstacked(observed.column_sums(first.reshape(n, -1).astype(dtype), "values"), n_components),
+            squared_sums=observed.column_sums(resp, "squared_values"),
+        )
+
+    def update(self, statistics, mixture, prior=None):
+        q = self.n_factors
+        moments = _unpack(statistics.moment_sums.astype(np.float64), q + 1)
+        value_sums = statistics.value_sums.astype(np.float64)
+        counts = moments[..., q, q]
+        precision, centre = self._prior_terms(prior, mixture.means.shape[1])
+        previous_loadings, previous_noise = _split(mixture.covariances)
+        rows = np.concatenate([previous_loadings, mixture.means[:, :, np.newaxis]], axis=2).astype(np.float64)
+        # (j, l) pairs with too little data keep their parameters (a
+        # generalised M-step), unless both priors make the system definite.
+        solvable = counts >= 1.0 if not precision.all() else np.ones(counts.shape, dtype=bool)
+        lhs = moments[solvable] + np.diag(precision)
+        rhs = value_sums[solvable] + precision * centre[np.nonzero(solvable)[1]]
+        rows[solvable] = np.linalg.solve(lhs, rhs[:, :, np.newaxis])[:, :, 0]
+        deviation = rows[solvable] - centre[np.nonzero(solvable)[1]]
+        residuals = (
+            statistics.squared_sums[solvable]
+            - 2.0 * np.einsum("ia,ia->i", rows[solvable], value_sums[solvable])
+            + np.einsum("ia,iab,ib->i", rows[solvable], moments[solvable], rows[solvable])
+            + np.einsum("ia,a,ia->i", deviation, precision, deviation)
+        )
+        degrees = counts[solvable] + q * (precision[0] > 0) + (precision[q] > 0)
+        noise = previous_noise.astype(np.float64)
+        noise[solvable] = residuals / degrees
+        noise = np.maximum(noise, self.min_variance)
+        dtype = mixture.means.dtype
+        covariances = _join(rows[:, :, :q], noise).astype(dtype)
+        return Mixture(mixture_weights(statistics), rows[:, :, q].astype(dtype), covariances)
+
+    def _prior_terms(self, prior, n_features):
+        """``diag(D)`` of shape ``(q+1,)`` and the centres ``c_l``, ``(d, q+1)``."""
+        q = self.n_factors
+        precision = np.zeros(q + 1)
+        centre = np.zeros((n_features, q + 1))
+        if self.loading_precision_prior is not None:
+            precision[:q] = self.loading_precision_prior
+        if prior is not None:
+            precision[q], centre[:, q] = prior
+        return precision, centre
+
+    def log_prior(self, mixture, prior, log_scale=0.0):
+        """The log prior densities of the means (under ``prior``) and of the
+        loadings (under ``loading_precision_prior``), in the data's units."""
+        loadings, noise = _split(mixture.covariances.astype(np.float64))
+        n_components, n_features, q = loadings.shape
+        total = 0.0
+        if prior is not None:
+            kappa, prior_means = prior
+            total += -0.5 * float(
+                (np.log(2.0 * np.pi * noise / kappa) + kappa * (mixture.means - prior_means) ** 2 / noise).sum()
+            )
+            total -= n_components * n_features * log_scale
+        if self.loading_precision_prior is not None:
+            beta = self.loading_precision_prior
+            total += -0.5 * float(
+                (q * np.log(2.0 * np.pi * noise / beta) + beta * (loadings**2).sum(axis=2) / noise).sum()
+            )
+            total -= n_components * n_features * q * log_scale
+        return total
+
+    # -- predictions ----------------------------------------------------------
+
+    def impute(self, observed, resp, mixture):
+        """``sum_j r_uj (mu_jl + w_jl^T m_uj)``: one product of the weighted
+        factor means ``(n, K q)`` with the stacked loadings ``(K q, d)``."""
+        imputed = resp @ mixture.means
+        loadings = _stacked(_split(mixture.covariances)[0])  # (K q, d)
+        for rows, block in self._chunks(observed, mixture):
+            factors = self._factors(block, mixture)
+            weighted = factors.means * resp[rows][:, :, np.newaxis]
+            imputed[rows] += weighted.reshape(block.n_samples, -1).astype(imputed.dtype) @ loadings
+        return imputed
+
+    def impute_entries(self, observed, resp, mixture, rows, cols):
+        unique_rows, positions = np.unique(rows, return_inverse=True)
+        factors = self._factors(observed.row_block(unique_rows), mixture)
+        loadings = _split(mixture.covariances)[0]
+        predicted = np.einsum("ij,ij->i", resp[rows], mixture.means.T[cols])
+        weighted = factors.means[positions] * resp[rows][:, :, np.newaxis]
+        predicted += np.einsum("ika,kia->i", weighted, loadings[:, cols])
+        return predicted
+
+    def predictive_variance(self, observed, resp, mixture):
+        """``sum_j r_uj (psi_jl + mu_jl^2 + 2 mu_jl w_jl^T m_uj + w_jl^T E_j[t t^T] w_jl) - x_hat_ul^2``.
+
+        The last term is one product of the responsibility-weighted
+        ``E_j[t t^T] = A^{-1} + m m^T`` (packed) with the packed ``w_l w_l^T``;
+        computed for every entry (the caller zeroes the observed ones).
+        """
+        means = mixture.means
+        loadings, noise = _split(mixture.covariances)
+        q = loadings.shape[2]
+        upper = np.triu_indices(q)
+        doubled = np.where(upper[0] == upper[1], 1.0, 2.0)  # off-diagonal pairs appear twice
+        outer = _stacked(loadings[:, :, upper[0]] * loadings[:, :, upper[1]] * doubled)
+        cross = _stacked(2.0 * means[:, :, np.newaxis] * loadings)
+        second_moment = resp @ (noise + means**2)
+        for rows, block in self._chunks(observed, mixture):
+            factors = self._factors(block, mixture)
+            r = resp[rows][:, :, np.newaxis]
+            products = factors.covariances + factors.means[..., :, np.newaxis] * factors.means[..., np.newaxis, :]
+            packed = (products[..., upper[0], upper[1]] * r).reshape(block.n_samples, -1)
+            second_moment[rows] += (packed @ outer + (factors.means * r).reshape(block.n_samples, -1) @ cross).astype(
+                second_moment.dtype
+            )
+        second_moment -= self.impute(observed, resp, mixture) ** 2
+        return np.maximum(second_moment, 0.0, out=second_moment)
+
+    def sample(self, observed, resp, mixture, random_state):
+        """A component ``z_u`` per row, factors from ``N(m_uz, A_uz^{-1})``,
+        then every coordinate from ``N(mu_zl + w_zl^T t, psi_zl)``."""
+        means = mixture.means
+        loadings, noise = _split(mixture.covariances)
+        n, q = observed.n_samples, loadings.shape[2]
+        components = draw_components(resp, random_state)
+        factor_noise = random_state.standard_normal(size=(n, q))
+        noise_draws = random_state.standard_normal(size=(n, means.shape[1])).astype(means.dtype)
+        factors = np.empty((n, q))
+        for rows, block in self._chunks(observed, mixture):
+            posterior = self._factors(block, mixture)
+            picked = components[rows]
+            index = np.arange(block.n_samples)
+            roots = np.linalg.cholesky(posterior.covariances[index, picked])
+            factors[rows] = posterior.means[index, picked] + np.einsum("nab,nb->na", roots, factor_noise[rows])
+        draws = np.empty((n, means.shape[1]), dtype=means.dtype)
+        for j in range(len(means)):  # a loop over components, not rows
+            chosen = components == j
+            draws[chosen] = means[j] + (factors[chosen] @ loadings[j].T + np.sqrt(noise[j]) * noise_draws[chosen])
+        return draws
+
+
+# --- layout helpers -------------------------------------------------------------
+
+
+def _split(covariances):
+    """Loadings ``(K, d, q)`` and noise variances ``(K, d)`` of the packed layout."""
+    return covariances[..., :-1], covariances[..., -1]
+
+
+def _join(loadings, noise):
+    return np.concatenate([loadings, noise[..., np.newaxis]], axis=-1)
+
+
+def _stacked(per_component):
+    """``(K, d, c)`` coefficients as the ``(K c, d)`` rows that one product with the data takes."""
+    return per_component.transpose(0, 2, 1).reshape(-1, per_component.shape[1])
+
+
+def _unstacked(column_sums, n_components):
+    """``(K c, d)`` sums back to ``(K, d, c)``."""
+    return column_sums.reshape(n_components, -1, column_sums.shape[1]).transpose(0, 2, 1)
+
+
+def _unpack(packed, size):
+    """Symmetric ``(..., size, size)`` matrices from their packed upper triangles."""
+    upper = np.triu_indices(size)
+    full = np.empty(packed.shape[:-1] + (size, size), dtype=packed.dtype)
+    full[..., upper[0], upper[1]] = packed
+    full[..., upper[1], upper[0]] = packed
+    return full
+
+
+def _augmented_positions(q):
+    """Where the packed upper triangle of ``E[t~ t~^T]`` (size ``q+1``) holds
+    that of ``E[t t^T]`` (in its own packed order) and its last column."""
+    upper = np.triu_indices(q + 1)
+    last = upper[1] == q
+    return np.flatnonzero(~last), np.flatnonzero(last)
+
+
+def _sketch_directions(n_features, n_directions, dtype):
+    """The fixed Gaussian test directions ``Omega`` of :class:`FactorMoments` (the same in every block)."""
+    return np.random.default_rng(0).standard_normal((n_features, n_directions)).astype(dtype)
+
+
+def _principal_directions(sketch, directions, n_factors):
+    """The ``n_factors`` leading eigenvectors and eigenvalues of ``V^T V`` from ``Y = V^T V Omega``.
+
+    Nystrom: ``V^T V ~ Y (Omega^T Y)^+ Y^T``; with ``Y = QR`` its eigenpairs
+    are those of the small ``R (Omega^T Y)^+ R^T`` carried by ``Q``.
+    """
+    core = directions.T @ sketch
+    core = np.linalg.pinv((core + core.T) / 2.0, hermitian=True, rcond=1e-10)
+    basis, triangle = np.linalg.qr(sketch)
+    eigenvalues, vectors = np.linalg.eigh(triangle @ core @ triangle.T)
+    order = np.argsort(eigenvalues)[::-1][:n_factors]
+    return basis @ vectors[:, order], np.maximum(eigenvalues[order], 0.0)

@@ -1,0 +1,187 @@
+"""The factor family (mixtures of factor analysers), through the estimator."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.utils._param_validation import InvalidParameterError
+
+from skgmmfill import MaskedGaussianMixtureImputer
+from skgmmfill._factor import FactorCovariance
+from skgmmfill._family import Mixture
+from skgmmfill._full import FullCovariance
+from skgmmfill._observed import ObservedEntries
+
+
+def factor_mixture(n_samples, n_features, n_factors, n_components, noise=(0.1, 0.5), seed=0):
+    """Rows from a known mixture of factor analysers, its parameters in the
+    family's layout, and the component of each row."""
+    rng = np.random.RandomState(seed)
+    means = 2.0 * rng.normal(size=(n_components, n_features))
+    loadings = rng.normal(size=(n_components, n_features, n_factors))
+    variances = rng.uniform(*noise, size=(n_components, n_features))
+    labels = rng.randint(n_components, size=n_samples)
+    factors = rng.normal(size=(n_samples, n_factors))
+    X = means[labels] + np.einsum("ndq,nq->nd", loadings[labels], factors)
+    X += np.sqrt(variances[labels]) * rng.normal(size=X.shape)
+    truth = Mixture(
+        np.full(n_components, 1.0 / n_components), means, np.concatenate([loadings, variances[..., None]], axis=2)
+    )
+    return X, truth
+
+
+def with_missing(X, fraction, seed=1):
+    missing = np.random.RandomState(seed).uniform(size=X.shape) < fraction
+    return np.where(missing, np.nan, X), missing
+
+
+def missing_rmse(X_filled, X, missing):
+    return np.sqrt(np.mean((X_filled - X)[missing] ** 2))
+
+
+def test_conditionals_are_those_of_the_dense_covariances():
+    # The factor family's conditionals, by Woodbury, equal the full family's
+    # (Schur complements) on Sigma = W W^T + diag(psi).
+    X, truth = factor_mixture(80, 12, 3, 2)
+    X_missing, missing = with_missing(X, 0.4)
+    observed = ObservedEntries.from_dense(X, ~missing)
+    factor = FactorCovariance(n_factors=3, min_variance=1e-6)
+    full = FullCovariance(reg_covar=0.0)
+    dense = truth._replace(covariances=factor.dense_covariances(truth.covariances, 12))
+    assert_allclose(factor.log_prob(observed, truth), full.log_prob(observed, dense), rtol=1e-10)
+    resp, _ = factor.posterior(observed, truth)
+    for method in ("impute", "predictive_variance"):
+        assert_allclose(
+            getattr(factor, method)(observed, resp, truth)[missing],
+            getattr(full, method)(observed, resp, dense)[missing],
+            rtol=1e-9,
+        )
+
+
+def test_imputes_a_mixture_of_factor_analysers_near_the_oracle():
+    X, truth = factor_mixture(2000, 60, 3, 3)
+    X_missing, missing = with_missing(X, 0.4)
+    observed = ObservedEntries.from_dense(X, ~missing)
+    oracle_family = FactorCovariance(n_factors=3, min_variance=1e-6)
+    resp, _ = oracle_family.posterior(observed, truth)
+    oracle = missing_rmse(oracle_family.impute(observed, resp, truth), X, missing)
+
+    factor = MaskedGaussianMixtureImputer(3, covariance_type="factor", n_factors=3, n_init=3, random_state=0)
+    diag = MaskedGaussianMixtureImputer(3, covariance_type="diag", n_init=3, random_state=0)
+    factor_rmse = missing_rmse(factor.fit_transform(X_missing), X, missing)
+    diag_rmse = missing_rmse(diag.fit_transform(X_missing), X, missing)
+    assert factor_rmse <= 1.05 * oracle
+    assert factor_rmse < 0.5 * diag_rmse
+    assert np.all(np.diff(factor.map_objectives_) >= 0)
+
+
+@pytest.mark.parametrize("priors", [{}, {"loading_precision_prior": 5.0, "mean_precision_prior": 2.0, "biases": True}])
+def test_dense_and_sparse_input_fit_the_same_mixture(priors):
+    X, _ = factor_mixture(300, 25, 2, 2)
+    X_missing, missing = with_missing(X, 0.6)
+    rows, cols = np.nonzero(~missing)
+    X_sparse = sp.csr_array((X[rows, cols], (rows, cols)), shape=X.shape)
+    params = dict(n_components=2, covariance_type="factor", n_factors=2, random_state=0, **priors)
+    dense = MaskedGaussianMixtureImputer(**params).fit(X_missing)
+    sparse = MaskedGaussianMixtureImputer(**params).fit(X_sparse)
+    assert sparse.n_iter_ == dense.n_iter_
+    assert_allclose(sparse.lower_bound_, dense.lower_bound_, rtol=1e-10)
+    for name in ("weights_", "means_", "loadings_", "noise_variances_"):
+        assert_allclose(getattr(sparse, name), getattr(dense, name), rtol=1e-8, atol=1e-10)
+    assert_allclose(sparse.transform(X_sparse), dense.transform(X_missing), rtol=1e-8)
+    assert_allclose(sparse.imputation_std(X_sparse), dense.imputation_std(X_missing), rtol=1e-8, atol=1e-12)
+
+
+def test_low_rank_table_imputes_better_than_diag():
+    # 300 x 400 of rank 10 plus noise, 30 % missing: the shape the issue names.
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(300, 10)) @ rng.normal(size=(10, 400)) + 0.3 * rng.normal(size=(300, 400))
+    X_missing, missing = with_missing(X, 0.3)
+    factor = MaskedGaussianMixtureImputer(2, covariance_type="factor", n_factors=10, random_state=0)
+    diag = MaskedGaussianMixtureImputer(2, covariance_type="diag", random_state=0)
+    factor_rmse = missing_rmse(factor.fit_transform(X_missing), X, missing)
+    assert factor_rmse < 0.2 * missing_rmse(diag.fit_transform(X_missing), X, missing)
+    assert factor_rmse < 0.45  # the noise alone leaves 0.3
+
+
+def test_fitted_attributes_and_methods():
+    X, _ = factor_mixture(200, 8, 2, 2)
+    X_missing, missing = with_missing(X, 0.3)
+    imputer = MaskedGaussianMixtureImputer(2, covariance_type="factor", n_factors=2, random_state=0).fit(X_missing)
+    assert imputer.loadings_.shape == (2, 8, 2) and imputer.noise_variances_.shape == (2, 8)
+    assert not hasattr(imputer, "covariances_")
+    assert imputer._n_parameters() == 1 + 2 * (8 + 8 + 8 * 2 - 1)
+    filled = imputer.transform(X_missing)
+    assert_array_equal(filled[~missing], X[~missing])
+    rows, cols = np.nonzero(missing)
+    assert_allclose(imputer.predict_entries(X_missing, rows, cols), filled[rows, cols], rtol=1e-12)
+    std = imputer.imputation_std(X_missing)
+    assert np.all(std[missing] > 0) and np.all(std[~missing] == 0)
+    draws = [
+        MaskedGaussianMixtureImputer(**{**imputer.get_params(), "sample_posterior": True}).fit(X_missing).transform(X_missing)
+        for _ in range(2)
+    ]
+    assert_array_equal(draws[0], draws[1])
+    assert_array_equal(draws[0][~missing], X[~missing])
+    # A refit with another family replaces the attributes.
+    imputer.set_params(covariance_type="diag", n_factors=None).fit(X_missing)
+    assert hasattr(imputer, "covariances_") and not hasattr(imputer, "loadings_")
+
+
+def test_float32_and_warm_start():
+    X, _ = factor_mixture(200, 8, 2, 2)
+    X_missing, _ = with_missing(X, 0.3)
+    X32 = X_missing.astype(np.float32)
+    imputer = MaskedGaussianMixtureImputer(2, covariance_type="factor", n_factors=2, random_state=0).fit(X32)
+    assert imputer.transform(X32).dtype == np.float32 and imputer.loadings_.dtype == np.float32
+    once = MaskedGaussianMixtureImputer(2, covariance_type="factor", n_factors=2, max_iter=5, tol=0.0,
+                                        random_state=0, warm_start=True)
+    with pytest.warns(Warning):
+        once.fit(X_missing)
+    first = once.lower_bounds_[-1]
+    with pytest.warns(Warning):
+        once.fit(X_missing)
+    assert once.lower_bounds_[0] >= first
+
+
+def test_loading_prior_shrinks_the_loadings():
+    X, _ = factor_mixture(60, 10, 2, 1)
+    X_missing, _ = with_missing(X, 0.5)
+    norms = [
+        np.linalg.norm(
+            MaskedGaussianMixtureImputer(covariance_type="factor", n_factors=2, loading_precision_prior=beta,
+                                         random_state=0).fit(X_missing).loadings_
+        )
+        for beta in (None, 10.0, 1000.0)
+    ]
+    assert norms[0] > norms[1] > norms[2]
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"n_factors": 8}, "n_factors must be smaller than n_features = 8"),
+        ({"n_factors": 12}, "n_factors must be smaller than n_features = 8"),
+        ({"covariance_type": "diag", "n_factors": 2}, "n_factors=2 is used only with covariance_type='factor'"),
+        ({"covariance_type": "auto", "n_factors": 2}, "n_factors=2 is used only with covariance_type='factor'"),
+        ({"covariance_type": "full", "loading_precision_prior": 1.0}, "loading_precision_prior=1.0 is used only"),
+    ],
+)
+def test_bad_n_factors(params, message):
+    X, _ = factor_mixture(50, 8, 2, 1)
+    imputer = MaskedGaussianMixtureImputer(**{"covariance_type": "factor", **params})
+    with pytest.raises(ValueError, match=message):
+        imputer.fit(X)
+
+
+@pytest.mark.parametrize("n_factors", [0, 2.5, "3"])
+def test_n_factors_must_be_a_positive_integer(n_factors):
+    with pytest.raises(InvalidParameterError, match="n_factors"):
+        MaskedGaussianMixtureImputer(covariance_type="factor", n_factors=n_factors).fit(np.eye(5))
+
+
+def test_default_number_of_factors():
+    X, _ = factor_mixture(100, 4, 1, 1)
+    assert MaskedGaussianMixtureImputer(covariance_type="factor").fit(X).loadings_.shape == (1, 4, 3)
+    with pytest.raises(ValueError, match="n_features = 1"):
+        MaskedGaussianMixtureImputer(covariance_type="factor").fit(X[:, :1])
