@@ -213,6 +213,12 @@ def main():
                 4, covariance_type=covariance_type, random_state=0, **RATINGS, **params
             ).fit_transform(X))
 
+    observed_rows, observed_cols = np.nonzero(~np.isnan(X))
+    observed_csr = sp.csr_array((X[observed_rows, observed_cols], (observed_rows, observed_cols)), shape=X.shape)
+    grid = np.indices(X.shape).reshape(2, -1)
+    for n_factors, reg in ((20, 0.03), (5, 0.2)):
+        score(f"ALS with biases, f={n_factors}, reg={reg:g}, clipped 1-5", lambda n_factors=n_factors, reg=reg: np.clip(
+            als(observed_csr, n_factors, reg)(*grid).reshape(X.shape), 1, 5))
     score("PRESET_RATINGS (factor K=1, q=10, biases)",
           lambda: MaskedGaussianMixtureImputer(**PRESET_RATINGS, random_state=0, **RATINGS).fit_transform(X))
     score("factor K=1, q=10, no biases", lambda: MaskedGaussianMixtureImputer(

@@ -478,11 +478,18 @@ class ObservedEntries:
 
 
 def _row_range(X, start, stop):
-    """Rows ``start:stop`` of a CSR array, as a view of its arrays."""
-    first, last = X.indptr[start], X.indptr[max(start, stop)]
-    indptr = X.indptr[start : max(start, stop) + 1] - first
-    shape = (len(indptr) - 1, X.shape[1])
-    return sp.csr_array((X.data[first:last], X.indices[first:last], indptr), shape=shape, copy=False)
+    """Rows ``start:stop`` of a canonical CSR array, as views of its arrays.
+
+    scipy's slicing copies them, and so does its constructor for arrays that
+    are small views of larger ones; an empty array of the block's shape is
+    given the views instead (the block stays canonical, as ``X`` is).
+    """
+    stop = max(start, stop)
+    first, last = X.indptr[start], X.indptr[stop]
+    block = sp.csr_array((stop - start, X.shape[1]), dtype=X.dtype)
+    block.indptr = X.indptr[start : stop + 1] - first
+    block.indices, block.data = X.indices[first:last], X.data[first:last]
+    return block
 
 
 def _row_sums_of_squares(X, max_entries=2**20):

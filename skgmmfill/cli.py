@@ -3,32 +3,32 @@
 ``skgmmfill`` (or ``skgmmfill course``) reproduces the course experiment on the
 bundled Netflix data; ``skgmmfill complete`` fills in a user's matrix file;
 ``skgmmfill choose-k`` compares numbers of components by BIC and by
-cross-validated masked RMSE. Every subcommand has ``--help``.
+cross-validated masked RMSE; ``recommend``, ``predict`` and ``evaluate`` serve
+rating files (MovieLens' formats and CSV exports). Every subcommand has
+``--help``; results go to files or stdout, progress to stderr.
 """
 
 import argparse
 import contextlib
 import csv
-import gzip
 import os
+import pickle
 import sys
 import tempfile
 import time
 import warnings
+import zipfile
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import KFold, cross_val_score
 
-from . import PRESET_COURSE, PRESET_RATINGS, MaskedGaussianMixtureImputer
+from . import PRESET_COURSE, PRESET_RATINGS, MaskedGaussianMixtureImputer, __version__
 from ._imputer import FAMILIES
-from .datasets import load_netflix
+from .datasets import load_netflix, read_ratings
+from .datasets._readers import is_number, open_text, sniff_separator, split_line
 from .metrics import make_masked_rmse_scorer, rmse
-
-# Largest matrix written out in full from a triplet file (entries).
-MAX_TRIPLET_OUTPUT = 10_000_000
-
 
 class InputError(Exception):
     """A file that cannot be read or written as asked; reported in one line."""
@@ -96,29 +96,44 @@ def course_experiment(n_components_list=(1, 12), seeds=range(5), out=None):
 
 # ------------------------------------------------------------------- files
 
+# Files with these suffixes (before .gz/.bz2/.zip) are rating files, one
+# user, item, rating per line, without --triplets.
+RATING_SUFFIXES = ("data", "dat", "tsv")
+
 
 def _kind(path, triplets):
-    name = path.lower().removesuffix(".gz")
-    if triplets:
+    name = _strip_compression(path.lower())
+    if triplets or name.rsplit(".", 1)[-1] in RATING_SUFFIXES:
         return "triplets"
     for extension in ("txt", "csv", "npz"):
         if name.endswith("." + extension):
             return extension
-    raise InputError(f"'{path}': unknown file type; use .txt, .csv or .npz (or --triplets)")
+    raise InputError(f"'{path}': unknown file type; use .txt, .csv or .npz for a matrix, "
+                     "or --triplets for a file of user, item, rating lines")
 
 
-def read_matrix(path, *, triplets=False, missing_values=np.nan):
-    """Read a matrix file.
+def _strip_compression(name):
+    for suffix in (".gz", ".bz2", ".zip"):
+        name = name.removesuffix(suffix)
+    return name
+
+
+def read_matrix(path, *, triplets=False, missing_values=np.nan, sep=None, columns=(0, 1, 2),
+                duplicates="error"):
+    """Read a matrix file, or a rating file (``triplets``).
 
     Returns
     -------
     X : ndarray or scipy.sparse.csr_array
         Dense with NaN at missing entries, or sparse (stored = observed).
     labels : tuple of (row_labels, column_labels) or None
-        For triplet files, the user and item labels of the rows and columns.
+        For rating files, the user and item ids of the rows and columns.
     """
     kind = _kind(path, triplets)
     try:
+        if kind == "triplets":
+            X, users, items = read_ratings(path, sep=sep, columns=columns, duplicates=duplicates)
+            return X, (users, items)
         if kind == "npz":
             with np.load(path, allow_pickle=False) as arrays:
                 if "format" in arrays and "indptr" in arrays:
@@ -127,14 +142,15 @@ def read_matrix(path, *, triplets=False, missing_values=np.nan):
                     raise InputError(f"'{path}': an .npz file needs an array named 'X' "
                                      "or a sparse matrix saved with scipy.sparse.save_npz")
                 X = np.asarray(arrays["X"], dtype=np.float64)
-        elif kind == "triplets":
-            return _read_triplets(path)
         else:
-            X = _read_dense_text(path, "," if kind == "csv" else None)
+            X = _read_dense_text(path, "," if kind == "csv" else sep)
     except InputError:
         raise
-    except (OSError, ValueError, EOFError) as error:
-        raise InputError(f"cannot read '{path}': {str(error).splitlines()[0]}") from error
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        message = (error.strerror if isinstance(error, OSError) else None) or str(error).splitlines()[0]
+        if isinstance(error, OSError) or f"'{path}'" not in message:
+            message = f"cannot read '{path}': {message}"
+        raise InputError(message) from error
     if X.ndim != 2 or X.size == 0:
         raise InputError(f"'{path}': expected a non-empty 2-D matrix, got shape {X.shape}")
     if not np.isnan(missing_values):
@@ -142,87 +158,108 @@ def read_matrix(path, *, triplets=False, missing_values=np.nan):
             raise InputError(f"'{path}': has empty or non-numeric cells, but the missing "
                              f"entries are marked by {missing_values:g}")
         X = np.where(X == missing_values, np.nan, X)
+    if not np.isnan(X).any() and X.shape[1] in (3, 4) and X.shape[0] > 10 and _integers(X[:, :2]):
+        raise InputError(f"'{path}': {X.shape[0]} complete rows of {X.shape[1]} numbers, the first two "
+                         "integers: this looks like user, item, rating lines, not a matrix with gaps; "
+                         "pass --triplets to read it as ratings")
     return X, None
 
 
+def _integers(values):
+    return bool(np.all(values == np.round(values)))
+
+
 def _read_dense_text(path, delimiter):
-    """A matrix from text: one row a line; empty or ``nan`` cells are missing."""
-    rows = []
-    with (gzip.open if path.endswith(".gz") else open)(path, "rt") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            cells = line.rstrip("\r\n").split(delimiter) if delimiter else line.split()
-            try:
-                rows.append([float(cell) if cell.strip() else np.nan for cell in cells])
-            except ValueError:
-                bad = next(cell for cell in cells if cell.strip() and not _is_number(cell))
-                raise InputError(f"'{path}', line {number}: {bad.strip()!r} is not a number") from None
-            if len(rows[-1]) != len(rows[0]):
-                raise InputError(f"'{path}', line {number}: {len(rows[-1])} values, "
-                                 f"but the first row has {len(rows[0])}")
+    """A matrix from text: one row a line; empty or ``nan`` cells are missing.
+
+    The delimiter is ``delimiter``, or tabs when the file has any (so that
+    empty cells between tabs stay cells), or whitespace. Quoted fields are
+    read as CSV does; a first line without any number (a header) is skipped.
+    """
+    lines = [line for line in open_text(path).read().splitlines()]
+    if delimiter is None and any("\t" in line for line in lines):
+        delimiter = "\t"
+    rows, width, header_seen = [], None, False
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        cells = split_line(line, delimiter or " ")
+        numbers = [cell.strip() == "" or is_number(cell) for cell in cells]
+        if not rows and not header_seen and not any(is_number(cell) for cell in cells):
+            header_seen = True  # column names: no number in the first line
+            continue
+        if not all(numbers):
+            bad = next(cell for cell, ok in zip(cells, numbers) if not ok)
+            raise InputError(f"'{path}', line {number}: {bad.strip()!r} is not a number")
+        if width is None:
+            width = len(cells)
+        elif len(cells) != width:
+            raise InputError(f"'{path}', line {number}: {len(cells)} values, but the first row has {width}")
+        rows.append([float(cell) if cell.strip() else np.nan for cell in cells])
     if not rows:
         raise InputError(f"'{path}' is empty")
     return np.array(rows, dtype=np.float64)
 
 
-def _read_triplets(path):
-    users, items, ratings = [], [], []
-    with open(path, newline="") as f:
-        for number, row in enumerate(csv.reader(f), start=1):
-            if not row or (number == 1 and not _is_number(row[-1])):
-                continue  # blank line or header
-            if len(row) != 3:
-                raise InputError(f"'{path}', line {number}: expected user,item,rating, got {len(row)} fields")
-            if not _is_number(row[2]):
-                raise InputError(f"'{path}', line {number}: rating {row[2]!r} is not a number")
-            users.append(row[0].strip())
-            items.append(row[1].strip())
-            ratings.append(float(row[2]))
-    if not ratings:
-        raise InputError(f"'{path}': no user,item,rating lines")
-    user_labels, rows = np.unique(users, return_inverse=True)
-    item_labels, cols = np.unique(items, return_inverse=True)
-    X = sp.coo_array((ratings, (rows, cols)), shape=(len(user_labels), len(item_labels))).tocsr()
-    if X.nnz != len(ratings):
-        raise InputError(f"'{path}': some (user, item) pairs are given more than once")
-    return X, (user_labels, item_labels)
-
-
-def _is_number(text):
+@contextlib.contextmanager
+def _output(path):
+    """A text stream to ``path`` (stdout for ``-``), written atomically: the
+    file appears complete, with the permissions the umask gives, or not at all."""
+    if path == "-":
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    handle, temporary = _temporary_beside(path, ".tmp")
     try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def write_matrix(path, X_filled, *, kind, labels=None):
-    """Write the completed matrix atomically: nothing is left behind on failure."""
-    directory = os.path.dirname(os.path.abspath(path))
-    suffix = ".npz" if kind == "npz" else ".tmp"
-    try:
-        handle, temporary = tempfile.mkstemp(dir=directory, prefix=".skgmmfill-", suffix=suffix)
-    except OSError as error:
-        raise InputError(f"cannot write '{path}': {error.strerror}") from error
-    os.close(handle)
-    try:
-        if kind == "npz":
-            np.savez(temporary, X=X_filled)
-        elif kind == "triplets":
-            user_labels, item_labels = labels
-            with open(temporary, "w", newline="") as f:
-                writer = csv.writer(f)
-                writer.writerow(["user", "item", "rating"])
-                for u, user in enumerate(user_labels):
-                    for i, item in enumerate(item_labels):
-                        writer.writerow([user, item, repr(float(X_filled[u, i]))])
-        else:
-            np.savetxt(temporary, X_filled, fmt="%.17g", delimiter="," if kind == "csv" else " ")
-        os.replace(temporary, path)
+        with os.fdopen(handle, "w", newline="") as stream:
+            yield stream
+        _publish(temporary, path)
     except BaseException:
         os.unlink(temporary)
         raise
+
+
+def _temporary_beside(path, suffix):
+    try:
+        return tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".skgmmfill-", suffix=suffix)
+    except OSError as error:
+        raise InputError(f"cannot write '{path}': {error.strerror}") from error
+
+
+def _publish(temporary, path):
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes it 0600
+    os.replace(temporary, path)
+
+
+def check_output(path):
+    """Fail before any work when ``path`` cannot be written."""
+    if path == "-":
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise InputError(f"cannot write '{path}': no directory '{directory}'")
+    if not os.access(directory, os.W_OK):
+        raise InputError(f"cannot write '{path}': directory '{directory}' is not writable")
+
+
+def write_matrix(path, X_filled, *, kind):
+    """Write a completed matrix (.txt, .csv or .npz) atomically."""
+    if kind == "npz":
+        if path == "-":
+            raise InputError("an .npz file cannot go to stdout")
+        handle, temporary = _temporary_beside(path, ".npz")
+        os.close(handle)
+        try:
+            np.savez(temporary, X=X_filled)
+            _publish(temporary, path)
+        except BaseException:
+            os.unlink(temporary)
+            raise
+        return
+    with _output(path) as stream:
+        np.savetxt(stream, X_filled, fmt="%.17g", delimiter="," if kind == "csv" else " ")
 
 
 # -------------------------------------------------------------- subcommands
@@ -231,7 +268,10 @@ def write_matrix(path, X_filled, *, kind, labels=None):
 _PRESETS = {"none": {}, "ratings": PRESET_RATINGS, "course": PRESET_COURSE}
 
 
-def _imputer_from(args):
+def _imputer_from(args, ratings=None):
+    """The estimator the options describe; for rating commands (``ratings``
+    the CSR matrix) imputed values are clipped to the observed rating range
+    unless ``--min-value``/``--max-value`` say otherwise."""
     params = dict(_PRESETS[args.preset])
     if args.n_components is not None:
         params["n_components"] = args.n_components
@@ -242,14 +282,19 @@ def _imputer_from(args):
             if family is None or name not in family.hyperparameters:
                 params.pop(name, None)
         params["covariance_type"] = args.covariance_type
-    if args.n_factors is not None:
-        params["n_factors"] = args.n_factors
+    for name in ("n_factors", "n_init", "max_iter", "biases"):
+        if getattr(args, name) is not None:
+            params[name] = getattr(args, name)
+    low, high = args.min_value, args.max_value
+    if ratings is not None and ratings.nnz:
+        low = ratings.data.min() if low is None else low
+        high = ratings.data.max() if high is None else high
     return MaskedGaussianMixtureImputer(
         **params,
-        min_value=args.min_value,
-        max_value=args.max_value,
+        min_value=-np.inf if low is None else low,
+        max_value=np.inf if high is None else high,
         random_state=args.random_state,
-        verbose=0 if args.quiet else 2,
+        verbose=0 if args.quiet else 1,
     )
 
 
@@ -262,32 +307,68 @@ def _progress_to_stderr(quiet):
             yield
 
 
+def _say(args, message):
+    if not args.quiet:
+        print(message, file=sys.stderr, flush=True)
+
+
+def _fit(args, imputer, X):
+    _say(args, f"fitting {imputer.n_components} component(s) on {X.shape[0]:,} x {X.shape[1]:,} "
+               f"({_n_observed(X):,} observed entries)")
+    tic = time.perf_counter()
+    with _progress_to_stderr(args.quiet):
+        imputer.fit(X)
+    _say(args, f"fitted in {time.perf_counter() - tic:.1f} s ({imputer.n_iter_} iterations)")
+    return imputer
+
+
 def complete_command(args):
     kind = _kind(args.input, args.triplets)
-    if _kind(args.output, args.triplets) != kind or args.output.lower().endswith(".gz"):
+    if args.output != "-" and (_kind(args.output, args.triplets) != kind or args.output.lower().endswith(".gz")):
         raise InputError(f"'{args.output}': the output is written in the input's format, "
                          f"so it must be a .{'csv' if kind == 'triplets' else kind} file")
-    X, labels = read_matrix(args.input, triplets=args.triplets, missing_values=args.missing_values)
-    if kind == "triplets" and X.shape[0] * X.shape[1] > MAX_TRIPLET_OUTPUT:
-        raise InputError(f"'{args.input}': the completed {X.shape[0]} x {X.shape[1]} matrix is too "
-                         "large to write as triplets")
-    imputer = _imputer_from(args).set_params(keep_empty_features=True)
-    if not args.quiet:
-        print(f"fitting {imputer.n_components} component(s) on {X.shape[0]} x {X.shape[1]} "
-              f"({_n_observed(X):,} observed entries)", file=sys.stderr)
-    with _progress_to_stderr(args.quiet):
-        X_filled = imputer.fit_transform(X)
-    write_matrix(args.output, X_filled, kind=kind, labels=labels)
-    if not args.quiet:
-        print(f"wrote {args.output}", file=sys.stderr)
+    check_output(args.output)
+    X, labels = read_matrix(args.input, triplets=args.triplets, missing_values=args.missing_values,
+                            **_rating_options(args))
+    imputer = _fit(args, _imputer_from(args).set_params(keep_empty_features=True), X)
+    if kind == "triplets":
+        _write_completed_ratings(args.output, imputer, X, labels, everything=args.all)
+    else:
+        write_matrix(args.output, imputer.transform(X), kind=kind)
+    _say(args, f"wrote {args.output}")
+
+
+def _write_completed_ratings(path, imputer, X, labels, everything):
+    """``user,item,rating,observed`` lines: the imputed entries (``observed``
+    0), and with ``everything`` the observed ones too (1), row block by row
+    block, so that no dense users x items array is formed."""
+    users, items = labels
+    rows_per_block = max(1, 2**22 // X.shape[1])
+    with _output(path) as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["user", "item", "rating", "observed"])
+        for start in range(0, X.shape[0], rows_per_block):
+            block = sp.csr_array(X[start:start + rows_per_block])
+            observed = block.toarray() != 0
+            observed[np.arange(block.shape[0]).repeat(np.diff(block.indptr)), block.indices] = True
+            rows, cols = np.nonzero(np.ones_like(observed) if everything else ~observed)
+            values = imputer.predict_entries(X, rows + start, cols)
+            for r, c, value, seen in zip(rows + start, cols, values, observed[rows, cols]):
+                writer.writerow([users[r], items[c], repr(float(value)), int(seen)])
 
 
 def _n_observed(X):
     return X.nnz if sp.issparse(X) else int((~np.isnan(X)).sum())
 
 
+def _rating_options(args):
+    columns = tuple(int(c) if c.isdigit() else c for c in args.columns)
+    return {"sep": args.sep, "columns": columns, "duplicates": args.duplicates}
+
+
 def choose_k_command(args):
-    X, _ = read_matrix(args.input, triplets=args.triplets, missing_values=args.missing_values)
+    X, _ = read_matrix(args.input, triplets=args.triplets, missing_values=args.missing_values,
+                       **_rating_options(args))
     base = _imputer_from(args).set_params(keep_empty_features=True)
     scorer = make_masked_rmse_scorer(fraction=args.fraction, random_state=0)
     print(f"{'K':>4} {'BIC':>16} {'CV RMSE':>10}")
@@ -305,19 +386,213 @@ def choose_k_command(args):
           f"by cross-validated masked RMSE: {min(cv_rmses, key=cv_rmses.get)}")
 
 
-def _add_model_options(parser):
-    parser.add_argument("--triplets", action="store_true",
-                        help="the input is a CSV of user,item,rating lines (header optional)")
-    parser.add_argument("--missing-values", type=float, default=np.nan, metavar="VALUE",
-                        help="marker of missing entries in .txt/.csv/.npz matrices "
-                        "(default: empty cells or nan; the course files use 0)")
+# ---------------------------------------------------------- rating commands
+
+MODEL_FORMAT = "skgmmfill-model-1"
+
+
+def _ratings_and_model(args):
+    """The ratings of ``args.ratings`` and an imputer fitted to them, or the
+    one saved in ``--model`` with the ratings put in its item columns."""
+    X, (users, items) = read_matrix(args.ratings, triplets=True, **_rating_options(args))
+    if args.model is None:
+        imputer = _fit(args, _imputer_from(args, X), X)
+        if args.save is not None:
+            _save_model(args.save, imputer, items)
+        return X, users, items, imputer
+    imputer, model_items = _load_model(args.model)
+    column = {item: index for index, item in enumerate(model_items)}
+    unknown = [item for item in items if item not in column]
+    if unknown:
+        raise InputError(f"'{args.ratings}' rates {len(unknown)} item(s) the model in '{args.model}' was not "
+                         f"fitted on (e.g. {', '.join(unknown[:3])}); refit without --model")
+    X = sp.csr_array((X.data, np.array([column[i] for i in items])[X.indices], X.indptr),
+                     shape=(X.shape[0], len(model_items)))
+    X.sort_indices()
+    _say(args, f"model from '{args.model}': {len(model_items):,} items, no refitting")
+    return X, users, model_items, imputer
+
+
+def _save_model(path, imputer, items):
+    check_output(path)
+    handle, temporary = _temporary_beside(path, ".tmp")
+    with os.fdopen(handle, "wb") as f:
+        pickle.dump({"format": MODEL_FORMAT, "version": __version__, "estimator": imputer,
+                     "items": list(items)}, f)
+    _publish(temporary, path)
+
+
+def _load_model(path):
+    try:
+        with open(path, "rb") as f:
+            saved = pickle.load(f)
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError) as error:
+        raise InputError(f"cannot read the model '{path}': {error}") from error
+    if not isinstance(saved, dict) or saved.get("format") != MODEL_FORMAT:
+        raise InputError(f"'{path}' is not a model saved by skgmmfill --save")
+    if saved["version"] != __version__:
+        raise InputError(f"'{path}' was saved by skgmmfill {saved['version']}, this is {__version__}; refit")
+    return saved["estimator"], saved["items"]
+
+
+def recommend_command(args):
+    check_output(args.output)
+    X, users, items, imputer = _ratings_and_model(args)
+    n = min(args.n, X.shape[1])
+    columns = imputer.recommend(X, n=n)
+    rows = np.repeat(np.arange(X.shape[0]), n)
+    cols = columns.ravel()
+    kept = cols >= 0
+    scores = np.full(len(cols), np.nan)
+    scores[kept] = imputer.predict_entries(X, rows[kept], cols[kept])
+    with _output(args.output) as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["user", "item", "score", "rank"])
+        for r, c, score, rank in zip(rows[kept], cols[kept], scores[kept], np.tile(np.arange(1, n + 1), X.shape[0])[kept]):
+            writer.writerow([users[r], items[c], f"{score:.6g}", rank])
+    _say(args, f"wrote {int(kept.sum()):,} recommendations for {X.shape[0]:,} users to {args.output}")
+
+
+def predict_command(args):
+    check_output(args.output)
+    X, users, items, imputer = _ratings_and_model(args)
+    pair_users, pair_items = _read_pairs(args.pairs, args.sep)
+    row = {user: index for index, user in enumerate(users)}
+    column = {item: index for index, item in enumerate(items)}
+    unknown = sorted({item for item in pair_items if item not in column})
+    if unknown:
+        raise InputError(f"'{args.pairs}': {len(unknown)} item(s) never rated, nothing to predict them from "
+                         f"(e.g. {', '.join(unknown[:3])})")
+    new_users = list(dict.fromkeys(user for user in pair_users if user not in row))
+    for user in new_users:  # users without ratings: predicted from the population
+        row[user] = len(row)
+    X = sp.vstack([X, sp.csr_array((len(new_users), X.shape[1]))], format="csr") if new_users else X
+    rows = np.array([row[user] for user in pair_users], dtype=np.intp)
+    cols = np.array([column[item] for item in pair_items], dtype=np.intp)
+    predictions = imputer.predict_entries(X, rows, cols)
+    with _output(args.output) as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["user", "item", "prediction"])
+        for user, item, value in zip(pair_users, pair_items, predictions):
+            writer.writerow([user, item, f"{value:.6g}"])
+    _say(args, f"wrote {len(rows):,} predictions to {args.output}"
+               + (f" ({len(new_users)} user(s) without ratings)" if new_users else ""))
+
+
+def _read_pairs(path, sep):
+    """``(users, items)`` from a file of user, item lines (more fields ignored;
+    a first line starting with "user" is a header)."""
+    try:
+        lines = [line for line in open_text(path).read().splitlines() if line.strip()]
+    except (OSError, ValueError, zipfile.BadZipFile) as error:
+        raise InputError(f"cannot read '{path}': {error}") from error
+    if not lines:
+        raise InputError(f"'{path}' is empty")
+    separator = sep or sniff_separator(lines, 2)
+    if separator is None:
+        raise InputError(f"'{path}': cannot tell how the fields are separated; give --sep")
+    if lines[0].strip().lower().startswith("user"):
+        lines = lines[1:]
+    users, items = [], []
+    for number, line in enumerate(lines, start=1):
+        fields = split_line(line, separator)
+        if len(fields) < 2:
+            raise InputError(f"'{path}', line {number}: expected user and item")
+        users.append(fields[0].strip())
+        items.append(fields[1].strip())
+    return users, items
+
+
+def evaluate_command(args):
+    X, _ = read_matrix(args.ratings, triplets=True, **_rating_options(args))
+    rng = np.random.RandomState(args.random_state)
+    if args.folds:
+        fold = rng.randint(args.folds, size=X.nnz)
+        splits = [fold == k for k in range(args.folds)]
+        plan = f"{args.folds}-fold cross-validation over the ratings"
+    else:
+        splits = [rng.uniform(size=X.nnz) < args.test_size]
+        plan = f"{args.test_size:g} of the ratings held out"
+    relevant = float(np.mean(X.data)) if args.relevant is None else args.relevant
+    models = {
+        "skgmmfill (" + (args.preset if args.preset != "none" else "options") + ")": lambda: _imputer_from(args, X),
+        "user + item biases": lambda: MaskedGaussianMixtureImputer(
+            biases=True, covariance_type="diag", mean_precision_prior=1e4, min_value=X.data.min(),
+            max_value=X.data.max()),
+        "item means": lambda: MaskedGaussianMixtureImputer(covariance_type="diag"),
+    }
+    k = args.top
+    _say(args, f"{X.nnz:,} ratings of {X.shape[0]:,} users on {X.shape[1]:,} items; {plan}; "
+               f"relevant: held-out ratings >= {relevant:.3g}")
+    results = {name: [] for name in models}
+    rows_of_entries = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+    for number, test in enumerate(splits, start=1):
+        train = sp.csr_array((X.data[~test], (rows_of_entries[~test], X.indices[~test])), shape=X.shape)
+        test_rows, test_cols, test_values = rows_of_entries[test], X.indices[test], X.data[test]
+        for name, make in models.items():
+            imputer = make()
+            _say(args, f"fold {number}/{len(splits)}: {name}")
+            with _progress_to_stderr(True):
+                imputer.fit(train)
+            predicted = imputer.predict_entries(train, test_rows, test_cols)
+            errors = predicted - test_values
+            top = imputer.recommend(train, n=min(k, X.shape[1]))
+            results[name].append((np.sqrt(np.mean(errors**2)), np.mean(np.abs(errors)),
+                                  *_top_n_metrics(top, test_rows, test_cols, test_values >= relevant, k)))
+    print(f"{plan}; top-{k} metrics count held-out ratings >= {relevant:.3g} as relevant")
+    print(f"{'model':<34} {'RMSE':>8} {'MAE':>8} {'prec@' + str(k):>9} {'recall@' + str(k):>10} {'NDCG@' + str(k):>9}")
+    for name, folds in results.items():
+        values = np.mean(folds, axis=0)
+        print(f"{name:<34} " + " ".join(f"{v:>{w}.4f}" for v, w in zip(values, (8, 8, 9, 10, 9))))
+
+
+def _top_n_metrics(top, rows, cols, relevant, k):
+    """Precision, recall and NDCG at ``k`` of each user's recommended columns
+    ``top`` against the held-out entries marked ``relevant``, averaged over
+    the users with at least one relevant held-out entry."""
+    relevant_sets = {}
+    for r, c in zip(rows[relevant], cols[relevant]):
+        relevant_sets.setdefault(r, set()).add(c)
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    precision, recall, ndcg = [], [], []
+    for r, wanted in relevant_sets.items():
+        hits = np.array([c in wanted for c in top[r] if c >= 0] + [False] * (k - np.sum(top[r] >= 0)))[:k]
+        precision.append(hits.sum() / k)
+        recall.append(hits.sum() / len(wanted))
+        ndcg.append((hits * discounts).sum() / discounts[: min(len(wanted), k)].sum())
+    return np.mean(precision), np.mean(recall), np.mean(ndcg)
+
+
+def _add_model_options(parser, ratings=False):
+    if not ratings:
+        parser.add_argument("--triplets", action="store_true",
+                            help="the input is a file of user, item, rating lines (also assumed for "
+                            ".data, .dat and .tsv files)")
+        parser.add_argument("--missing-values", type=float, default=np.nan, metavar="VALUE",
+                            help="marker of missing entries in .txt/.csv/.npz matrices "
+                            "(default: empty cells or nan; the course files use 0)")
+    parser.add_argument("--sep", help="field separator of a ratings file (default: detected among tab, '::', "
+                        "comma, semicolon and spaces)")
+    parser.add_argument("--columns", nargs=3, default=["0", "1", "2"], metavar=("USER", "ITEM", "RATING"),
+                        help="fields of a ratings file holding user, item and rating: positions from 0 or "
+                        "header names (default: 0 1 2; further fields such as timestamps are ignored)")
+    parser.add_argument("--duplicates", choices=["error", "mean"], default="error",
+                        help="a (user, item) pair rated twice: an error naming the lines (default), "
+                        "or the mean")
     parser.add_argument("--covariance-type", choices=["auto", *FAMILIES])
     parser.add_argument("--n-factors", type=int, metavar="Q", help="factors of covariance type 'factor'")
-    parser.add_argument("--preset", choices=list(_PRESETS), default="none",
-                        help="'ratings': skgmmfill.PRESET_RATINGS (biases, a shrunk factor component); "
-                        "'course': skgmmfill.PRESET_COURSE (the course's model)")
-    parser.add_argument("--min-value", type=float, default=-np.inf, help="clip imputed values below")
-    parser.add_argument("--max-value", type=float, default=np.inf, help="clip imputed values above")
+    parser.add_argument("--n-init", type=int, metavar="N", help="initialisations (default: 1)")
+    parser.add_argument("--max-iter", type=int, metavar="N", help="EM iterations at most (default: 100)")
+    parser.add_argument("--biases", action=argparse.BooleanOptionalAction, default=None,
+                        help="user and item offsets under the mixture (default: the preset's)")
+    parser.add_argument("--preset", choices=list(_PRESETS), default="ratings" if ratings else "none",
+                        help="'ratings': skgmmfill.PRESET_RATINGS (biases, a shrunk factor component)"
+                        + (", the default" if ratings else "")
+                        + "; 'course': skgmmfill.PRESET_COURSE (the course's model); 'none': the defaults")
+    parser.add_argument("--min-value", type=float, default=None,
+                        help="clip imputed values below" + (" (default: the lowest rating)" if ratings else ""))
+    parser.add_argument("--max-value", type=float, default=None,
+                        help="clip imputed values above" + (" (default: the highest rating)" if ratings else ""))
     parser.add_argument("--random-state", type=int, default=0)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
@@ -328,7 +603,9 @@ def _parser():
         description="Fill in missing entries with a Gaussian mixture fitted on the observed "
         "entries. With no subcommand, reproduce the course experiment.",
     )
-    commands = parser.add_subparsers(dest="command", metavar="{course,complete,choose-k}")
+    parser.add_argument("--version", action="version", version=f"skgmmfill {__version__}")
+    commands = parser.add_subparsers(dest="command",
+                                     metavar="{course,complete,choose-k,recommend,predict,evaluate}")
 
     course = commands.add_parser(
         "course", help="reproduce the course experiment on the bundled Netflix data (default)",
@@ -344,13 +621,16 @@ def _parser():
     complete = commands.add_parser(
         "complete", help="fill in the missing entries of a matrix file",
         description="Fit the imputer to INPUT and write INPUT with its missing entries "
-        "filled to OUTPUT, in the same format (.txt, .csv, .npz, or user,item,rating "
-        "triplets with --triplets). Observed entries are written unchanged.",
+        "filled to OUTPUT ('-' for stdout), in the same format (.txt, .csv, .npz; or, for a "
+        "file of user, item, rating lines, user,item,rating,observed lines: the imputed "
+        "entries, or every entry with --all). Observed entries are written unchanged.",
     )
     complete.add_argument("input", metavar="INPUT")
     complete.add_argument("output", metavar="OUTPUT")
     complete.add_argument("-k", "--n-components", type=int, default=None, metavar="K",
                           help="number of components (default: 1, or the preset's)")
+    complete.add_argument("--all", action="store_true",
+                          help="ratings files: write the observed entries too (observed=1)")
     _add_model_options(complete)
 
     choose = commands.add_parser(
@@ -367,7 +647,63 @@ def _parser():
                         help="fraction of observed entries hidden per row (default: 0.2)")
     choose.set_defaults(n_components=None)
     _add_model_options(choose)
+
+    ratings_help = ("RATINGS: one user, item, rating per line (MovieLens' u.data and ratings.dat, CSV "
+                    "with or without a header; .gz, .bz2 and .zip are read as they are)")
+    recommend = commands.add_parser(
+        "recommend", help="the top N unrated items of every user",
+        description="Fit on RATINGS (or use --model) and write OUT ('-' for stdout) as "
+        "user,item,score,rank lines: each user's N best items among those they have not "
+        "rated, by decreasing predicted rating. " + ratings_help,
+    )
+    recommend.add_argument("ratings", metavar="RATINGS")
+    recommend.add_argument("output", metavar="OUT")
+    recommend.add_argument("-n", type=int, default=10, help="items per user (default: 10)")
+    predict = commands.add_parser(
+        "predict", help="predicted ratings of given (user, item) pairs",
+        description="Fit on RATINGS (or use --model) and write, for each user, item line of "
+        "PAIRS, user,item,prediction to OUT ('-' for stdout): the posterior mean rating (the "
+        "rating itself where the user rated the item; for a user without ratings, the "
+        "population's). " + ratings_help,
+    )
+    predict.add_argument("ratings", metavar="RATINGS")
+    predict.add_argument("pairs", metavar="PAIRS")
+    predict.add_argument("output", metavar="OUT")
+    for command in (recommend, predict):
+        command.add_argument("-k", "--n-components", type=int, default=None, metavar="K",
+                             help="number of components (default: the preset's)")
+        command.add_argument("--save", metavar="MODEL", help="save the fitted model to MODEL")
+        command.add_argument("--model", metavar="MODEL",
+                             help="use the model saved in MODEL instead of fitting (RATINGS then holds the "
+                             "users to score, on the model's items)")
+        _add_model_options(command, ratings=True)
+    evaluate = commands.add_parser(
+        "evaluate", help="RMSE, MAE and top-N metrics on held-out ratings, against baselines",
+        description="Hold out ratings (--test-size, or --folds for cross-validation), fit on the "
+        "rest, and print RMSE and MAE of the held-out ratings and precision, recall and NDCG of "
+        "each user's top-N recommendations, for this model, the bias model and item means. "
+        + ratings_help,
+    )
+    evaluate.add_argument("ratings", metavar="RATINGS")
+    held_out = evaluate.add_mutually_exclusive_group()
+    held_out.add_argument("--test-size", type=float, default=0.2, help="fraction held out (default: 0.2)")
+    held_out.add_argument("--folds", type=int, help="cross-validate over this many folds instead")
+    evaluate.add_argument("--top", type=int, default=10, metavar="N", help="N of the top-N metrics (default: 10)")
+    evaluate.add_argument("--relevant", type=float, default=None, metavar="RATING",
+                          help="held-out ratings at least this are relevant (default: the mean rating)")
+    evaluate.add_argument("-k", "--n-components", type=int, default=None, metavar="K",
+                          help="number of components (default: the preset's)")
+    _add_model_options(evaluate, ratings=True)
     return parser
+
+
+COMMANDS = {
+    "complete": complete_command,
+    "choose-k": choose_k_command,
+    "recommend": recommend_command,
+    "predict": predict_command,
+    "evaluate": evaluate_command,
+}
 
 
 def main(argv=None):
@@ -382,10 +718,11 @@ def main(argv=None):
             if min(n_components) < 1 or min(seeds) < 0:
                 raise InputError("--n-components must be positive and --seeds non-negative")
             course_experiment(n_components, seeds)
-        elif command == "complete":
-            complete_command(args)
         else:
-            choose_k_command(args)
+            COMMANDS[command](args)
+    except BrokenPipeError:  # the reader of stdout stopped early (| head): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (InputError, ValueError, OSError) as error:
         print(f"skgmmfill {command}: error: {str(error).splitlines()[0]}", file=sys.stderr)
         return 2

@@ -1,4 +1,5 @@
 import gzip
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -78,15 +79,18 @@ def test_complete_sparse_npz(tmp_path):
                        .fit_transform(X))
 
 
-def test_complete_triplets(tmp_path):
+def test_complete_triplets_writes_the_imputed_entries(tmp_path):
     (tmp_path / "r.csv").write_text("user,item,rating\nann,m1,5\nann,m2,3\nbob,m1,4\ncyd,m2,1\n")
     assert main(["complete", str(tmp_path / "r.csv"), str(tmp_path / "o.csv"), "--triplets",
                  "--min-value", "1", "--max-value", "5", "-q"]) == 0
     lines = (tmp_path / "o.csv").read_text().splitlines()
-    assert lines[0] == "user,item,rating" and len(lines) == 1 + 3 * 2
-    ratings = {tuple(line.split(",")[:2]): float(line.split(",")[2]) for line in lines[1:]}
-    assert ratings["ann", "m1"] == 5.0 and ratings["cyd", "m2"] == 1.0
-    assert 1.0 <= ratings["bob", "m2"] <= 5.0
+    assert lines[0] == "user,item,rating,observed"
+    assert [line.split(",")[:2] for line in lines[1:]] == [["bob", "m2"], ["cyd", "m1"]]
+    assert all(line.endswith(",0") and 1.0 <= float(line.split(",")[2]) <= 5.0 for line in lines[1:])
+    assert main(["complete", str(tmp_path / "r.csv"), str(tmp_path / "all.csv"), "--triplets", "--all",
+                 "--min-value", "1", "--max-value", "5", "-q"]) == 0
+    rows = [line.split(",") for line in (tmp_path / "all.csv").read_text().splitlines()[1:]]
+    assert len(rows) == 6 and ["ann", "m1", "5.0", "1"] in rows and ["cyd", "m2", "1.0", "1"] in rows
 
 
 @pytest.mark.parametrize(
@@ -96,8 +100,11 @@ def test_complete_triplets(tmp_path):
         ("ragged.csv", "1,2,3\n4,5\n", [], "line 2: 2 values, but the first row has 3"),
         ("empty.txt", "\n", [], "is empty"),
         ("bad.doc", "1 2\n", [], "unknown file type"),
-        ("t.csv", "a,b,c,d\n", ["--triplets"], "no user,item,rating lines"),
-        ("t.csv", "a,b,3\nc,d\n", ["--triplets"], "line 2: expected user,item,rating"),
+        ("t.csv", "a,b,c,d\n", ["--triplets"], "no user, item, rating lines"),
+        ("t.csv", "a;b;3\nc;d\n", ["--triplets", "--sep", ";"], "line 2: 2 fields, expected at least 3"),
+        ("t.csv", "a,b,3\nc,d,x\n", ["--triplets"], "line 2: rating 'x' is not a number"),
+        ("ratings.csv", "".join(f"{u},{i},{(u + i) % 5 + 1},88{u}{i}\n" for u in range(6) for i in range(3)), [],
+         "looks like user, item, rating lines"),
         ("dup.csv", "a,x,1\na,x,2\n", ["--triplets"], "more than once"),
         ("few.txt", "1 2\n3 nan\n", ["-k", "3"], "n_samples >= n_components"),
     ],
@@ -130,7 +137,8 @@ def test_choose_k(tmp_path, capsys):
     assert "BIC" in out and "best K by BIC: 3" in out and "masked RMSE: 3" in out
 
 
-@pytest.mark.parametrize("command", [[], ["course"], ["complete"], ["choose-k"]])
+@pytest.mark.parametrize("command", [[], ["course"], ["complete"], ["choose-k"], ["recommend"], ["predict"],
+                                     ["evaluate"]])
 def test_help(command):
     result = subprocess.run([sys.executable, "-m", "skgmmfill", *command, "--help"],
                             capture_output=True, text=True)
@@ -168,3 +176,142 @@ def test_preset_options_for_another_family_are_dropped(tmp_path, options, expect
     from skgmmfill.cli import _imputer_from, _parser
     params = _imputer_from(_parser().parse_args(["complete", "in.csv", "out.csv", *options])).get_params()
     assert {name: params[name] for name in expected} == expected
+
+
+# ------------------------------------------------------------- rating files
+
+
+def write_movielens(path, X, style, rng=np.random.RandomState(0)):
+    """The observed entries of ``X`` (NaN missing) in a MovieLens-like format,
+    users and items numbered from 1, in shuffled order."""
+    rows, cols = np.nonzero(~np.isnan(X))
+    order = rng.permutation(len(rows))
+    lines = {
+        "tab": [f"{r + 1}\t{c + 1}\t{X[r, c]:g}\t88{i}" for i, (r, c) in enumerate(zip(rows[order], cols[order]))],
+        "colons": [f"{r + 1}::{c + 1}::{X[r, c]:g}::97{i}" for i, (r, c) in enumerate(zip(rows[order], cols[order]))],
+        "csv": ["userId,movieId,rating,timestamp"]
+        + [f"{r + 1},{c + 1},{X[r, c]:g},12{i}" for i, (r, c) in enumerate(zip(rows[order], cols[order]))],
+    }[style]
+    text = "\n".join(lines) + "\n"
+    if str(path).endswith(".gz"):
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def ratings_matrix():
+    X, _ = __import__("skgmmfill.datasets", fromlist=["x"]).load_netflix()
+    X = X[:150, :60].copy()
+    X[np.random.RandomState(1).uniform(size=X.shape) < 0.5] = np.nan
+    return X
+
+
+def read_csv_rows(text):
+    return [line.split(",") for line in text.splitlines()[1:]]
+
+
+@pytest.mark.parametrize("style, name", [("tab", "u.data"), ("colons", "ratings.dat"), ("csv", "ratings.csv"),
+                                         ("tab", "u.data.gz")])
+def test_recommend_on_movielens_formats(tmp_path, capsys, ratings_matrix, style, name):
+    X = ratings_matrix
+    source = write_movielens(tmp_path / name, X, style)
+    assert main(["recommend", str(source), str(tmp_path / "top.csv"), "-n", "4", "-q"]) == 0
+    rows = read_csv_rows((tmp_path / "top.csv").read_text())
+    by_user = {}
+    for user, item, score, rank in rows:
+        by_user.setdefault(user, []).append((int(item), float(score), int(rank)))
+    assert len(by_user) == 150 and all(len(top) == 4 for top in by_user.values())
+    for user, top in by_user.items():
+        assert [rank for _, _, rank in top] == [1, 2, 3, 4]
+        scores = [score for _, score, _ in top]
+        assert scores == sorted(scores, reverse=True)
+        assert all(np.isnan(X[int(user) - 1, item - 1]) for item, _, _ in top)  # never a rated item
+    # every format of the same ratings gives the same recommendations, gzipped or not
+    gzipped = write_movielens(tmp_path / "again.data.gz", X, "tab")
+    assert main(["recommend", str(gzipped), "-", "-n", "4", "-q"]) == 0
+    assert capsys.readouterr().out.replace("\r", "") == (tmp_path / "top.csv").read_text().replace("\r", "")
+
+
+def test_predict_equals_the_python_api_and_a_saved_model_needs_no_refit(tmp_path, capsys, ratings_matrix):
+    from skgmmfill import PRESET_RATINGS
+    from skgmmfill.datasets import read_ratings
+
+    source = write_movielens(tmp_path / "u.data", ratings_matrix, "tab")
+    (tmp_path / "pairs.tsv").write_text("user\titem\n3\t7\n10\t1\n150\t60\n9999\t2\n")
+    assert main(["predict", str(source), str(tmp_path / "pairs.tsv"), str(tmp_path / "p.csv"),
+                 "--save", str(tmp_path / "model.pkl"), "-q"]) == 0
+    predicted = read_csv_rows((tmp_path / "p.csv").read_text())
+    X, users, items = read_ratings(source)
+    imputer = MaskedGaussianMixtureImputer(**PRESET_RATINGS, min_value=X.data.min(), max_value=X.data.max(),
+                                           random_state=0).fit(X)
+    rows = [list(users).index(u) for u in ("3", "10", "150")]
+    cols = [list(items).index(i) for i in ("7", "1", "60")]
+    expected = imputer.predict_entries(X, rows, cols)
+    assert_array_equal([float(p[2]) for p in predicted[:3]], np.round(expected, 6 - 1 - int(np.log10(5))))
+    assert predicted[3][:2] == ["9999", "2"]  # a user without ratings: the population's prediction
+    assert (tmp_path / "p.csv").stat().st_mode & 0o777 == 0o666 & ~_umask()
+    # The saved model gives the same predictions and recommendations without refitting.
+    assert main(["predict", str(source), str(tmp_path / "pairs.tsv"), str(tmp_path / "q.csv"),
+                 "--model", str(tmp_path / "model.pkl")]) == 0
+    assert (tmp_path / "q.csv").read_text() == (tmp_path / "p.csv").read_text()
+    assert "no refitting" in capsys.readouterr().err
+    assert main(["recommend", str(source), str(tmp_path / "a.csv"), "-q"]) == 0
+    assert main(["recommend", str(source), str(tmp_path / "b.csv"), "--model", str(tmp_path / "model.pkl"),
+                 "-q"]) == 0
+    assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text()
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_a_model_for_other_items_or_another_version_is_an_error(tmp_path, capsys, ratings_matrix):
+    source = write_movielens(tmp_path / "u.data", ratings_matrix, "tab")
+    assert main(["recommend", str(source), "-", "--save", str(tmp_path / "m.pkl"), "-q"]) == 0
+    capsys.readouterr()
+    (tmp_path / "other.data").write_text("1\t9999\t4\t0\n")
+    assert main(["recommend", str(tmp_path / "other.data"), "-", "--model", str(tmp_path / "m.pkl"), "-q"]) == 2
+    assert "1 item(s) the model" in capsys.readouterr().err
+    import pickle
+    saved = pickle.loads((tmp_path / "m.pkl").read_bytes())
+    (tmp_path / "old.pkl").write_bytes(pickle.dumps({**saved, "version": "0.0.1"}))
+    assert main(["recommend", str(source), "-", "--model", str(tmp_path / "old.pkl"), "-q"]) == 2
+    assert "saved by skgmmfill 0.0.1" in capsys.readouterr().err
+
+
+def test_evaluate_prints_the_metrics_beside_the_baselines(tmp_path, capsys, ratings_matrix):
+    source = write_movielens(tmp_path / "u.data", ratings_matrix, "tab")
+    assert main(["evaluate", str(source), "--folds", "2", "--top", "5", "-q"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].split() == ["model", "RMSE", "MAE", "prec@5", "recall@5", "NDCG@5"]
+    table = {line[:34].strip(): [float(v) for v in line[34:].split()] for line in out[2:]}
+    assert set(table) == {"skgmmfill (ratings)", "user + item biases", "item means"}
+    for values in table.values():
+        assert 0 < values[1] < values[0] < 2 and all(0 <= v <= 1 for v in values[2:])
+    assert table["user + item biases"][0] < table["item means"][0]
+
+
+def test_output_directory_is_checked_before_fitting(tmp_path, capsys, ratings_matrix):
+    source = write_movielens(tmp_path / "u.data", ratings_matrix, "tab")
+    assert main(["recommend", str(source), str(tmp_path / "no" / "top.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "no directory" in err and "fitting" not in err
+
+
+def test_version():
+    result = subprocess.run([sys.executable, "-m", "skgmmfill", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.startswith("skgmmfill 0.")
+
+
+def test_dense_files_are_not_misread(tmp_path):
+    # Tabs with empty cells keep their gaps; a header line is skipped; quoted fields are read.
+    (tmp_path / "gaps.txt").write_text("1\t\t3\n\t5\t6\n7\t8\t\n")
+    X, _ = __import__("skgmmfill.cli", fromlist=["x"]).read_matrix(str(tmp_path / "gaps.txt"))
+    assert_array_equal(np.isnan(X), [[False, True, False], [True, False, False], [False, False, True]])
+    (tmp_path / "header.csv").write_text('a,"b",c\n1,,3\n"4",5,6\n')
+    X, _ = __import__("skgmmfill.cli", fromlist=["x"]).read_matrix(str(tmp_path / "header.csv"))
+    assert X.shape == (2, 3) and np.isnan(X[0, 1]) and X[1, 0] == 4.0

@@ -115,6 +115,10 @@ def test_fitted_attributes_and_methods():
     assert_array_equal(filled[~missing], X[~missing])
     rows, cols = np.nonzero(missing)
     assert_allclose(imputer.predict_entries(X_missing, rows, cols), filled[rows, cols], rtol=1e-12)
+    top = imputer.recommend(X_missing, n=1)[:, 0]
+    scores = np.where(missing, filled, -np.inf)
+    has_missing = missing.any(axis=1)
+    assert_array_equal(top[has_missing], scores.argmax(axis=1)[has_missing])
     std = imputer.imputation_std(X_missing)
     assert np.all(std[missing] > 0) and np.all(std[~missing] == 0)
     draws = [

@@ -1,4 +1,4 @@
-"""Data sets bundled with skgmmfill, synthetic data, and a loader for rating logs in Dask.
+"""Data sets bundled with skgmmfill, synthetic data, and readers for rating files and rating logs in Dask.
 
 The files come from the MIT 6.86x project "Collaborative Filtering via Gaussian
 Mixtures": a 1200 x 1200 Netflix rating matrix (with and without its missing
@@ -12,7 +12,16 @@ from importlib import resources
 import numpy as np
 from sklearn.utils import check_random_state
 
-__all__ = ["load_netflix", "load_course_test", "load_toy", "make_incomplete_mixture", "ratings_to_dask_array"]
+from ._readers import read_ratings
+
+__all__ = [
+    "load_netflix",
+    "load_course_test",
+    "load_toy",
+    "make_incomplete_mixture",
+    "read_ratings",
+    "ratings_to_dask_array",
+]
 
 
 def _load(name):
