@@ -942,7 +942,9 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
     def recommend(self, X, n=10, *, exclude_observed=True):
         """The ``n`` columns with the highest predicted value in each row.
 
-        The predicted values are the posterior means of :meth:`predict_entries`.
+        The columns are ranked by their posterior means before clipping to
+        ``[min_value, max_value]`` (clipping would tie every prediction above
+        ``max_value``); :meth:`predict_entries` gives the clipped values.
 
         Rows are processed in blocks, so the memory used is
         ``O(n_samples * n + block)`` whatever the number of columns.
@@ -975,7 +977,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
             recommend = partial(self.recommend, n=n, exclude_observed=exclude_observed)
             return self._on_dask_blocks(X, recommend, np.intp, n)
         X, missing = self._validate_input(X, reset=False)
-        limits = self._limits(X.shape[1])
+        self._limits(X.shape[1])  # validates min_value and max_value
         observed, row_offsets = self._observed_entries(X, missing)
         columns = np.empty((X.shape[0], n), dtype=np.intp)
         for batch in _batches(X.shape[0], _BATCH_ENTRIES // X.shape[1]):
@@ -983,8 +985,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
             family = self._fitted_family
             resp, _ = family.posterior(block, self._mixture)
             scores = family.impute(block, resp, self._mixture)
-            self._in_data_units(scores, row_offsets, batch)
-            np.clip(scores, *limits, out=scores)
+            self._in_data_units(scores, row_offsets, batch)  # not clipped: ties at max_value stay ranked
             if missing is None:
                 observed_here, values_here = block.dense_mask(), X[batch].toarray()
             else:

@@ -324,7 +324,12 @@ def _fit(args, imputer, X):
 
 def complete_command(args):
     kind = _kind(args.input, args.triplets)
-    if args.output != "-" and (_kind(args.output, args.triplets) != kind or args.output.lower().endswith(".gz")):
+    output = args.output.lower()
+    if kind == "triplets":
+        wrong = output.endswith((".npz", ".txt")) or _strip_compression(output) != output
+    else:
+        wrong = _strip_compression(output) != output or _kind(args.output, False) != kind
+    if args.output != "-" and wrong:
         raise InputError(f"'{args.output}': the output is written in the input's format, "
                          f"so it must be a .{'csv' if kind == 'triplets' else kind} file")
     check_output(args.output)

@@ -315,3 +315,13 @@ def test_dense_files_are_not_misread(tmp_path):
     (tmp_path / "header.csv").write_text('a,"b",c\n1,,3\n"4",5,6\n')
     X, _ = __import__("skgmmfill.cli", fromlist=["x"]).read_matrix(str(tmp_path / "header.csv"))
     assert X.shape == (2, 3) and np.isnan(X[0, 1]) and X[1, 0] == 4.0
+
+
+def test_complete_reads_movielens_names_as_ratings(tmp_path, ratings_matrix):
+    # u.data (tab, a timestamp column, an unknown extension) was refused; a
+    # gzipped one failed to decode. Both are rating files now.
+    for name in ("u.data", "u.data.gz"):
+        source = write_movielens(tmp_path / name, ratings_matrix, "tab")
+        assert main(["complete", str(source), str(tmp_path / "out.csv"), "-q"]) == 0
+        rows = read_csv_rows((tmp_path / "out.csv").read_text())
+        assert len(rows) == int(np.isnan(ratings_matrix).sum()) and all(row[3] == "0" for row in rows)

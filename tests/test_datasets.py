@@ -1,5 +1,7 @@
+import bz2
 import gzip
 import hashlib
+import zipfile
 from importlib import resources
 
 import numpy as np
@@ -61,3 +63,66 @@ def test_make_incomplete_mixture():
     assert np.all(np.linalg.eigvalsh(parameters["covariances"]) > 0.29)
     X_again, _, _ = make_incomplete_mixture(5000, 4, weights=(0.7, 0.3), random_state=0)
     assert_array_equal(X_again, X)
+
+
+# ------------------------------------------------------------ rating files
+
+
+def test_read_ratings_formats_and_natural_order(tmp_path):
+    from skgmmfill.datasets import read_ratings
+
+    (tmp_path / "u.data").write_text("10\t2\t3\t881250949\n2\t10\t4\t1\n10\t10\t5\t2\n")
+    (tmp_path / "r.dat.bz2").write_bytes(bz2.compress(b"10::2::3::1\n2::10::4::1\n10::10::5::2\n"))
+    (tmp_path / "r.csv").write_text('user;"item";score\n10;2;3\n2;10;4\n10;10;5\n')
+    for name in ("u.data", "r.dat.bz2"):
+        X, users, items = read_ratings(tmp_path / name)
+        assert list(users) == ["2", "10"] and list(items) == ["2", "10"]  # numerically, not as text
+        assert_array_equal(X.toarray(), [[0, 4], [3, 5]])
+    X, users, items = read_ratings(tmp_path / "r.csv", columns=("item", "user", "score"))
+    assert_array_equal(X.toarray(), [[0, 3], [4, 5]])
+
+
+def test_read_ratings_duplicates_and_bad_lines(tmp_path):
+    from skgmmfill.datasets import read_ratings
+
+    (tmp_path / "d.csv").write_text("a,x,1\nb,x,2\na,x,4\n")
+    with pytest.raises(ValueError, match="user 'a', item 'x' on lines 1 and 3"):
+        read_ratings(tmp_path / "d.csv")
+    assert read_ratings(tmp_path / "d.csv", duplicates="mean")[0].toarray()[0, 0] == 2.5
+    (tmp_path / "short.txt").write_text("a b 1\nb c\n")
+    with pytest.raises(ValueError, match="cannot tell how the fields are separated"):
+        read_ratings(tmp_path / "short.txt")
+
+
+def movielens_archive(folder, member, lines):
+    path = folder / "ml-100k.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(member, "".join(lines))
+    return path
+
+
+def test_fetch_movielens_downloads_once_checks_and_caches(tmp_path, monkeypatch):
+    from skgmmfill.datasets import _movielens, fetch_movielens
+
+    source = movielens_archive(tmp_path, "ml-100k/u.data", ["1\t1\t5\t8\n", "1\t2\t3\t8\n", "2\t1\t4\t8\n"])
+    md5 = hashlib.md5(source.read_bytes()).hexdigest()
+    monkeypatch.setitem(_movielens.MOVIELENS, "100k", (source.as_uri(), md5, "ml-100k/u.data"))
+    home = tmp_path / "home"
+    X, users, items = fetch_movielens(data_home=home)
+    assert_array_equal(X.toarray(), [[5, 3], [4, 0]]) and list(users) == ["1", "2"]
+    source.unlink()  # from now on only the cache can serve it
+    assert fetch_movielens(data_home=home)[0].nnz == 3
+    with pytest.raises(OSError, match="download_if_missing=False"):
+        fetch_movielens(data_home=tmp_path / "empty", download_if_missing=False)
+
+
+def test_fetch_movielens_refuses_a_changed_archive(tmp_path, monkeypatch):
+    from skgmmfill.datasets import _movielens, fetch_movielens
+
+    source = movielens_archive(tmp_path, "ml-100k/u.data", ["1\t1\t5\t8\n"])
+    monkeypatch.setitem(_movielens.MOVIELENS, "100k", (source.as_uri(), "0" * 32, "ml-100k/u.data"))
+    with pytest.raises(OSError, match="not the published"):
+        fetch_movielens(data_home=tmp_path / "home")
+    assert list((tmp_path / "home" / "movielens").iterdir()) == []  # nothing half-downloaded kept
+    with pytest.raises(ValueError, match="variant must be one of"):
+        fetch_movielens("25m")

@@ -12,6 +12,7 @@ from importlib import resources
 import numpy as np
 from sklearn.utils import check_random_state
 
+from ._movielens import fetch_movielens
 from ._readers import read_ratings
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "load_toy",
     "make_incomplete_mixture",
     "read_ratings",
+    "fetch_movielens",
     "ratings_to_dask_array",
 ]
 

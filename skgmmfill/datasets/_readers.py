@@ -122,9 +122,14 @@ def read_ratings(path, *, sep=None, columns=(0, 1, 2), duplicates="error"):
         Naming the file and line, for a line with too few fields, a rating
         that is not a number, or (with ``duplicates="error"``) a repeated pair.
     """
+    return parse_ratings(open_text(path).read().splitlines(), path, sep=sep, columns=columns,
+                         duplicates=duplicates)
+
+
+def parse_ratings(lines, path, *, sep=None, columns=(0, 1, 2), duplicates="error"):
+    """:func:`read_ratings` on the lines of text ``lines`` read from ``path``."""
     if duplicates not in ("error", "mean"):
         raise ValueError(f"duplicates must be 'error' or 'mean', got {duplicates!r}")
-    lines = open_text(path).read().splitlines()
     sample = [line for line in lines if line.strip()][: _SNIFF_LINES + 1]
     if not sample:
         raise ValueError(f"'{path}' is empty")
