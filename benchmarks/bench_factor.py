@@ -58,19 +58,22 @@ def seconds_per_iteration(X, n_iterations=3):
     return (time.perf_counter() - tic) / n_iterations
 
 
+def als_products(X):
+    """Seconds of ``mask @ (d x q^2)`` and ``mask^T @ (n x q^2)``, each the best of 2."""
+    mask = sp.csr_array((np.ones_like(X.data), X.indices, X.indptr), shape=X.shape)
+    rng = np.random.default_rng(0)
+    item_outer = rng.random((X.shape[1], N_FACTORS**2))
+    user_outer = rng.random((X.shape[0], N_FACTORS**2))
+    return best_time(lambda: mask @ item_outer, 2), best_time(lambda: mask.T @ user_outer, 2)
+
+
 def measure(path):
     """In a fresh process: the bare products and EM iterations, then the peak memory."""
     with np.load(path) as arrays:
         X = sp.csr_array((arrays["data"], arrays["indices"], arrays["indptr"]), shape=tuple(arrays["shape"]))
     with open("/proc/self/clear_refs", "w") as f:  # the peak from here on (Linux)
         f.write("5")
-    mask = sp.csr_array((np.ones_like(X.data), X.indices, X.indptr), shape=X.shape)
-    rng = np.random.default_rng(0)
-    item_outer = rng.random((X.shape[1], N_FACTORS**2))
-    user_outer = rng.random((X.shape[0], N_FACTORS**2))
-    user_step = best_time(lambda: mask @ item_outer, 2)
-    item_step = best_time(lambda: mask.T @ user_outer, 2)
-    del mask, item_outer, user_outer
+    user_step, item_step = als_products(X)
     threaded = seconds_per_iteration(X)
     threshold = _observed.THREADED_MIN_ENTRIES
     _observed.THREADED_MIN_ENTRIES = np.inf  # one block, one thread

@@ -240,18 +240,19 @@ class ObservedEntries:
         block order, so the result does not depend on timing.
         """
         blocks = self._thread_blocks
-        if len(blocks) == 1:
+        if not blocks:
             return function(self)
         with ThreadPoolExecutor(len(blocks)) as pool:
             return functools.reduce(operator.add, pool.map(function, blocks))
 
     @cached_property
     def _thread_blocks(self):
-        """Row blocks of about equal numbers of stored entries, one per core
-        (just ``[self]`` for dense or small data)."""
+        """Row blocks of about equal numbers of stored entries, one per core;
+        none for dense or small data (not ``[self]``: a reference cycle would
+        keep these arrays alive until the garbage collector's next run)."""
         n_threads = min(_available_cores(), self.n_samples)
         if not self.is_sparse or self.values.nnz < THREADED_MIN_ENTRIES or n_threads < 2:
-            return [self]
+            return ()
         targets = np.linspace(0, self.values.nnz, n_threads + 1)[1:-1]
         bounds = np.concatenate([[0], np.searchsorted(self.values.indptr, targets), [self.n_samples]])
         return [self.row_block(slice(start, stop)) for start, stop in zip(bounds[:-1], bounds[1:]) if stop > start]
