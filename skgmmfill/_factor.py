@@ -183,12 +183,15 @@ class FactorCovariance(CovarianceFamily):
     def fitted_attributes(self, covariances, scale):
         """``loadings_`` ``(K, d, q)`` and ``noise_variances_`` ``(K, d)`` in the data's units."""
         loadings, noise = _split(covariances)
-        return {"loadings_": scale * loadings, "noise_variances_": scale**2 * noise}
+        with np.errstate(over="ignore"):  # data near the largest float: inf, as the float type must
+            variances = (np.float64(scale) ** 2 * noise).astype(noise.dtype)
+        return {"loadings_": (scale * loadings).astype(loadings.dtype), "noise_variances_": variances}
 
     def moments(self, observed):
-        sketch = observed.values.T @ (observed.values @ _sketch_directions(observed.n_features, self._n_directions(observed.n_features), observed.dtype))
+        directions = _sketch_directions(observed.n_features, self._n_directions(observed.n_features), observed.dtype)
+        sketch = np.asarray(observed.values.T @ (observed.values @ directions), dtype=np.float64)
         base = observed.moments()
-        return FactorMoments(**{f.name: getattr(base, f.name) for f in fields(base)}, sketch=np.asarray(sketch, dtype=np.float64))
+        return FactorMoments(**{f.name: getattr(base, f.name) for f in fields(base)}, sketch=sketch)
 
     def _n_directions(self, n_features):
         return min(n_features, self.n_factors + _SKETCH_OVERSAMPLING)
@@ -393,10 +396,11 @@ class FactorCovariance(CovarianceFamily):
 
     def impute_entries(self, observed, resp, mixture, rows, cols):
         unique_rows, positions = np.unique(rows, return_inverse=True)
-        factors = self._factors(observed.row_block(unique_rows), mixture)
+        block = observed.row_block(unique_rows)
+        factor_means = np.concatenate([self._factors(part, mixture).means for _, part in self._chunks(block, mixture)])
         loadings = _split(mixture.covariances)[0]
         predicted = np.einsum("ij,ij->i", resp[rows], mixture.means.T[cols])
-        weighted = factors.means[positions] * resp[rows][:, :, np.newaxis]
+        weighted = factor_means[positions] * resp[rows][:, :, np.newaxis]
         predicted += np.einsum("ika,kia->i", weighted, loadings[:, cols])
         return predicted
 

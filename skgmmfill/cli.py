@@ -447,13 +447,14 @@ def recommend_command(args):
     columns = imputer.recommend(X, n=n)
     rows = np.repeat(np.arange(X.shape[0]), n)
     cols = columns.ravel()
-    kept = cols >= 0
-    scores = np.full(len(cols), np.nan)
-    scores[kept] = imputer.predict_entries(X, rows[kept], cols[kept])
+    ranks = np.tile(np.arange(1, n + 1), X.shape[0])
+    kept = cols >= 0  # -1: the user has fewer than n unrated items
+    rows, cols, ranks = rows[kept], cols[kept], ranks[kept]
+    scores = imputer.predict_entries(X, rows, cols)
     with _output(args.output) as stream:
         writer = csv.writer(stream)
         writer.writerow(["user", "item", "score", "rank"])
-        for r, c, score, rank in zip(rows[kept], cols[kept], scores[kept], np.tile(np.arange(1, n + 1), X.shape[0])[kept]):
+        for r, c, score, rank in zip(rows, cols, scores, ranks):
             writer.writerow([users[r], items[c], f"{score:.6g}", rank])
     _say(args, f"wrote {int(kept.sum()):,} recommendations for {X.shape[0]:,} users to {args.output}")
 
