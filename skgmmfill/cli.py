@@ -531,14 +531,21 @@ def evaluate_command(args):
     _say(args, f"{X.nnz:,} ratings of {X.shape[0]:,} users on {X.shape[1]:,} items; {plan}; "
                f"relevant: held-out ratings >= {relevant:.3g}")
     results = {name: [] for name in models}
+    unrated = 0
     rows_of_entries = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
-    for number, test in enumerate(splits, start=1):
-        train = sp.csr_array((X.data[~test], (rows_of_entries[~test], X.indices[~test])), shape=X.shape)
+    for number, held_out in enumerate(splits, start=1):
+        train = sp.csr_array((X.data[~held_out], (rows_of_entries[~held_out], X.indices[~held_out])),
+                             shape=X.shape)
+        # an item without training ratings has nothing to predict it from: left out, and counted
+        rated = np.bincount(train.indices, minlength=X.shape[1])[X.indices] > 0
+        test = held_out & rated
+        unrated += int((held_out & ~rated).sum())
         test_rows, test_cols, test_values = rows_of_entries[test], X.indices[test], X.data[test]
         for name, make in models.items():
             imputer = make()
             _say(args, f"fold {number}/{len(splits)}: {name}")
             with _progress_to_stderr(True):
+                warnings.simplefilter("ignore", UserWarning)  # the items without ratings, counted above
                 imputer.fit(train)
             predicted = imputer.predict_entries(train, test_rows, test_cols)
             errors = predicted - test_values
@@ -546,6 +553,8 @@ def evaluate_command(args):
             results[name].append((np.sqrt(np.mean(errors**2)), np.mean(np.abs(errors)),
                                   *_top_n_metrics(top, test_rows, test_cols, test_values >= relevant, k)))
     print(f"{plan}; top-{k} metrics count held-out ratings >= {relevant:.3g} as relevant")
+    if unrated:
+        print(f"({unrated:,} held-out ratings of items without training ratings left out)")
     print(f"{'model':<34} {'RMSE':>8} {'MAE':>8} {'prec@' + str(k):>9} {'recall@' + str(k):>10} {'NDCG@' + str(k):>9}")
     for name, folds in results.items():
         values = np.mean(folds, axis=0)

@@ -325,3 +325,14 @@ def test_complete_reads_movielens_names_as_ratings(tmp_path, ratings_matrix):
         assert main(["complete", str(source), str(tmp_path / "out.csv"), "-q"]) == 0
         rows = read_csv_rows((tmp_path / "out.csv").read_text())
         assert len(rows) == int(np.isnan(ratings_matrix).sum()) and all(row[3] == "0" for row in rows)
+
+
+def test_evaluate_leaves_out_items_without_training_ratings(tmp_path, capsys, ratings_matrix):
+    X = ratings_matrix.copy()
+    X[:, 0] = np.nan
+    X[5, 0] = 4.0  # item 1 has a single rating: whenever it is held out, nothing predicts it
+    source = write_movielens(tmp_path / "u.data", X, "tab")
+    assert main(["evaluate", str(source), "--folds", "2", "-q"]) == 0
+    captured = capsys.readouterr()
+    assert "(1 held-out ratings of items without training ratings left out)" in captured.out
+    assert "Skipping features" not in captured.err
