@@ -33,11 +33,11 @@ import dask
 import dask.array as da
 import numpy as np
 import scipy.sparse as sp
-from bench_sparse_scale import memory_gib, synthetic_ratings
+from bench_sparse_scale import memory_gib, one_thread, synthetic_ratings
 from dask.distributed import Client, LocalCluster
 from sklearn.exceptions import ConvergenceWarning
 
-from skgmmfill import PRESET_COURSE, MaskedGaussianMixtureImputer, _observed
+from skgmmfill import PRESET_COURSE, MaskedGaussianMixtureImputer
 
 
 def write_blocks(X, folder, rows_per_block):
@@ -119,10 +119,8 @@ def main():
         reset_peak()
         csr_gib = (X.data.nbytes + X.indices.nbytes + X.indptr.nbytes) / 2**30
         head = f"{scale:>6g} {X.nnz:>12,} {csr_gib:>8.2f}"
-        threshold = _observed.THREADED_MIN_ENTRIES
-        _observed.THREADED_MIN_ENTRIES = np.inf  # the whole matrix as one block, on one thread
-        baseline, reference = per_iteration(X)
-        _observed.THREADED_MIN_ENTRIES = threshold
+        with one_thread():
+            baseline, reference = per_iteration(X)
         print(f"{head} {'single process, one thread (baseline)':<38} {baseline:>7.2f} {1.0:>6.2f} "
               f"{peak_gib():>8.2f}", flush=True)
         threaded, _ = per_iteration(X)

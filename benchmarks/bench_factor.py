@@ -36,7 +36,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_em_iteration import best_time  # noqa: E402
-from bench_sparse_scale import memory_gib, synthetic_ratings  # noqa: E402
+from bench_sparse_scale import memory_gib, one_thread, synthetic_ratings  # noqa: E402
 
 from skgmmfill import MaskedGaussianMixtureImputer, _observed  # noqa: E402
 from skgmmfill._em import initialize_kmeans, prepare, run_em  # noqa: E402
@@ -75,10 +75,8 @@ def measure(path):
         f.write("5")
     user_step, item_step = als_products(X)
     threaded = seconds_per_iteration(X)
-    threshold = _observed.THREADED_MIN_ENTRIES
-    _observed.THREADED_MIN_ENTRIES = np.inf  # one block, one thread
-    single = seconds_per_iteration(X)
-    _observed.THREADED_MIN_ENTRIES = threshold
+    with one_thread():
+        single = seconds_per_iteration(X)
     print(json.dumps({"user_step": user_step, "item_step": item_step, "threaded": threaded, "single": single,
                       "peak": memory_gib("VmHWM")}))
 

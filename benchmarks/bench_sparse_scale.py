@@ -22,6 +22,7 @@ Run: ``python benchmarks/bench_sparse_scale.py [--scale 0.01 0.1 1.0]``
 """
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -34,7 +35,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 
-from skgmmfill import PRESET_COURSE, MaskedGaussianMixtureImputer
+from skgmmfill import PRESET_COURSE, MaskedGaussianMixtureImputer, _observed
 from skgmmfill._em import initialize_random_from_data, prepare, run_em
 from skgmmfill._observed import ObservedEntries
 from skgmmfill._spherical import SphericalCovariance
@@ -67,6 +68,18 @@ def synthetic_ratings(scale, n_true_components=8, seed=0):
     return sp.csr_array(
         (ratings, movies.astype(np.int32), indptr.astype(np.int32)), shape=(n_users, N_MOVIES)
     )
+
+
+@contextlib.contextmanager
+def one_thread():
+    """In-memory fits reduce the whole matrix as one block on one thread meanwhile
+    (large sparse input is otherwise cut into a block per core)."""
+    threshold = _observed.THREADED_MIN_ENTRIES
+    _observed.THREADED_MIN_ENTRIES = np.inf
+    try:
+        yield
+    finally:
+        _observed.THREADED_MIN_ENTRIES = threshold
 
 
 def memory_gib(field):

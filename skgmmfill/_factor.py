@@ -301,12 +301,10 @@ class FactorCovariance(CovarianceFamily):
 
     def _block_statistics(self, observed, resp, factors, log_likelihood):
         n, n_components, q = factors.means.shape
-        upper = np.triu_indices(q)
         inner, last = _augmented_positions(q)
         # r_uj E[t~ t~^T], packed: E[t t^T] = A^{-1} + m m^T, then m, then 1
         weighted = np.empty((n, n_components, len(inner) + len(last)))
-        weighted[..., inner] = factors.covariances[..., upper[0], upper[1]]
-        weighted[..., inner] += factors.means[..., upper[0]] * factors.means[..., upper[1]]
+        weighted[..., inner] = _second_moments(factors)
         weighted[..., last[:-1]] = factors.means
         weighted[..., last[-1]] = 1.0
         weighted *= resp[:, :, np.newaxis]
@@ -413,21 +411,21 @@ class FactorCovariance(CovarianceFamily):
         """
         means = mixture.means
         loadings, noise = _split(mixture.covariances)
-        q = loadings.shape[2]
-        upper = np.triu_indices(q)
+        upper = np.triu_indices(loadings.shape[2])
         doubled = np.where(upper[0] == upper[1], 1.0, 2.0)  # off-diagonal pairs appear twice
         outer = _stacked(loadings[:, :, upper[0]] * loadings[:, :, upper[1]] * doubled)
         cross = _stacked(2.0 * means[:, :, np.newaxis] * loadings)
+        stacked_loadings = _stacked(loadings)
+        imputed = resp @ means
         second_moment = resp @ (noise + means**2)
         for rows, block in self._chunks(observed, mixture):
             factors = self._factors(block, mixture)
             r = resp[rows][:, :, np.newaxis]
-            products = factors.covariances + factors.means[..., :, np.newaxis] * factors.means[..., np.newaxis, :]
-            packed = (products[..., upper[0], upper[1]] * r).reshape(block.n_samples, -1)
-            second_moment[rows] += (packed @ outer + (factors.means * r).reshape(block.n_samples, -1) @ cross).astype(
-                second_moment.dtype
-            )
-        second_moment -= self.impute(observed, resp, mixture) ** 2
+            weighted_means = (factors.means * r).reshape(block.n_samples, -1)
+            packed = (_second_moments(factors) * r).reshape(block.n_samples, -1)
+            imputed[rows] += (weighted_means @ stacked_loadings).astype(imputed.dtype)
+            second_moment[rows] += (packed @ outer + weighted_means @ cross).astype(second_moment.dtype)
+        second_moment -= imputed**2
         return np.maximum(second_moment, 0.0, out=second_moment)
 
     def sample(self, observed, resp, mixture, random_state):
@@ -482,6 +480,13 @@ def _unpack(packed, size):
     full[..., upper[0], upper[1]] = packed
     full[..., upper[1], upper[0]] = packed
     return full
+
+
+def _second_moments(factors):
+    """``E_j[t t^T | x_u] = A_uj^{-1} + m_uj m_uj^T``, packed upper triangles, ``(n, K, q(q+1)/2)``."""
+    upper = np.triu_indices(factors.means.shape[2])
+    means = factors.means
+    return factors.covariances[..., upper[0], upper[1]] + means[..., upper[0]] * means[..., upper[1]]
 
 
 def _augmented_positions(q):

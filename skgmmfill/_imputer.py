@@ -32,6 +32,11 @@ FAMILIES = {
 }
 """The covariance families by ``covariance_type``; a new family is added here."""
 
+EXCLUSIVE_HYPERPARAMETERS = {
+    name: family.name for family in FAMILIES.values() for name in family.exclusive_hyperparameters
+}
+"""Estimator parameters that only one family uses, and that family's name."""
+
 AUTO_FULL_MAX_FEATURES = 100
 AUTO_FULL_ROWS_PER_FEATURE = 10
 """``covariance_type="auto"`` picks "full" for dense input with at most
@@ -593,13 +598,12 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
     def _family(self, covariance_type, n_features):
         """The covariance family for ``covariance_type``, with this estimator's hyperparameters."""
         family = FAMILIES[covariance_type]
-        for other in FAMILIES.values():
-            for name in set(other.exclusive_hyperparameters) - set(family.hyperparameters):
-                if getattr(self, name) is not None:
-                    raise ValueError(
-                        f"{name}={getattr(self, name)!r} is used only with covariance_type="
-                        f"{other.name!r}; got covariance_type={covariance_type!r}. Leave {name}=None."
-                    )
+        for name, owner in EXCLUSIVE_HYPERPARAMETERS.items():
+            if owner != covariance_type and getattr(self, name) is not None:
+                raise ValueError(
+                    f"{name}={getattr(self, name)!r} is used only with covariance_type="
+                    f"{owner!r}; got covariance_type={covariance_type!r}. Leave {name}=None."
+                )
         family = family(**{name: getattr(self, name) for name in family.hyperparameters})
         return family.for_features(n_features)
 

@@ -25,7 +25,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import KFold, cross_val_score
 
 from . import PRESET_COURSE, PRESET_RATINGS, MaskedGaussianMixtureImputer, __version__
-from ._imputer import FAMILIES
+from ._imputer import EXCLUSIVE_HYPERPARAMETERS, FAMILIES
 from .datasets import load_netflix, read_ratings
 from .datasets._readers import is_number, open_text, sniff_separator, split_line
 from .metrics import make_masked_rmse_scorer, rmse
@@ -277,9 +277,8 @@ def _imputer_from(args, ratings=None):
         params["n_components"] = args.n_components
     if args.covariance_type is not None and args.covariance_type != params.get("covariance_type"):
         # a preset's options for its own family do not carry over to another
-        family = FAMILIES.get(args.covariance_type)
-        for name in {name for other in FAMILIES.values() for name in other.exclusive_hyperparameters}:
-            if family is None or name not in family.hyperparameters:
+        for name, owner in EXCLUSIVE_HYPERPARAMETERS.items():
+            if owner != args.covariance_type:
                 params.pop(name, None)
         params["covariance_type"] = args.covariance_type
     for name in ("n_factors", "n_init", "max_iter", "biases"):
@@ -354,7 +353,7 @@ def _write_completed_ratings(path, imputer, X, labels, everything):
         writer.writerow(["user", "item", "rating", "observed"])
         for start in range(0, X.shape[0], rows_per_block):
             block = sp.csr_array(X[start:start + rows_per_block])
-            observed = block.toarray() != 0
+            observed = np.zeros(block.shape, dtype=bool)  # stored = rated, a rating of 0 included
             observed[np.arange(block.shape[0]).repeat(np.diff(block.indptr)), block.indices] = True
             rows, cols = np.nonzero(np.ones_like(observed) if everything else ~observed)
             values = imputer.predict_entries(X, rows + start, cols)
