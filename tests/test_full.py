@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
+from scipy.stats import multivariate_normal
 
 from skgmmfill import MaskedGaussianMixtureImputer, _full
 from skgmmfill._family import Mixture
@@ -69,20 +70,79 @@ def full_outputs(obs, resp, means, covariances):
     ]
 
 
+BATCHINGS = {
+    "padded": {},
+    "one batch per size": {"_STEP_FLOPS": 0},
+    "padded to the largest": {"_STEP_FLOPS": 10**12},
+    "LAPACK": {"_VECTORISED_CHOLESKY_SIZE": 0},
+}
+
+
+@pytest.mark.parametrize("batching", BATCHINGS)
 @pytest.mark.parametrize("shared_rows", [1, 10**9])
 @pytest.mark.parametrize("precision_route", [None, True, False])
-def test_routes_shared_patterns_and_row_batches_agree(problem, monkeypatch, shared_rows, precision_route):
-    """Factorising Sigma_oo or P_mm, once per pattern or row by row: the same results."""
+def test_routes_shared_patterns_and_row_batches_agree(problem, monkeypatch, shared_rows, precision_route, batching):
+    """Factorising Sigma_oo or P_mm, once per pattern or row by row, blocks padded to a
+    common size or not, by LAPACK or the vectorised Cholesky: the same results."""
     X, observed, obs, means, _, covariances, resp = problem
     X, observed, resp = np.vstack([X] * 20), np.vstack([observed] * 20), np.vstack([resp] * 20)
     obs = ObservedEntries.from_dense(X, observed)  # every pattern now has 20 or more rows
     default = full_outputs(obs, resp, means, covariances)
     monkeypatch.setattr(_full, "_SHARED_PATTERN_ROWS", shared_rows)
     monkeypatch.setattr(_full, "_CHUNK_ENTRIES", 2**9)  # several chunks per group
+    for name, value in BATCHINGS[batching].items():
+        monkeypatch.setattr(_full, name, value)
     if precision_route is not None:
         monkeypatch.setattr(_full, "_takes_precision_route", lambda seen, d: np.full(np.shape(seen), precision_route))
     for expected, actual in zip(default, full_outputs(obs, resp, means, covariances)):
         assert_allclose(actual, expected, rtol=1e-10, atol=1e-10)
+
+
+def test_wide_rows_batched_with_padding_agree_with_one_batch_per_size(monkeypatch):
+    """Blocks of 30 to 50 coordinates (both Cholesky kernels, the blocked inverse) on both routes."""
+    rng = np.random.RandomState(1)
+    n_features = 90
+    factors = rng.normal(size=(2, n_features, n_features)) / np.sqrt(n_features)
+    covariances = factors @ np.swapaxes(factors, 1, 2) + 0.5 * np.eye(n_features)
+    means = rng.normal(size=(2, n_features))
+    X = rng.normal(size=(60, n_features)) * 1.5
+    observed = rng.uniform(size=X.shape) > rng.choice([0.25, 0.4, 0.6, 0.75], size=(60, 1))
+    obs, resp = ObservedEntries.from_dense(X, observed), rng.dirichlet(np.ones(2), size=60)
+    mixture = Mixture(np.full(2, 0.5), means, covariances)
+    sizes = np.minimum(observed.sum(axis=1), n_features - observed.sum(axis=1))
+    assert sizes.min() < _full._VECTORISED_CHOLESKY_SIZE < sizes.max()
+
+    def outputs():
+        family = FullCovariance(1e-6)
+        statistics = family.statistics(obs, resp, mixture)
+        return [
+            family.log_prob(obs, mixture),
+            family.impute(obs, resp, mixture),
+            family.predictive_variance(obs, resp, mixture),
+            statistics.scatter_sums,
+        ]
+
+    padded = outputs()
+    assert len({chunk.block.shape[-1] for chunk in _full._chunks(obs, n_features, 2)}) < len(np.unique(sizes))
+    monkeypatch.setattr(_full, "_STEP_FLOPS", 0)
+    monkeypatch.setattr(_full, "_SHARED_PATTERN_ROWS", 10**9)
+    for expected, actual in zip(outputs(), padded):
+        assert_allclose(actual, expected, rtol=1e-10, atol=1e-10)
+    log_prob = padded[0]
+    for u in (0, 17, 42):
+        o = observed[u]
+        for j in range(2):
+            direct = multivariate_normal(means[j, o], covariances[j][np.ix_(o, o)]).logpdf(X[u, o])
+            assert_allclose(log_prob[u, j], direct, rtol=1e-10)
+
+
+@pytest.mark.parametrize("size", [1, 5, 16, 17, 40])
+def test_lower_inverse(size):
+    rng = np.random.RandomState(size)
+    lower = np.tril(rng.normal(size=(3, size, size))) + 3 * np.eye(size)
+    assert_allclose(_full._lower_inverse(lower), np.linalg.inv(lower), rtol=1e-12, atol=1e-12)
+    stacked = np.moveaxis(lower, 0, -1)
+    assert_allclose(np.moveaxis(_full._stacked_lower_inverse(stacked), -1, 0), np.linalg.inv(lower), atol=1e-12)
 
 
 def test_statistics_are_the_expected_sufficient_statistics(problem):
