@@ -4,16 +4,19 @@ Imported only when a dask array comes in, so the core never needs dask. Each
 block of rows becomes an :class:`~skgmmfill._observed.ObservedEntries` where
 the block lives (on a worker, with a ``dask.distributed`` client; in this
 process otherwise). Every EM iteration then sends the parameters, which are
-small, to the workers (one task of the graph, which every block's task
-reads), computes each block's statistics where it lives and sums them by a
-tree reduction: the pattern of dask-ml's k-means, and the
-same driver loop (:mod:`skgmmfill._em`) as in memory.
+small, to every worker once, computes each block's statistics where it
+lives and sums them: the pattern of dask-ml's k-means, and the same driver
+loop (:mod:`skgmmfill._em`) as in memory.
 
 With ``persist=True`` the blocks (and the standardised ones derived from
-them) are computed once and kept in worker memory; with ``persist=False``
-every reduction recomputes them from their source, for data larger than the
-cluster's memory, at the cost of reading and standardising the data again at
-every iteration.
+them) are computed once and kept in worker memory: with a
+``dask.distributed`` client as futures placed evenly on the workers, whose
+statistics each worker sums before the client adds the workers' sums (no
+graph to build and optimise at every iteration, two transfers fewer than a
+tree). With ``persist=False`` every reduction recomputes the blocks from
+their source by a tree reduction, for data larger than the cluster's
+memory, at the cost of reading and standardising the data again at every
+iteration.
 """
 
 from functools import partial
@@ -72,66 +75,70 @@ class DaskRows:
 
     Parameters
     ----------
-    blocks : list of dask.delayed.Delayed
+    blocks : list of dask.delayed.Delayed or distributed.Future
         Each evaluates to the :class:`~skgmmfill._observed.ObservedEntries`
-        of one block of rows, in order.
+        of one block of rows, in order: futures of blocks kept on the workers
+        named by ``holders``, or delayed objects (kept in this process, or
+        recomputed from their source at every reduction).
     row_counts : tuple of int
         Rows per block.
     n_features : int
     dtype : numpy.dtype
     persist : bool
-        Keep every block in (worker) memory once computed, or recompute it
-        from its source at every reduction.
+        Whether the blocks are kept in (worker) memory once computed.
+    holders : list of str, optional
+        The worker each block's future was placed on.
     """
 
-    def __init__(self, blocks, row_counts, n_features, dtype, persist):
-        self.blocks = list(dask.persist(*blocks)) if persist else list(blocks)
+    def __init__(self, blocks, row_counts, n_features, dtype, persist, holders=None):
+        self.blocks = list(blocks)
         self.row_counts = tuple(int(count) for count in row_counts)
         self.n_features = n_features
         self.dtype = np.dtype(dtype)
         self.persist = persist
+        self.holders = holders
 
     @classmethod
     def from_array(cls, X, entries, dtype, persist=True):
         """The blocks of the row-partitioned dask array ``X``, each turned into
         observed entries by ``entries(block)`` where it lives."""
         blocks = [delayed(_apply)(entries, block) for block in X.to_delayed().ravel()]
-        return cls(blocks, X.chunks[0], X.shape[1], dtype, persist)
+        holders = None
+        if persist:
+            blocks, holders = _persist(blocks, X.chunks[0])
+        return cls(blocks, X.chunks[0], X.shape[1], dtype, persist, holders)
 
     @property
     def n_samples(self):
         return sum(self.row_counts)
 
     def reduce(self, function):
-        """``function(block)`` on every block where it lives, summed by a tree reduction.
+        """``function(block)`` on every block where it lives, summed.
 
         ``function`` carries the parameters (a ``K x d`` array or more); it
         travels to each worker once per call (:func:`_broadcast`), not once
-        per block.
+        per block. Placed blocks are summed on their worker first, then the
+        workers' sums here, in worker order (so the result does not depend
+        on timing); other blocks by a tree reduction.
         """
         shared = _broadcast(function)
-        parts = [delayed(_apply)(shared, block) for block in self.blocks]
-        # first the blocks each worker holds, where they are, then those sums
-        sums = [_tree_sum([parts[i] for i in group]) for group in self._groups()]
-        return _tree_sum(sums).compute()
-
-    def _groups(self):
-        """Block indices by the worker that holds them, if known (persisted
-        blocks and a dask.distributed client), else one group."""
-        client = _client()
-        if client is None or not self.persist:
-            return [range(len(self.blocks))]
-        holders = client.who_has(self.blocks)
+        if self.holders is None:
+            return _tree_sum([delayed(_apply)(shared, block) for block in self.blocks]).compute()
         groups = {}
-        for index, block in enumerate(self.blocks):
-            groups.setdefault((holders.get(block.key) or ("",))[0], []).append(index)
-        return list(groups.values())
+        for block, holder in zip(self.blocks, self.holders):
+            groups.setdefault(holder, []).append(_submit(_apply, holder, shared, block))
+        sums = [parts[0] if len(parts) == 1 else _submit(_sum, holder, *parts) for holder, parts in groups.items()]
+        return _sum(*_client().gather(sums, direct=True))
 
     def map(self, function):
-        """The source whose blocks are ``function(block)`` (persisted like these)."""
+        """The source whose blocks are ``function(block)`` (kept, and placed, like these)."""
         shared = _broadcast(function)
-        blocks = [delayed(_apply)(shared, block) for block in self.blocks]
-        return DaskRows(blocks, self.row_counts, self.n_features, self.dtype, self.persist)
+        if self.holders is not None:
+            blocks = [_submit(_apply, holder, shared, block) for block, holder in zip(self.blocks, self.holders)]
+        else:
+            blocks = [delayed(_apply)(shared, block) for block in self.blocks]
+            blocks = list(dask.persist(*blocks)) if self.persist else blocks
+        return DaskRows(blocks, self.row_counts, self.n_features, self.dtype, self.persist, self.holders)
 
     def dense_rows(self, rows, fill=0.0):
         """The rows ``rows`` (global indices) as one dense array, gathered from their blocks."""
@@ -172,18 +179,46 @@ def _client():
         return None
 
 
+def _persist(blocks, row_counts):
+    """The blocks computed and kept: futures placed on the workers, and those
+    workers' addresses, with a dask.distributed client; else persisted in
+    this process, and None.
+
+    Left to itself the scheduler may put several blocks on one worker (each
+    block is a task that reads its data, run by whichever worker is free
+    first), and then every iteration waits for that worker. So each worker
+    gets a run of neighbouring blocks holding about the same number of rows,
+    as a preference: another worker computes a block if its worker is gone.
+    """
+    client = _client()
+    if client is None:
+        return list(dask.persist(*blocks)), None
+    workers = sorted(client.scheduler_info()["workers"])
+    middles = np.cumsum(row_counts) - np.asarray(row_counts) / 2
+    shares = np.minimum((middles * len(workers) // max(sum(row_counts), 1)).astype(int), len(workers) - 1)
+    holders = [workers[share] for share in shares]
+    futures = [client.compute(block, workers=[holder], allow_other_workers=True) for block, holder in zip(blocks, holders)]
+    return futures, holders
+
+
+def _submit(function, holder, *args):
+    """``function(*args)`` as a task preferably run on the worker ``holder``."""
+    return _client().submit(function, *args, workers=[holder], allow_other_workers=True, pure=False)
+
+
 def _broadcast(value):
     """``value`` as an argument of every block's task.
 
-    With a dask.distributed client it is scattered to all workers at once
-    (measured: 0.15 s per iteration instead of 0.20 on the benchmark's
-    scale 0.1 with two workers, where otherwise one worker waits to fetch it
-    from the other); else it is one task of the graph.
+    With a dask.distributed client it is scattered to all workers at once,
+    straight from the client rather than through the scheduler (as the
+    workers' sums come back, see :meth:`DaskRows.reduce`); as one task of
+    the graph, one worker would wait to fetch it from the other. Else it is
+    one task of the graph.
     """
     client = _client()
     if client is None:
         return delayed(_identity)(value)
-    return client.scatter(value, broadcast=True, hash=False)
+    return client.scatter(value, broadcast=True, hash=False, direct=True)
 
 
 _FAN_IN = 8  # statistics summed per task of the reduction tree

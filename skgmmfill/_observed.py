@@ -15,6 +15,7 @@ family written against this class runs unchanged on both representations:
 import functools
 import operator
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields, replace
 from functools import cached_property
@@ -28,6 +29,16 @@ THREADED_MIN_ENTRIES = 2**21
 
 
 def _available_cores():
+    """The cores this process may use, or 1 inside a dask.distributed task:
+    there the cluster already runs one task per worker thread, and more
+    threads per task would only compete with them."""
+    distributed = sys.modules.get("distributed")  # never imported from here
+    if distributed is not None:
+        try:
+            distributed.get_worker()
+            return 1
+        except ValueError:  # not in a worker
+            pass
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux

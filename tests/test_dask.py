@@ -123,6 +123,24 @@ def test_streaming_every_iteration_gives_the_persisted_fit(client, netflix):
     assert_same_fit(streamed, persisted)
 
 
+def test_blocks_are_placed_evenly_and_reduced_on_the_task_thread(client, netflix):
+    """Two runs of neighbouring blocks with equal rows, each on its own worker
+    (the scheduler alone may put them all on one); a task uses one core."""
+    from skgmmfill._dask import DaskRows
+    from skgmmfill._observed import ObservedEntries, _available_cores
+
+    X = sp.csr_array(netflix[0])
+    source = DaskRows.from_array(as_dask(X, 300), ObservedEntries.from_sparse, np.float64)
+    workers = sorted(client.scheduler_info()["workers"])
+    assert source.holders == [workers[0]] * 2 + [workers[1]] * 2
+    distributed.wait(source.blocks)
+    holders = client.who_has(source.blocks)
+    assert [holders[block.key][0] for block in source.blocks] == source.holders
+    moments = source.reduce(lambda block: block.moments())
+    assert_allclose(moments.sums, ObservedEntries.from_sparse(X).moments().sums, rtol=1e-12)
+    assert client.submit(_available_cores, pure=False).result() == 1
+
+
 def test_n_init_and_warm_start_as_in_memory(client, netflix):
     X, _ = netflix
     params = dict(PRESET_COURSE, n_components=4, missing_values=0, random_state=0, n_init=3)
