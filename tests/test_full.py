@@ -58,7 +58,9 @@ def test_update_on_complete_data_is_the_sample_moments():
 
 
 def full_outputs(obs, resp, means, covariances):
-    family, mixture = FullCovariance(1e-6), Mixture(np.full(3, 1 / 3), means, covariances)
+    n_components = len(means)
+    family = FullCovariance(1e-6)
+    mixture = Mixture(np.full(n_components, 1 / n_components), means, covariances)
     statistics = family.statistics(obs, resp, mixture)
     return [
         family.log_prob(obs, mixture),
@@ -108,25 +110,13 @@ def test_wide_rows_batched_with_padding_agree_with_one_batch_per_size(monkeypatc
     X = rng.normal(size=(60, n_features)) * 1.5
     observed = rng.uniform(size=X.shape) > rng.choice([0.25, 0.4, 0.6, 0.75], size=(60, 1))
     obs, resp = ObservedEntries.from_dense(X, observed), rng.dirichlet(np.ones(2), size=60)
-    mixture = Mixture(np.full(2, 0.5), means, covariances)
     sizes = np.minimum(observed.sum(axis=1), n_features - observed.sum(axis=1))
     assert sizes.min() < _full._VECTORISED_CHOLESKY_SIZE < sizes.max()
-
-    def outputs():
-        family = FullCovariance(1e-6)
-        statistics = family.statistics(obs, resp, mixture)
-        return [
-            family.log_prob(obs, mixture),
-            family.impute(obs, resp, mixture),
-            family.predictive_variance(obs, resp, mixture),
-            statistics.scatter_sums,
-        ]
-
-    padded = outputs()
+    padded = full_outputs(obs, resp, means, covariances)
     assert len({chunk.block.shape[-1] for chunk in _full._chunks(obs, n_features, 2)}) < len(np.unique(sizes))
     monkeypatch.setattr(_full, "_STEP_FLOPS", 0)
     monkeypatch.setattr(_full, "_SHARED_PATTERN_ROWS", 10**9)
-    for expected, actual in zip(outputs(), padded):
+    for expected, actual in zip(full_outputs(obs, resp, means, covariances), padded):
         assert_allclose(actual, expected, rtol=1e-10, atol=1e-10)
     log_prob = padded[0]
     for u in (0, 17, 42):
