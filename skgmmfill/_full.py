@@ -361,16 +361,17 @@ def _padded_sizes(sizes, n_components, chunk_rows):
     anyway): rare sizes share stacked calls, frequent ones keep their own.
     Size 0 stays alone.
     """
-    padded = np.zeros_like(sizes)
-    values, counts = np.unique(sizes[sizes > 0], return_counts=True)
+    values, counts = np.unique(sizes, return_counts=True)
+    batch_sizes = values.copy()
     largest = taken = 0
-    for value, count in zip(values[::-1].tolist(), counts[::-1].tolist()):
+    for i in range(len(values) - 1, -1, -1):  # over the distinct sizes, not the rows
+        value, count = int(values[i]), int(counts[i])
         padding = n_components * count * (largest**3 - value**3)
-        if not largest or padding > _STEP_FLOPS * value or taken + count > chunk_rows(largest):
+        if not value or not largest or padding > _STEP_FLOPS * value or taken + count > chunk_rows(largest):
             largest, taken = value, 0
         taken += count
-        padded[sizes == value] = largest
-    return padded
+        batch_sizes[i] = largest
+    return batch_sizes[np.searchsorted(values, sizes)]
 
 
 def _left_aligned(block_mask, n_features):
