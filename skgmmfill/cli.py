@@ -202,16 +202,18 @@ def _read_dense_text(path, delimiter):
 
 
 @contextlib.contextmanager
-def _output(path):
-    """A text stream to ``path`` (stdout for ``-``), written atomically: the
-    file appears complete, with the permissions the umask gives, or not at all."""
+def _output(path, binary=False):
+    """A text (or ``binary``) stream to ``path`` (stdout for ``-``), written
+    atomically: the file appears complete, with the permissions the umask
+    gives, or not at all."""
     if path == "-":
-        yield sys.stdout
-        sys.stdout.flush()
+        stream = sys.stdout.buffer if binary else sys.stdout
+        yield stream
+        stream.flush()
         return
     handle, temporary = _temporary_beside(path, ".tmp")
     try:
-        with os.fdopen(handle, "w", newline="") as stream:
+        with os.fdopen(handle, "wb") if binary else os.fdopen(handle, "w", newline="") as stream:
             yield stream
         _publish(temporary, path)
     except BaseException:
@@ -249,14 +251,8 @@ def write_matrix(path, X_filled, *, kind):
     if kind == "npz":
         if path == "-":
             raise InputError("an .npz file cannot go to stdout")
-        handle, temporary = _temporary_beside(path, ".npz")
-        os.close(handle)
-        try:
-            np.savez(temporary, X=X_filled)
-            _publish(temporary, path)
-        except BaseException:
-            os.unlink(temporary)
-            raise
+        with _output(path, binary=True) as stream:
+            np.savez(stream, X=X_filled)
         return
     with _output(path) as stream:
         np.savetxt(stream, X_filled, fmt="%.17g", delimiter="," if kind == "csv" else " ")
@@ -419,11 +415,9 @@ def _ratings_and_model(args):
 
 def _save_model(path, imputer, items):
     check_output(path)
-    handle, temporary = _temporary_beside(path, ".tmp")
-    with os.fdopen(handle, "wb") as f:
+    with _output(path, binary=True) as stream:
         pickle.dump({"format": MODEL_FORMAT, "version": __version__, "estimator": imputer,
-                     "items": list(items)}, f)
-    _publish(temporary, path)
+                     "items": list(items)}, stream)
 
 
 def _load_model(path):
