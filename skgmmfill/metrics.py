@@ -209,7 +209,9 @@ def _sparse_masked_rmse(estimator, X, fraction, random_state):
             "its predictions of single entries cannot go back through the other steps."
         )
     X = sp.csr_array(X, dtype=np.float64)
-    X.sum_duplicates()
+    if not X.has_canonical_format:
+        X = X.copy()  # summing duplicates sorts in place: the caller's arrays must not change
+        X.sum_duplicates()
     rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
     chosen = _choose_hidden(rows, X.shape[0], fraction, random_state)
     if not chosen.any():

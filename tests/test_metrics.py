@@ -139,6 +139,23 @@ def test_scorer_on_csr_equals_the_scorer_on_the_same_data_dense():
     assert sparse_score == pytest.approx(dense_score, rel=1e-10)
 
 
+def test_sparse_scorer_leaves_unsorted_input_unchanged():
+    X, _ = load_netflix()
+    X = X[:100, :80]
+    imputer = MaskedGaussianMixtureImputer(2, covariance_type="diag", keep_empty_features=True, random_state=0)
+    imputer.fit(_as_csr(X))
+    csr = _as_csr(X)
+    order = np.arange(csr.nnz)
+    for row in range(csr.shape[0]):  # each row's entries stored in reverse column order
+        order[csr.indptr[row] : csr.indptr[row + 1]] = order[csr.indptr[row] : csr.indptr[row + 1]][::-1]
+    unsorted = type(csr)((csr.data[order], csr.indices[order], csr.indptr), shape=csr.shape)
+    indices, data = unsorted.indices.copy(), unsorted.data.copy()
+    scorer = make_masked_rmse_scorer(fraction=0.25, random_state=4)
+    assert scorer(imputer, unsorted) == pytest.approx(scorer(imputer, csr), rel=1e-12)
+    np.testing.assert_array_equal(unsorted.indices, indices)
+    np.testing.assert_array_equal(unsorted.data, data)
+
+
 def test_grid_search_over_a_csr_matrix_has_finite_scores():
     X, _ = load_netflix()
     search = GridSearchCV(
