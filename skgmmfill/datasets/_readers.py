@@ -170,17 +170,17 @@ def parse_ratings(lines, path, *, sep=None, columns=(0, 1, 2), duplicates="error
     cols = _codes(items, item_ids)
     ratings = np.asarray(ratings)
     keys = rows * len(item_ids) + cols
-    order = np.argsort(keys, kind="stable")
-    repeated = np.flatnonzero(np.diff(keys[order]) == 0)
-    if repeated.size and duplicates == "error":
-        examples = "; ".join(
-            f"user {users[order[i]]!r}, item {items[order[i]]!r} on lines "
-            f"{line_numbers[order[i]]} and {line_numbers[order[i + 1]]}"
-            for i in repeated[:3]
-        )
-        raise ValueError(f"'{path}': {repeated.size} (user, item) pair(s) rated more than once ({examples}); "
-                         "keep one rating per pair, or average them with duplicates='mean' (--duplicates mean)")
     unique, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    repeated = np.flatnonzero(counts > 1)
+    if repeated.size and duplicates == "error":
+        examples = []
+        for key in repeated[:3]:
+            first, second = np.flatnonzero(inverse == key)[:2]  # in file order
+            examples.append(f"user {users[first]!r}, item {items[first]!r} on lines "
+                            f"{line_numbers[first]} and {line_numbers[second]}")
+        raise ValueError(f"'{path}': {repeated.size} (user, item) pair(s) rated more than once "
+                         f"({'; '.join(examples)}); keep one rating per pair, or average them with "
+                         "duplicates='mean' (--duplicates mean)")
     means = np.bincount(inverse, weights=ratings) / counts
     X = sp.csr_array((means, (unique // len(item_ids), unique % len(item_ids))), shape=(len(user_ids), len(item_ids)))
     X.sort_indices()
