@@ -27,6 +27,9 @@ class DiagCovariance(IndependentFeatures):
     def n_parameters(self, n_components, n_features):
         return 2 * n_components * n_features
 
+    def covariances_shape(self, n_components, n_features):
+        return (n_components, n_features)
+
     def feature_variances(self, covariances, n_features):
         return covariances
 

@@ -29,6 +29,10 @@ from ._biases import fit_offsets, remove_offsets
 from ._family import Mixture
 
 
+class ObjectiveDecreaseWarning(RuntimeWarning):
+    """EM's objective fell by more than rounding: a bug, reported rather than taken for convergence."""
+
+
 class EMResult(NamedTuple):
     """Outcome of one run of EM from one initialisation.
 
@@ -286,12 +290,20 @@ def run_em(
     not depend on the data's units) or ``L_new - L_old <= tol * |L_new|``
     (``"relative_gain"``, the course's rule), or after ``max_iter``
     iterations.
+
+    Every update maximises the objective (or, where a family keeps a
+    parameter, does not lower it), so the objective never falls. A fall
+    larger than rounding (``sqrt(eps)`` of the data's dtype, relative to
+    ``1 + |L|``) is a bug: it is reported by an
+    :class:`ObjectiveDecreaseWarning` naming the iteration and the size of the
+    fall, once per run, and is never taken for convergence.
     """
     if stopping_rule not in STOPPING_RULES:
         raise ValueError(f"stopping_rule must be one of {STOPPING_RULES}, got {stopping_rule!r}")
+    rounding = float(np.sqrt(np.finfo(source.dtype).eps))
     current = previous_objective
     lower_bounds, objectives = [], []
-    converged = False
+    converged = reported = False
     for n_iter in range(1, max_iter + 1):
         previous = current
         statistics = source.reduce(partial(family.accumulate, mixture=mixture))
@@ -303,7 +315,17 @@ def run_em(
         change = current - previous
         if progress is not None:
             progress.iteration(n_iter, change, current)
-        if change <= (tol * abs(current) if stopping_rule == "relative_gain" else tol):
+        if change < -rounding * (1.0 + abs(current)):
+            if not reported:
+                reported = True
+                warnings.warn(
+                    f"EM's objective fell by {-change:.3g} at iteration {n_iter} (from {previous:.10g} "
+                    f"to {current:.10g}). EM never lowers it, so this is a bug in skgmmfill; please "
+                    "report it with the data's shape and the estimator's parameters.",
+                    ObjectiveDecreaseWarning,
+                    stacklevel=2,
+                )
+        elif change <= (tol * abs(current) if stopping_rule == "relative_gain" else tol):
             converged = True
             break
     return EMResult(mixture, lower_bounds[-1], lower_bounds, objectives, n_iter, converged)

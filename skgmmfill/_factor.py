@@ -176,6 +176,10 @@ class FactorCovariance(CovarianceFamily):
         q = self.n_factors
         return n_components * (2 * n_features + n_features * q - q * (q - 1) // 2)
 
+    def covariances_shape(self, n_components, n_features):
+        """Loadings then noise variances along the last axis."""
+        return (n_components, n_features, self.n_factors + 1)
+
     def dense_covariances(self, covariances, n_features):
         loadings, noise = _split(covariances)
         return np.einsum("kda,kea->kde", loadings, loadings) + noise[:, :, np.newaxis] * np.eye(n_features)

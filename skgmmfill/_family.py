@@ -116,6 +116,10 @@ class CovarianceFamily:
         """The ``(K, d, d)`` covariance matrices (for tests and small ``d``)."""
         raise NotImplementedError
 
+    def covariances_shape(self, n_components, n_features):
+        """The shape of ``covariances`` in this family's layout (checked when a model is loaded)."""
+        raise NotImplementedError
+
     def fitted_attributes(self, covariances, scale):
         """The estimator's attributes describing ``covariances``, in the data's units.
 

@@ -46,7 +46,10 @@ vectorised across the batch rather than one LAPACK call per matrix (see
 calls, not arithmetic. Dense data only.
 
 ``covariances`` is the ``(n_components, n_features, n_features)`` array of
-the ``Sigma_j``; ``reg_covar`` is added to every diagonal.
+the ``Sigma_j``. ``reg_covar`` is a floor, ``Sigma_j - diag(reg_covar)``
+positive semi-definite, and the update is the exact maximiser under it (see
+:func:`floor_eigenvalues`), so EM never lowers its objective, also on
+degenerate data where adding ``reg_covar`` to the diagonal after the update did.
 """
 
 from dataclasses import dataclass, replace
@@ -120,10 +123,11 @@ class FullCovariance(CovarianceFamily):
     Attributes
     ----------
     reg_covar : float, ndarray of shape (n_features,) or "auto"
-        Added to the diagonal of every covariance at initialisation and after
-        each update, so that they stay positive definite. ``"auto"`` (resolved
-        by :meth:`for_data`) is :data:`REG_COVAR_FRACTION` of each feature's
-        variance.
+        Floor ``D = diag(reg_covar)`` under every covariance, at
+        initialisation and in each update: ``Sigma_j - D`` stays positive
+        semi-definite (:func:`floor_eigenvalues`), so the covariances stay
+        positive definite. ``"auto"`` (resolved by :meth:`for_data`) is
+        :data:`REG_COVAR_FRACTION` of each feature's variance.
     """
 
     reg_covar: object = 1e-6
@@ -141,11 +145,14 @@ class FullCovariance(CovarianceFamily):
     def dense_covariances(self, covariances, n_features):
         return covariances
 
+    def covariances_shape(self, n_components, n_features):
+        return (n_components, n_features, n_features)
+
     def moments(self, observed):
         return observed.moments(with_gram=True)
 
     def initial_covariances(self, moments, means):
-        """The mean over all rows of ``(values_u - mu_j)(values_u - mu_j)^T`` plus ``reg_covar I``.
+        """The mean over all rows of ``(values_u - mu_j)(values_u - mu_j)^T``, floored by ``reg_covar``.
 
         Missing entries count as 0, as in the spherical and diag rules.
         """
@@ -154,8 +161,7 @@ class FullCovariance(CovarianceFamily):
         column_means = moments.sums / n_samples
         cross = means[:, :, np.newaxis] * column_means
         covariances = second - cross - np.swapaxes(cross, 1, 2) + means[:, :, np.newaxis] * means[:, np.newaxis, :]
-        covariances += self.reg_covar * np.eye(n_features)
-        return covariances.astype(means.dtype)
+        return floor_eigenvalues(covariances, self.reg_covar).astype(means.dtype)
 
     # -- E-step and statistics -------------------------------------------------
 
@@ -176,8 +182,9 @@ class FullCovariance(CovarianceFamily):
         the means the statistics were computed with), the scatter is
         ``S_j - A_j delta_j^T - delta_j A_j^T + N_j delta_j delta_j^T``, plus
         ``kappa (mu_j - m)(mu_j - m)^T`` under the prior; ``Sigma_j`` is it
-        divided by ``N_j`` (``N_j + 1`` under the prior), plus ``reg_covar I``.
-        Centring on ``mu0`` keeps the sums small whatever the data's offset.
+        divided by ``N_j`` (``N_j + 1`` under the prior) and floored by
+        ``reg_covar`` (:func:`floor_eigenvalues`, the exact maximiser under the
+        floor). Centring on ``mu0`` keeps the sums small whatever the data's offset.
         """
         totals, residual_sums = statistics.resp_sums, statistics.residual_sums
         old_means = mixture.means
@@ -193,8 +200,7 @@ class FullCovariance(CovarianceFamily):
             gap = means - prior_means
             scatter += kappa * gap[:, :, np.newaxis] * gap[:, np.newaxis, :]
         scatter /= np.where(live, totals + (prior is not None), 1.0)[:, np.newaxis, np.newaxis]
-        covariances = 0.5 * (scatter + np.swapaxes(scatter, 1, 2))
-        covariances += self.reg_covar * np.eye(old_means.shape[1])
+        covariances = floor_eigenvalues(0.5 * (scatter + np.swapaxes(scatter, 1, 2)), self.reg_covar)
         covariances = np.where(live[:, np.newaxis, np.newaxis], covariances, mixture.covariances)
         means = np.where(live[:, np.newaxis], means, old_means)
         dtype = old_means.dtype
@@ -289,6 +295,41 @@ class FullCovariance(CovarianceFamily):
 
 
 # --- row groups and chunks ------------------------------------------------------------
+
+
+def floor_eigenvalues(covariances, floor):
+    """The covariances nearest in likelihood to ``covariances`` with ``Sigma - D`` PSD.
+
+    ``D = diag(floor)``. For a scatter ``S`` of weight ``N``, the maximiser of
+    ``-N/2 log det Sigma - 1/2 tr(S Sigma^{-1})`` subject to ``Sigma >= D``
+    is, with ``D^{-1/2} (S / N) D^{-1/2} = V diag(lambda) V^T``,
+    ``Sigma = D^{1/2} V diag(max(lambda, 1)) V^T D^{1/2}``: the eigenvalues
+    relative to the floor clipped at 1 (the constrained Gaussian maximum
+    likelihood; a diagonal covariance clipped at ``min_variance`` is its
+    special case). Adding ``D`` instead is no maximiser, and on a feature
+    without spread it let EM's objective fall. The eigendecomposition runs
+    only for components whose covariance is not already above the floor
+    (one batched Cholesky tells).
+    """
+    root = np.sqrt(np.broadcast_to(np.asarray(floor, dtype=np.float64), covariances.shape[1:2]))
+    if not root.any():
+        return covariances
+    relative = covariances / root[:, np.newaxis] / root
+    excess = relative - np.eye(len(root))
+    below = np.ones(len(covariances), dtype=bool)
+    for j, matrix in enumerate(excess):  # K small Cholesky factorisations: the common case ends here
+        try:
+            np.linalg.cholesky(matrix)
+            below[j] = False
+        except np.linalg.LinAlgError:
+            pass
+    if not below.any():
+        return covariances
+    eigenvalues, vectors = np.linalg.eigh(relative[below])
+    clipped = (vectors * np.maximum(eigenvalues, 1.0)[:, np.newaxis, :]) @ np.swapaxes(vectors, 1, 2)
+    floored = covariances.copy()
+    floored[below] = 0.5 * (clipped + np.swapaxes(clipped, 1, 2)) * root[:, np.newaxis] * root
+    return floored
 
 
 class _Chunk(NamedTuple):

@@ -191,13 +191,18 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         the course's value for ratings 1-5). Not used by ``"full"``.
 
     reg_covar : float or "auto", default="auto"
-        For ``"full"``: added to the diagonal of every covariance at
-        initialisation and after each M-step, so that they stay positive
-        definite. ``"auto"`` adds 1e-6 times each feature's variance (what
-        :class:`~sklearn.mixture.GaussianMixture`'s absolute default of 1e-6
-        is for standardised data); a number is in the squared units of the
-        data and is added to every diagonal entry. Not used by
-        ``"spherical"`` and ``"diag"``.
+        For ``"full"``: a floor ``D`` under every covariance, at
+        initialisation and in each M-step, so that they stay positive
+        definite: ``Sigma_j - D`` is kept positive semi-definite by clipping
+        the eigenvalues of ``D^{-1/2} Sigma_j D^{-1/2}`` at 1, the exact
+        M-step under that constraint (as ``min_variance`` is for
+        ``"diag"``), so EM never lowers its objective. Unlike
+        :class:`~sklearn.mixture.GaussianMixture`, which adds ``reg_covar`` to
+        every diagonal, a covariance already above the floor is left as
+        estimated. ``"auto"`` is ``D = 1e-6`` times each feature's variance
+        (what scikit-learn's absolute 1e-6 is for standardised data); a number
+        is in the squared units of the data. Not used by ``"spherical"``,
+        ``"diag"`` and ``"factor"``.
 
     n_factors : int or None, default=None
         For ``"factor"``: the number ``q`` of latent factors, below
@@ -633,6 +638,13 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
     def fit(self, X, y=None):
         """Fit the mixture by EM on the observed entries of ``X``.
 
+        The fit is all or nothing: the fitted attributes are assigned together
+        once EM has finished and every warning has been issued. A fit that
+        fails or is interrupted (an error, ``KeyboardInterrupt``, a warning
+        turned into an error) leaves the estimator as it was: unfitted, or
+        with the previous model, intact and usable. A refit removes the
+        fitted attributes that the new parameters do not set.
+
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
@@ -645,14 +657,33 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         self : object
             The fitted imputer.
         """
-        warm = self.warm_start and hasattr(self, "converged_")
+        previous = dict(vars(self))
+        try:
+            fitted = self._fit(X)
+        except BaseException:
+            # validate_data(reset=True) set n_features_in_ and feature_names_in_
+            # on the estimator before the fit could fail: undo that too.
+            vars(self).clear()
+            vars(self).update(previous)
+            raise
+        for name in [name for name in vars(self) if _is_fitted_attribute(name) and name not in fitted]:
+            delattr(self, name)
+        vars(self).update(fitted)
+        return self
+
+    def __sklearn_is_fitted__(self):
+        return "_mixture" in vars(self)
+
+    def _fit(self, X):
+        """Everything ``fit`` sets, as a dict of attribute values; ``self`` keeps its model."""
+        warm = self.warm_start and self.__sklearn_is_fitted__()
         if is_dask_array(X):
             from ._dask import DaskRows, check_row_partitioned, is_sparse
 
             X = check_row_partitioned(X, self.n_features_in_ if warm else None)
-            if not warm:
-                self.n_features_in_ = X.shape[1]
-                self.__dict__.pop("feature_names_in_", None)
+            fitted = {"n_features_in_": X.shape[1]}
+            if warm and hasattr(self, "feature_names_in_"):
+                fitted["feature_names_in_"] = self.feature_names_in_
             validator = clone(self)
             validator.n_features_in_ = X.shape[1]
             dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.dtype(np.float64)
@@ -660,6 +691,8 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
             sparse = is_sparse(X)
         else:
             X, missing = self._validate_input(X, reset=not warm)
+            fitted = {name: getattr(self, name) for name in ("n_features_in_", "feature_names_in_")
+                      if hasattr(self, name)}
             sparse = missing is None
             observed = ObservedEntries.from_sparse(X) if sparse else ObservedEntries.from_dense(X, ~missing)
         n_samples = X.shape[0]
@@ -725,49 +758,55 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
                 "init parameters, or increase max_iter or tol.",
                 ConvergenceWarning,
             )
-        self._set_fitted_parameters(result.mixture, prepared, family)
-        self.covariance_type_ = covariance_type
-        self.converged_ = result.converged
-        self.n_iter_ = result.n_iter
-        self.lower_bound_ = result.lower_bound
-        self.lower_bounds_ = result.lower_bounds
-        self.map_objectives_ = result.objectives
-        self._empty_features = prepared.moments.counts == 0
-        if self._empty_features.any() and not self.keep_empty_features:
-            names = _check_feature_names_in(self, None)[self._empty_features]
+        empty_features = prepared.moments.counts == 0
+        if empty_features.any() and not self.keep_empty_features:
+            names = fitted.get("feature_names_in_", np.array([f"x{i}" for i in range(X.shape[1])], dtype=object))
+            names = names[empty_features]
             warnings.warn(
                 f"Skipping features without any observed values: {list(names)}. They are "
                 "dropped from the output of transform; set keep_empty_features=True to keep them "
                 "(filled with 0).",
                 UserWarning,
             )
-        self._fitted_family = family
-        self._sampling_random_state = check_random_state(self.random_state)
-        return self
+        fitted.update(self._fitted_parameters(result.mixture, prepared, family))
+        fitted.update(
+            covariance_type_=covariance_type,
+            converged_=result.converged,
+            n_iter_=result.n_iter,
+            lower_bound_=result.lower_bound,
+            lower_bounds_=result.lower_bounds,
+            map_objectives_=result.objectives,
+            _empty_features=empty_features,
+            _fitted_family=family,
+            _sampling_random_state=check_random_state(self.random_state),
+        )
+        return fitted
 
-    def _set_fitted_parameters(self, mixture, prepared, family):
-        """Keep the standardised parameters; report them in the data's units.
+    def _fitted_parameters(self, mixture, prepared, family):
+        """The standardised parameters, and those reported in the data's units.
 
         ``x = location + scale * z``: means (of the residuals, with ``biases``,
         which have no location) map like values; the family converts its
         covariance parameters (variances by ``scale**2``).
         """
-        self._mixture, self._standardization, self._offsets = mixture, prepared.standardization, prepared.offsets
         location, scale = prepared.standardization
         dtype = mixture.means.dtype
         mixture_location = 0.0 if self.biases else location
-        self.weights_ = mixture.weights
-        self.means_ = (mixture_location + scale * mixture.means).astype(dtype)
-        for other in FAMILIES.values():  # a refit with another family replaces the attributes
-            for name in other.fitted_attribute_names:
-                self.__dict__.pop(name, None)
-        self.__dict__.update(family.fitted_attributes(mixture.covariances, scale))
+        fitted = {
+            "_mixture": mixture,
+            "_standardization": prepared.standardization,
+            "_offsets": prepared.offsets,
+            "weights_": mixture.weights,
+            "means_": (mixture_location + scale * mixture.means).astype(dtype),
+            **family.fitted_attributes(mixture.covariances, scale),
+        }
         if self.biases:
             global_mean, column_offsets = prepared.offsets
-            self.global_mean_ = float(location[0] + scale * global_mean)
-            self.column_offsets_ = (scale * column_offsets).astype(dtype)
+            fitted["global_mean_"] = float(location[0] + scale * global_mean)
+            fitted["column_offsets_"] = (scale * column_offsets).astype(dtype)
         if prepared.prior is not None:
-            self.mean_prior_ = (mixture_location + scale * prepared.prior[1]).astype(dtype)
+            fitted["mean_prior_"] = (mixture_location + scale * prepared.prior[1]).astype(dtype)
+        return fitted
 
     # ---------------------------------------------------------------- methods
 
@@ -1140,6 +1179,15 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         tags.non_deterministic = self.sample_posterior
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
+
+
+_FITTED_STATE = ("_mixture", "_standardization", "_offsets", "_empty_features", "_fitted_family",
+                 "_sampling_random_state")
+"""The private attributes a fit sets, beside the public ones ending in ``_``."""
+
+
+def _is_fitted_attribute(name):
+    return name in _FITTED_STATE or (name.endswith("_") and not name.startswith("_"))
 
 
 def is_dask_array(X):

@@ -31,6 +31,9 @@ class SphericalCovariance(IndependentFeatures):
     def n_parameters(self, n_components, n_features):
         return n_components * n_features + n_components
 
+    def covariances_shape(self, n_components, n_features):
+        return (n_components,)
+
     def feature_variances(self, covariances, n_features):
         return np.repeat(covariances[:, np.newaxis], n_features, axis=1)
 

@@ -12,9 +12,7 @@ import argparse
 import contextlib
 import csv
 import os
-import pickle
 import sys
-import tempfile
 import time
 import warnings
 import zipfile
@@ -26,6 +24,8 @@ from sklearn.model_selection import KFold, cross_val_score
 
 from . import PRESET_COURSE, PRESET_RATINGS, MaskedGaussianMixtureImputer, __version__
 from ._imputer import EXCLUSIVE_HYPERPARAMETERS, FAMILIES
+from ._output import check_output, open_output
+from ._persistence import load_model, save_model
 from .datasets import load_netflix, read_ratings
 from .datasets._readers import is_number, open_text, sniff_separator, split_line
 from .metrics import make_masked_rmse_scorer, rmse
@@ -201,60 +201,13 @@ def _read_dense_text(path, delimiter):
     return np.array(rows, dtype=np.float64)
 
 
-@contextlib.contextmanager
-def _output(path, binary=False):
-    """A text (or ``binary``) stream to ``path`` (stdout for ``-``), written
-    atomically: the file appears complete, with the permissions the umask
-    gives, or not at all."""
-    if path == "-":
-        stream = sys.stdout.buffer if binary else sys.stdout
-        yield stream
-        stream.flush()
-        return
-    handle, temporary = _temporary_beside(path, ".tmp")
-    try:
-        with os.fdopen(handle, "wb") if binary else os.fdopen(handle, "w", newline="") as stream:
-            yield stream
-        _publish(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-
-
-def _temporary_beside(path, suffix):
-    try:
-        return tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".skgmmfill-", suffix=suffix)
-    except OSError as error:
-        raise InputError(f"cannot write '{path}': {error.strerror}") from error
-
-
-def _publish(temporary, path):
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes it 0600
-    os.replace(temporary, path)
-
-
-def check_output(path):
-    """Fail before any work when ``path`` cannot be written."""
-    if path == "-":
-        return
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise InputError(f"cannot write '{path}': no directory '{directory}'")
-    if not os.access(directory, os.W_OK):
-        raise InputError(f"cannot write '{path}': directory '{directory}' is not writable")
-
-
 def write_matrix(path, X_filled, *, kind):
-    """Write a completed matrix (.txt, .csv or .npz) atomically."""
+    """Write a completed matrix (.txt, .csv or .npz) as the shell's ``>`` would (see :mod:`skgmmfill._output`)."""
     if kind == "npz":
-        if path == "-":
-            raise InputError("an .npz file cannot go to stdout")
-        with _output(path, binary=True) as stream:
+        with open_output(path, binary=True) as stream:
             np.savez(stream, X=X_filled)
         return
-    with _output(path) as stream:
+    with open_output(path) as stream:
         np.savetxt(stream, X_filled, fmt="%.17g", delimiter="," if kind == "csv" else " ")
 
 
@@ -320,11 +273,13 @@ def _fit(args, imputer, X):
 def complete_command(args):
     kind = _kind(args.input, args.triplets)
     output = args.output.lower()
-    if kind == "triplets":
+    if args.output == "-":  # standard output, in the input's format
+        wrong = False
+    elif kind == "triplets":
         wrong = output.endswith((".npz", ".txt")) or _strip_compression(output) != output
     else:
         wrong = _strip_compression(output) != output or _kind(args.output, False) != kind
-    if args.output != "-" and wrong:
+    if wrong:
         raise InputError(f"'{args.output}': the output is written in the input's format, "
                          f"so it must be a .{'csv' if kind == 'triplets' else kind} file")
     check_output(args.output)
@@ -344,7 +299,7 @@ def _write_completed_ratings(path, imputer, X, labels, everything):
     block, so that no dense users x items array is formed."""
     users, items = labels
     rows_per_block = max(1, 2**22 // X.shape[1])
-    with _output(path) as stream:
+    with open_output(path) as stream:
         writer = csv.writer(stream)
         writer.writerow(["user", "item", "rating", "observed"])
         for start in range(0, X.shape[0], rows_per_block):
@@ -388,19 +343,21 @@ def choose_k_command(args):
 
 # ---------------------------------------------------------- rating commands
 
-MODEL_FORMAT = "skgmmfill-model-1"
-
-
 def _ratings_and_model(args):
     """The ratings of ``args.ratings`` and an imputer fitted to them, or the
     one saved in ``--model`` with the ratings put in its item columns."""
+    if args.save is not None:
+        check_output(args.save)
     X, (users, items) = read_matrix(args.ratings, triplets=True, **_rating_options(args))
     if args.model is None:
         imputer = _fit(args, _imputer_from(args, X), X)
         if args.save is not None:
-            _save_model(args.save, imputer, items)
+            save_model(imputer, args.save, feature_ids=items)
         return X, users, items, imputer
-    imputer, model_items = _load_model(args.model)
+    imputer, model_items = load_model(args.model, return_feature_ids=True)
+    if model_items is None:
+        raise InputError(f"'{args.model}' holds a model without item ids; save it with --save")
+    model_items = list(model_items)
     column = {item: index for index, item in enumerate(model_items)}
     unknown = [item for item in items if item not in column]
     if unknown:
@@ -411,26 +368,6 @@ def _ratings_and_model(args):
     X.sort_indices()
     _say(args, f"model from '{args.model}': {len(model_items):,} items, no refitting")
     return X, users, model_items, imputer
-
-
-def _save_model(path, imputer, items):
-    check_output(path)
-    with _output(path, binary=True) as stream:
-        pickle.dump({"format": MODEL_FORMAT, "version": __version__, "estimator": imputer,
-                     "items": list(items)}, stream)
-
-
-def _load_model(path):
-    try:
-        with open(path, "rb") as f:
-            saved = pickle.load(f)
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError) as error:
-        raise InputError(f"cannot read the model '{path}': {error}") from error
-    if not isinstance(saved, dict) or saved.get("format") != MODEL_FORMAT:
-        raise InputError(f"'{path}' is not a model saved by skgmmfill --save")
-    if saved["version"] != __version__:
-        raise InputError(f"'{path}' was saved by skgmmfill {saved['version']}, this is {__version__}; refit")
-    return saved["estimator"], saved["items"]
 
 
 def recommend_command(args):
@@ -444,7 +381,7 @@ def recommend_command(args):
     kept = cols >= 0  # -1: the user has fewer than n unrated items
     rows, cols, ranks = rows[kept], cols[kept], ranks[kept]
     scores = imputer.predict_entries(X, rows, cols)
-    with _output(args.output) as stream:
+    with open_output(args.output) as stream:
         writer = csv.writer(stream)
         writer.writerow(["user", "item", "score", "rank"])
         for r, c, score, rank in zip(rows, cols, scores, ranks):
@@ -469,7 +406,7 @@ def predict_command(args):
     rows = np.array([row[user] for user in pair_users], dtype=np.intp)
     cols = np.array([column[item] for item in pair_items], dtype=np.intp)
     predictions = imputer.predict_entries(X, rows, cols)
-    with _output(args.output) as stream:
+    with open_output(args.output) as stream:
         writer = csv.writer(stream)
         writer.writerow(["user", "item", "prediction"])
         for user, item, value in zip(pair_users, pair_items, predictions):

@@ -1,7 +1,10 @@
 import gzip
+import json
 import os
+import pickle
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -241,7 +244,7 @@ def test_predict_equals_the_python_api_and_a_saved_model_needs_no_refit(tmp_path
     source = write_movielens(tmp_path / "u.data", ratings_matrix, "tab")
     (tmp_path / "pairs.tsv").write_text("user\titem\n3\t7\n10\t1\n150\t60\n9999\t2\n")
     assert main(["predict", str(source), str(tmp_path / "pairs.tsv"), str(tmp_path / "p.csv"),
-                 "--save", str(tmp_path / "model.pkl"), "-q"]) == 0
+                 "--save", str(tmp_path / "model.npz"), "-q"]) == 0
     predicted = read_csv_rows((tmp_path / "p.csv").read_text())
     X, users, items = read_ratings(source)
     imputer = MaskedGaussianMixtureImputer(**PRESET_RATINGS, min_value=X.data.min(), max_value=X.data.max(),
@@ -254,11 +257,11 @@ def test_predict_equals_the_python_api_and_a_saved_model_needs_no_refit(tmp_path
     assert (tmp_path / "p.csv").stat().st_mode & 0o777 == 0o666 & ~_umask()
     # The saved model gives the same predictions and recommendations without refitting.
     assert main(["predict", str(source), str(tmp_path / "pairs.tsv"), str(tmp_path / "q.csv"),
-                 "--model", str(tmp_path / "model.pkl")]) == 0
+                 "--model", str(tmp_path / "model.npz")]) == 0
     assert (tmp_path / "q.csv").read_text() == (tmp_path / "p.csv").read_text()
     assert "no refitting" in capsys.readouterr().err
     assert main(["recommend", str(source), str(tmp_path / "a.csv"), "-q"]) == 0
-    assert main(["recommend", str(source), str(tmp_path / "b.csv"), "--model", str(tmp_path / "model.pkl"),
+    assert main(["recommend", str(source), str(tmp_path / "b.csv"), "--model", str(tmp_path / "model.npz"),
                  "-q"]) == 0
     assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text()
 
@@ -271,16 +274,42 @@ def _umask():
 
 def test_a_model_for_other_items_or_another_version_is_an_error(tmp_path, capsys, ratings_matrix):
     source = write_movielens(tmp_path / "u.data", ratings_matrix, "tab")
-    assert main(["recommend", str(source), "-", "--save", str(tmp_path / "m.pkl"), "-q"]) == 0
+    assert main(["recommend", str(source), "-", "--save", str(tmp_path / "m.npz"), "-q"]) == 0
     capsys.readouterr()
     (tmp_path / "other.data").write_text("1\t9999\t4\t0\n")
-    assert main(["recommend", str(tmp_path / "other.data"), "-", "--model", str(tmp_path / "m.pkl"), "-q"]) == 2
+    assert main(["recommend", str(tmp_path / "other.data"), "-", "--model", str(tmp_path / "m.npz"), "-q"]) == 2
     assert "1 item(s) the model" in capsys.readouterr().err
-    import pickle
-    saved = pickle.loads((tmp_path / "m.pkl").read_bytes())
-    (tmp_path / "old.pkl").write_bytes(pickle.dumps({**saved, "version": "0.0.1"}))
-    assert main(["recommend", str(source), "-", "--model", str(tmp_path / "old.pkl"), "-q"]) == 2
-    assert "saved by skgmmfill 0.0.1" in capsys.readouterr().err
+    with zipfile.ZipFile(tmp_path / "m.npz") as saved, zipfile.ZipFile(tmp_path / "v2.npz", "w") as newer:
+        for member in saved.namelist():
+            content = saved.read(member)
+            if member == "header.json":
+                content = json.dumps({**json.loads(content), "format_version": 2}).encode()
+            newer.writestr(member, content)
+    assert main(["recommend", str(source), "-", "--model", str(tmp_path / "v2.npz"), "-q"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "is in model format version 2" in error and "refit" in error
+
+
+def test_a_pickled_model_is_refused_unread(tmp_path, capsys, ratings_matrix):
+    """A model file that would create a file when unpickled creates nothing."""
+    source = write_movielens(tmp_path / "u.data", ratings_matrix, "tab")
+    planted = tmp_path / "planted"
+    (tmp_path / "evil.pkl").write_bytes(pickle.dumps(_Payload(str(planted))))
+    assert main(["recommend", str(source), str(tmp_path / "out.csv"), "--model", str(tmp_path / "evil.pkl"),
+                 "-q"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "is a pickle" in error and "refit" in error
+    assert not planted.exists() and not (tmp_path / "out.csv").exists()
+
+
+class _Payload:
+    """Unpickling this creates the file at ``path``: what a crafted model file can do."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
 
 
 def test_evaluate_prints_the_metrics_beside_the_baselines(tmp_path, capsys, ratings_matrix):

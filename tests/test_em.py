@@ -1,5 +1,6 @@
 """The EM driver and the shared kernels, on the course test pair (test_solutions.txt)."""
 
+import re
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
@@ -103,3 +104,37 @@ def test_normalize_log_prob_flushes_subnormal_responsibilities():
     assert np.exp(-720.0) < np.finfo(float).tiny  # would be subnormal
     assert_array_equal(resp, [[1.0, 0.0]])
     assert log_prob_norm[0] == pytest.approx(0.0, abs=1e-300)
+
+
+class _DriftingVariances(SphericalCovariance):
+    """A broken update: the variances doubled after every M-step."""
+
+    def update(self, statistics, mixture, prior=None):
+        updated = super().update(statistics, mixture, prior)
+        return updated._replace(covariances=2.0 * updated.covariances)
+
+
+def test_a_falling_objective_is_reported_never_taken_for_convergence(course_observed):
+    family = _DriftingVariances(min_variance=0.25)
+    start = _em.initialize_random_from_data(course_observed, 4, family, np.random.RandomState(0))
+    with pytest.warns(_em.ObjectiveDecreaseWarning, match=r"fell by .* at iteration \d+") as record:
+        result = _em.run_em(course_observed, start, family, max_iter=30, tol=1e-3)
+    assert len(record) == 1  # once per run
+    fall = int(re.search(r"at iteration (\d+)", str(record[0].message)).group(1))
+    assert np.diff(result.objectives)[fall - 2] < 0
+    assert result.n_iter > fall  # the fall did not stop the run
+
+
+def test_full_keeps_rising_on_a_constant_column():
+    """A constant column with missing entries made the former rule (the floor
+    added after each update) lower the objective at the second iteration, which
+    the stopping rule took for convergence."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(30, 3)) + 4.0 * rng.randint(2, size=(30, 1))
+    X[:, 1] = 7.0
+    X[rng.uniform(size=X.shape) < 0.3] = np.nan
+    from skgmmfill import MaskedGaussianMixtureImputer
+
+    imputer = MaskedGaussianMixtureImputer(covariance_type="full", tol=0.0, max_iter=20).fit(X)
+    assert np.all(np.diff(imputer.map_objectives_) >= -1e-12 * np.abs(imputer.map_objectives_[1:]))
+    assert imputer.n_iter_ > 2

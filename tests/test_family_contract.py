@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from numpy.testing import assert_allclose
 from scipy.stats import multivariate_normal
 
-from skgmmfill._em import initialize_random_from_data, run_em
+from skgmmfill._em import initialize_kmeans, initialize_random_from_data, run_em
 from skgmmfill._family import CovarianceFamily, Statistics
 from skgmmfill._imputer import FAMILIES
 from skgmmfill._observed import ObservedEntries
@@ -65,6 +65,12 @@ def test_is_a_small_frozen_picklable_object(family):
     with pytest.raises(AttributeError):
         family.name = "other"
     assert family.n_parameters(N_COMPONENTS, N_FEATURES) > 0
+
+
+def test_parameters_have_the_declared_shape(family, data):
+    X, observed = data
+    mixture = parameters(family, ObservedEntries.from_dense(X, observed))
+    assert mixture.covariances.shape == family.covariances_shape(N_COMPONENTS, N_FEATURES)
 
 
 def test_log_prob_is_the_density_of_the_observed_coordinates(family, data):
@@ -137,6 +143,36 @@ def test_objective_never_decreases(family, data, prior):
         objectives = np.array(result.objectives)
         assert len(objectives) == 40
         assert np.all(np.diff(objectives) >= -1e-12 * np.abs(objectives[1:]))
+
+
+def degenerate_tables():
+    """Tables where a careless update lowers the objective: ``(name, X, observed)``."""
+    rng = np.random.RandomState(1)
+    X = rng.normal(size=(N_SAMPLES, N_FEATURES)) + 4.0 * rng.randint(2, size=(N_SAMPLES, 1))
+    observed = rng.uniform(size=X.shape) > 0.3
+    constant = X.copy()
+    constant[:, 1] = 0.0  # no spread (at 0, its standardised value)
+    constant_observed = np.ones(X.shape, dtype=bool)
+    constant_observed[:, 1] = observed[:, 1]  # and missing in about 30 % of the rows, where nothing else is
+    duplicated = np.repeat(X[:12], 5, axis=0)  # 12 distinct rows, each 5 times
+    once = observed.copy()
+    once[1:, 2] = False  # feature 2 observed in one row only
+    return [("constant column", constant, constant_observed), ("duplicate rows", duplicated, np.repeat(observed[:12], 5, 0)),
+            ("feature observed once", X, once)]
+
+
+@pytest.mark.parametrize("prior", [None, 5.0])
+@pytest.mark.parametrize("table", range(3), ids=["constant-column", "duplicate-rows", "feature-observed-once"])
+def test_objective_never_decreases_on_degenerate_data(family, table, prior):
+    _, X, observed = degenerate_tables()[table]
+    obs = ObservedEntries.from_dense(X, observed)
+    prior = None if prior is None else (prior, obs.moments().column_means())
+    starts = [initialize_random_from_data(obs, N_COMPONENTS, family, np.random.RandomState(seed)) for seed in range(3)]
+    starts += [initialize_kmeans(obs, n_components, family, np.random.RandomState(0)) for n_components in (1, 2)]
+    for start in starts:
+        objectives = np.array(run_em(obs, start, family, max_iter=40, tol=-np.inf, prior=prior).objectives)
+        assert len(objectives) == 40  # ObjectiveDecreaseWarning is an error in the tests
+        assert np.all(np.diff(objectives) >= -1e-10 * np.abs(objectives[1:])), np.diff(objectives).min()
 
 
 def test_impute_entries_equals_impute_at_those_entries(family, data):

@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 from scipy.stats import multivariate_normal
 
 from skgmmfill import MaskedGaussianMixtureImputer, _full
 from skgmmfill._family import Mixture
-from skgmmfill._full import FullCovariance
+from skgmmfill._full import FullCovariance, floor_eigenvalues
 from skgmmfill._observed import ObservedEntries
 
 
@@ -54,7 +54,31 @@ def test_update_on_complete_data_is_the_sample_moments():
     _, means, covariances = family.update(family.statistics(obs, resp, start), start)
     for j, rows in enumerate((slice(0, 20), slice(20, 50))):
         assert_allclose(means[j], X[rows].mean(axis=0), rtol=1e-12)
-        assert_allclose(covariances[j], np.cov(X[rows].T, bias=True) + 1e-6 * np.eye(3), rtol=1e-10)
+        assert_allclose(covariances[j], np.cov(X[rows].T, bias=True), rtol=1e-10)  # above the floor
+
+
+def test_floor_is_the_constrained_maximiser():
+    """Below ``reg_covar`` the update clips the eigenvalues relative to the
+    floor, the maximiser of the expected log-likelihood over ``Sigma >= D``:
+    no other covariance above the floor scores higher."""
+    rng = np.random.RandomState(1)
+    scatter = np.cov(rng.normal(size=(3, 30)), bias=True)
+    scatter[:, 1] = scatter[1, :] = 0.0  # a feature without spread
+    floor = np.array([0.05, 0.02, 2.0])
+    (floored,) = floor_eigenvalues(scatter[np.newaxis], floor)
+    assert np.linalg.eigvalsh(floored - np.diag(floor)).min() >= -1e-12
+
+    def expected_log_likelihood(sigma):
+        return -0.5 * (np.linalg.slogdet(sigma)[1] + np.trace(scatter @ np.linalg.inv(sigma)))
+
+    best = expected_log_likelihood(floored)
+    assert expected_log_likelihood(scatter + np.diag(floor)) < best  # the former rule, added to the diagonal
+    for _ in range(200):
+        direction = rng.normal(size=(3, 3))
+        candidate = floored + 1e-3 * (direction @ direction.T)  # still above the floor
+        assert expected_log_likelihood(candidate) <= best + 1e-12
+    assert_array_equal(floor_eigenvalues(scatter[np.newaxis] + 10.0 * np.eye(3), floor)[0],
+                       scatter + 10.0 * np.eye(3))  # already above the floor: unchanged
 
 
 def full_outputs(obs, resp, means, covariances):
