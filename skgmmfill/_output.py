@@ -73,7 +73,10 @@ def open_output(path, *, binary=False):
         with _open(target, binary) as stream:
             yield stream
         return
-    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".skgmmfill-", suffix=".tmp")
+    try:
+        handle, temporary = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".skgmmfill-", suffix=".tmp")
+    except OSError as error:  # a read-only file system, a full disk: name the user's path, not ours
+        raise OutputError(f"cannot write '{path}': {error.strerror}") from error
     try:
         with _open(handle, binary) as stream:
             yield stream

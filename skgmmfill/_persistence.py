@@ -66,7 +66,7 @@ def save_model(estimator, file, *, feature_ids=None):
         A fitted imputer.
     file : str or path-like
         Where to write; ``.npz`` is the customary suffix.
-    feature_ids : array-like of shape (n_features_in_,), default=None
+    feature_ids : array-like of shape (n_features,), default=None
         Ids of the features to keep with the model, e.g. the item ids of a
         rating file (:func:`~skgmmfill.datasets.read_ratings`); strings or
         integers.
@@ -121,7 +121,7 @@ def load_model(file, *, return_feature_ids=False):
     -------
     estimator : MaskedGaussianMixtureImputer
         The fitted imputer, predicting exactly as the saved one did.
-    feature_ids : ndarray of shape (n_features_in_,) or None
+    feature_ids : ndarray of shape (n_features,) or None
         Only with ``return_feature_ids``.
 
     Raises

@@ -13,6 +13,7 @@ import scipy.sparse as sp
 from numpy.testing import assert_array_equal
 
 from reference_figures import NETFLIX_BEST_LL, load_course_solutions
+from test_persistence import PlantingPayload
 from skgmmfill import PRESET_COURSE, MaskedGaussianMixtureImputer
 from skgmmfill.cli import course_experiment, main
 
@@ -294,22 +295,12 @@ def test_a_pickled_model_is_refused_unread(tmp_path, capsys, ratings_matrix):
     """A model file that would create a file when unpickled creates nothing."""
     source = write_movielens(tmp_path / "u.data", ratings_matrix, "tab")
     planted = tmp_path / "planted"
-    (tmp_path / "evil.pkl").write_bytes(pickle.dumps(_Payload(str(planted))))
+    (tmp_path / "evil.pkl").write_bytes(pickle.dumps(PlantingPayload(str(planted))))
     assert main(["recommend", str(source), str(tmp_path / "out.csv"), "--model", str(tmp_path / "evil.pkl"),
                  "-q"]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "is a pickle" in error and "refit" in error
     assert not planted.exists() and not (tmp_path / "out.csv").exists()
-
-
-class _Payload:
-    """Unpickling this creates the file at ``path``: what a crafted model file can do."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def __reduce__(self):
-        return (open, (self.path, "w"))
 
 
 def test_evaluate_prints_the_metrics_beside_the_baselines(tmp_path, capsys, ratings_matrix):

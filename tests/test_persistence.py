@@ -123,7 +123,9 @@ def npy_bytes(array, allow_pickle=False):
     return stream.getvalue()
 
 
-class _Payload:
+class PlantingPayload:
+    """Unpickling this creates the file at ``path``: what a crafted model file can do."""
+
     def __init__(self, path):
         self.path = path
 
@@ -138,7 +140,7 @@ def damaged(kind, path, tmp_path):
     elif kind == "not-a-model":
         target.write_text("user\titem\trating\n1\t2\t5\n")
     elif kind == "pickle":
-        target.write_bytes(pickle.dumps({"format": "skgmmfill-model-1", "estimator": _Payload(str(tmp_path / "planted"))}))
+        target.write_bytes(pickle.dumps({"format": "skgmmfill-model-1", "estimator": PlantingPayload(str(tmp_path / "planted"))}))
     elif kind == "other-version":
         rewrite(path, target, header=lambda h: {**h, "format_version": 7})
     elif kind == "extra-array":
@@ -156,7 +158,7 @@ def damaged(kind, path, tmp_path):
         def declare(header):
             header["arrays"]["means_"]["dtype"] = "|O"
             return header
-        payload = np.array([_Payload(str(tmp_path / "planted"))] * 10, dtype=object).reshape(2, 5)
+        payload = np.array([PlantingPayload(str(tmp_path / "planted"))] * 10, dtype=object).reshape(2, 5)
         rewrite(path, target, header=declare, members=lambda m: {**m, "means_.npy": npy_bytes(payload, True)})
     elif kind == "header-not-json":
         rewrite(path, target, header=lambda h: b"{not json")
