@@ -260,8 +260,13 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
     keep_empty_features : bool, default=False
         What to do with features that have no observed entry during ``fit``:
         if False they are dropped from the output of ``transform``; if True
-        they are kept, and their missing entries are filled with 0.
-        Such features never count in the likelihood, also at ``transform``.
+        they are kept. Their missing entries (in ``transform`` and
+        :meth:`predict_entries`) are then filled from the offsets alone,
+        ``b + r_u`` (the global mean plus the row's offset: a new item's
+        rating predicted as the bias model predicts it), with
+        ``biases=True``, and with 0 without biases, where nothing is known of
+        them. Such features never count in the likelihood, also at
+        ``transform``, and :meth:`recommend` never recommends them.
 
     random_state : int, RandomState instance or None, default=None
         Seeds the draw of initial rows. An int ``s`` reproduces the original
@@ -765,7 +770,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
             warnings.warn(
                 f"Skipping features without any observed values: {list(names)}. They are "
                 "dropped from the output of transform; set keep_empty_features=True to keep them "
-                "(filled with 0).",
+                "(filled from the offsets with biases=True, else with 0).",
                 UserWarning,
             )
         fitted.update(self._fitted_parameters(result.mixture, prepared, family))
@@ -833,7 +838,8 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         X_filled : ndarray of shape (n_samples, n_features_out)
             ``X`` with its missing entries filled, in the dtype of ``X``.
             Features with no observed entry during ``fit`` are dropped unless
-            ``keep_empty_features`` (then they are filled with 0, clipped).
+            ``keep_empty_features`` (then filled with ``b + r_u`` with
+            ``biases=True``, else 0; clipped).
         """
         if is_dask_array(X):
             if self.sample_posterior:
@@ -844,8 +850,8 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
             imputed = self._fitted_family.sample(observed, resp, self._mixture, self._sampling_random_state)
         else:
             imputed = self._fitted_family.impute(observed, resp, self._mixture)
+        imputed[:, self._empty_features] = 0.0  # no residual: the offsets alone (see keep_empty_features)
         self._in_data_units(imputed, row_offsets)
-        imputed[:, self._empty_features] = 0.0
         np.clip(imputed, *self._limits(X.shape[1]), out=imputed)
         return self._with_observed_entries(X, missing, imputed, "X")
 
@@ -952,7 +958,9 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         -------
         values : ndarray of shape (n_entries,)
             The observed value where the entry is observed, otherwise
-            ``sum_j r_uj mu_jl`` (0 for a feature empty during ``fit``).
+            ``sum_j r_uj mu_jl``. A feature empty during ``fit`` (an item
+            without training ratings) is predicted as ``keep_empty_features``
+            says: from the offsets ``b + r_u`` with ``biases=True``, else 0.
         """
         check_is_fitted(self)
         if is_dask_array(X):
@@ -965,17 +973,17 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         rows, cols = _check_entries(rows, cols, X.shape)
         low, high = self._limits(X.shape[1])
         observed, row_offsets, resp, _ = self._posterior(X, missing)
+        # Entries of features empty during fit are not in `observed`: X's own pattern tells if they are stored.
+        pattern = observed if missing is not None or not self._empty_features.any() else ObservedEntries.from_sparse(X)
         values = np.empty(rows.shape, dtype=X.dtype)
         for batch in _batches(len(rows), _BATCH_ENTRIES // max(1, self.n_components)):
             r, c = rows[batch], cols[batch]
             predicted = self._fitted_family.impute_entries(observed, resp, self._mixture, r, c)
+            predicted[self._empty_features[c]] = 0.0  # no residual: the offsets alone
             self._in_data_units(predicted, row_offsets, r, c)
-            predicted[self._empty_features[c]] = 0.0
             np.clip(predicted, low[c], high[c], out=predicted)
             if missing is None:
-                # Entries of features empty during fit are not in `observed`:
-                # read X there too (an unstored entry reads 0, its prediction).
-                stored = observed.lookup(r, c)[0] | self._empty_features[c]
+                stored = pattern.lookup(r, c)[0]
                 stored_values = np.asarray(X[r, c]).ravel()
             else:
                 stored, stored_values = ~missing[r, c], X[r, c]

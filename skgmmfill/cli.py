@@ -343,14 +343,23 @@ def choose_k_command(args):
 
 # ---------------------------------------------------------- rating commands
 
-def _ratings_and_model(args):
+def _ratings_and_model(args, more_items=()):
     """The ratings of ``args.ratings`` and an imputer fitted to them, or the
-    one saved in ``--model`` with the ratings put in its item columns."""
+    one saved in ``--model`` with the ratings put in its item columns.
+
+    When fitting, ``more_items`` that nobody rated become empty columns of the
+    model, which predicts them from the offsets (see ``keep_empty_features``).
+    """
     if args.save is not None:
         check_output(args.save)
     X, (users, items) = read_matrix(args.ratings, triplets=True, **_rating_options(args))
     if args.model is None:
-        imputer = _fit(args, _imputer_from(args, X), X)
+        known = set(items.tolist())
+        new_items = list(dict.fromkeys(item for item in more_items if item not in known))
+        if new_items:
+            items = np.concatenate([items, np.asarray(new_items, dtype=str)])
+            X = sp.csr_array((X.data, X.indices, X.indptr), shape=(X.shape[0], len(items)))
+        imputer = _fit(args, _imputer_from(args, X).set_params(keep_empty_features=True), X)
         if args.save is not None:
             save_model(imputer, args.save, feature_ids=items)
         return X, users, items, imputer
@@ -391,14 +400,15 @@ def recommend_command(args):
 
 def predict_command(args):
     check_output(args.output)
-    X, users, items, imputer = _ratings_and_model(args)
     pair_users, pair_items = _read_pairs(args.pairs, args.sep)
+    X, users, items, imputer = _ratings_and_model(args, more_items=pair_items)
     row = {user: index for index, user in enumerate(users)}
     column = {item: index for index, item in enumerate(items)}
     unknown = sorted({item for item in pair_items if item not in column})
     if unknown:
-        raise InputError(f"'{args.pairs}': {len(unknown)} item(s) never rated, nothing to predict them from "
-                         f"(e.g. {', '.join(unknown[:3])})")
+        raise InputError(f"'{args.pairs}': {len(unknown)} item(s) the model in '{args.model}' was not fitted on "
+                         f"(e.g. {', '.join(unknown[:3])}); refit without --model to predict them from the "
+                         "offsets")
     new_users = list(dict.fromkeys(user for user in pair_users if user not in row))
     for user in new_users:  # users without ratings: predicted from the population
         row[user] = len(row)
@@ -411,8 +421,12 @@ def predict_command(args):
         writer.writerow(["user", "item", "prediction"])
         for user, item, value in zip(pair_users, pair_items, predictions):
             writer.writerow([user, item, f"{value:.6g}"])
-    _say(args, f"wrote {len(rows):,} predictions to {args.output}"
-               + (f" ({len(new_users)} user(s) without ratings)" if new_users else ""))
+    unrated = int(np.count_nonzero(np.bincount(X.indices, minlength=X.shape[1])[cols] == 0))
+    notes = [f"{len(new_users)} user(s) without ratings"] if new_users else []
+    if unrated:
+        notes.append(f"{unrated:,} prediction(s) of items without ratings, "
+                     + ("from the user's and the global offsets" if imputer.biases else "0 without --biases"))
+    _say(args, f"wrote {len(rows):,} predictions to {args.output}" + (f" ({'; '.join(notes)})" if notes else ""))
 
 
 def _read_pairs(path, sep):
@@ -609,7 +623,8 @@ def _parser():
         description="Fit on RATINGS (or use --model) and write, for each user, item line of "
         "PAIRS, user,item,prediction to OUT ('-' for stdout): the posterior mean rating (the "
         "rating itself where the user rated the item; for a user without ratings, the "
-        "population's). " + ratings_help,
+        "population's; for an item nobody rated, the global mean plus the user's offset, "
+        "counted on stderr). " + ratings_help,
     )
     predict.add_argument("ratings", metavar="RATINGS")
     predict.add_argument("pairs", metavar="PAIRS")

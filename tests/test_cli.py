@@ -14,7 +14,8 @@ from numpy.testing import assert_array_equal
 
 from reference_figures import NETFLIX_BEST_LL, load_course_solutions
 from test_persistence import PlantingPayload
-from skgmmfill import PRESET_COURSE, MaskedGaussianMixtureImputer
+from skgmmfill import PRESET_COURSE, MaskedGaussianMixtureImputer, load_model
+from skgmmfill.datasets import read_ratings
 from skgmmfill.cli import course_experiment, main
 
 COURSE_TEST = Path(__file__).parents[1] / "skgmmfill" / "datasets" / "data" / "test_incomplete.txt.gz"
@@ -265,6 +266,25 @@ def test_predict_equals_the_python_api_and_a_saved_model_needs_no_refit(tmp_path
     assert main(["recommend", str(source), str(tmp_path / "b.csv"), "--model", str(tmp_path / "model.npz"),
                  "-q"]) == 0
     assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text()
+
+
+def test_predict_gives_items_without_ratings_the_offsets(tmp_path, capsys, ratings_matrix):
+    source = write_movielens(tmp_path / "u.data", ratings_matrix, "tab")
+    (tmp_path / "pairs.tsv").write_text("3\tnew-film\n10\tnew-film\n3\t7\n")
+    assert main(["predict", str(source), str(tmp_path / "pairs.tsv"), str(tmp_path / "p.csv"),
+                 "--save", str(tmp_path / "m.npz")]) == 0
+    assert "2 prediction(s) of items without ratings, from the user's and the global offsets" in capsys.readouterr().err
+    predicted = {(user, item): float(value) for user, item, value in read_csv_rows((tmp_path / "p.csv").read_text())}
+    imputer, items = load_model(tmp_path / "m.npz", return_feature_ids=True)
+    assert items[-1] == "new-film"
+    X, users, _ = read_ratings(source)
+    for user in ("3", "10"):
+        row = X[[list(users).index(user)]].toarray()[0]
+        rated = row != 0
+        offset = np.sum(row[rated] - imputer.global_mean_ - imputer.column_offsets_[:-1][rated]) / (
+            rated.sum() + imputer.bias_shrinkage)
+        assert predicted[(user, "new-film")] == pytest.approx(np.clip(imputer.global_mean_ + offset, 1, 5), abs=1e-5)
+    assert predicted[("3", "new-film")] != predicted[("10", "new-film")]
 
 
 def _umask():

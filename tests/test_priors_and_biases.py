@@ -147,3 +147,27 @@ def test_netflix_observed_entry_cross_validation(netflix):
         predicted = preset.fit(train).predict_entries(train, rows[test], cols[test])
         errors.append(np.sqrt(np.mean((predicted - ratings[test]) ** 2)))
     assert np.mean(errors) == pytest.approx(0.7780, abs=5e-4)  # user + item biases: 0.8738
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("covariance_type", ["diag", "factor"])
+def test_an_item_without_training_ratings_is_predicted_from_the_offsets(sparse, covariance_type):
+    """Never 0: the global mean plus the user's offset, as the bias model predicts a new item."""
+    rng = np.random.RandomState(0)
+    X = np.round(np.clip(3.5 + rng.normal(size=(60, 1)) + 0.5 * rng.normal(size=(60, 8)), 1, 5))
+    X[rng.uniform(size=X.shape) < 0.3] = np.nan
+    X[:, 5] = np.nan  # a new item
+    options = {"n_factors": 2} if covariance_type == "factor" else {}
+    imputer = MaskedGaussianMixtureImputer(covariance_type=covariance_type, biases=True, keep_empty_features=True,
+                                           min_value=1, max_value=5, **options)
+    rows_seen, cols_seen = np.nonzero(~np.isnan(X))
+    data = sp.csr_array((X[rows_seen, cols_seen], (rows_seen, cols_seen)), shape=X.shape) if sparse else X
+    imputer.fit(data)
+    rows = np.arange(60)
+    predicted = imputer.predict_entries(data, rows, np.full(60, 5))
+    residuals = X - imputer.global_mean_ - imputer.column_offsets_
+    user_offsets = np.nansum(residuals, axis=1) / ((~np.isnan(X)).sum(axis=1) + imputer.bias_shrinkage)
+    assert_allclose(predicted, np.clip(imputer.global_mean_ + user_offsets, 1, 5), rtol=1e-10)
+    assert 1 <= predicted.min() and predicted.std() > 0.1  # each user's own offset, not a constant
+    assert_allclose(imputer.transform(data)[:, 5], predicted, rtol=1e-12)
+    assert 5 not in imputer.recommend(data, n=3)
