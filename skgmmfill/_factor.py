@@ -139,15 +139,28 @@ class FactorCovariance(CovarianceFamily):
         ``beta`` of the prior ``w_jl ~ N(0, psi_jl I / beta)``: ``beta``
         pseudo-observations pulling each loading row towards 0. None fits the
         loadings by maximum likelihood.
+    noise_variance_prior : float or None
+        ``nu`` of the conjugate prior ``p(psi_jl) ~ psi_jl^(-nu/2)
+        exp(-nu s^2 / (2 psi_jl))`` on every noise variance: ``nu``
+        pseudo-observations of squared residual ``s^2`` (see
+        :attr:`noise_variance_target`), so that a feature observed a handful
+        of times keeps a noise variance near ``s^2`` instead of collapsing to
+        the floor. None fits the noise variances by maximum likelihood.
+    noise_variance_target : float or None
+        ``s^2``, in the coordinates EM runs in: the pooled variance of the
+        observed entries (set by :meth:`for_data`; 1 if unset, the pooled
+        variance of standardised data).
     """
 
     n_factors: object = None
     min_variance: object = "auto"
     loading_precision_prior: object = None
+    noise_variance_prior: object = None
+    noise_variance_target: object = None
 
     name = "factor"
-    hyperparameters = ("n_factors", "min_variance", "loading_precision_prior")
-    exclusive_hyperparameters = ("n_factors", "loading_precision_prior")
+    hyperparameters = ("n_factors", "min_variance", "loading_precision_prior", "noise_variance_prior")
+    exclusive_hyperparameters = ("n_factors", "loading_precision_prior", "noise_variance_prior")
     fitted_attribute_names = ("loadings_", "noise_variances_")
 
     def for_features(self, n_features):
@@ -166,7 +179,9 @@ class FactorCovariance(CovarianceFamily):
 
     def for_data(self, moments, scale, dtype):
         floor = variance_floor(self.min_variance, MIN_VARIANCE_FRACTION, moments, scale, dtype, True)
-        return replace(self, min_variance=floor)
+        n_observed = moments.counts.sum()
+        pooled = float(moments.squared_sums.sum() / n_observed) if n_observed else 1.0
+        return replace(self, min_variance=floor, noise_variance_target=pooled if pooled > 0 else 1.0)
 
     # -- model description ----------------------------------------------------
 
@@ -345,6 +360,9 @@ class FactorCovariance(CovarianceFamily):
             + np.einsum("ia,a,ia->i", deviation, precision, deviation)
         )
         degrees = counts[solvable] + q * (precision[0] > 0) + (precision[q] > 0)
+        if self.noise_variance_prior is not None:  # nu pseudo-observations of squared residual s^2
+            residuals = residuals + self.noise_variance_prior * self._noise_target()
+            degrees = degrees + self.noise_variance_prior
         noise = previous_noise.astype(np.float64)
         noise[solvable] = residuals / degrees
         noise = np.maximum(noise, self.min_variance)
@@ -363,9 +381,14 @@ class FactorCovariance(CovarianceFamily):
             precision[q], centre[:, q] = prior
         return precision, centre
 
+    def _noise_target(self):
+        return 1.0 if self.noise_variance_target is None else self.noise_variance_target
+
     def log_prior(self, mixture, prior, log_scale=0.0):
         """The log prior densities of the means (under ``prior``) and of the
-        loadings (under ``loading_precision_prior``), in the data's units."""
+        loadings (under ``loading_precision_prior``), in the data's units,
+        plus the noise prior's ``-nu/2 log psi - nu s^2 / (2 psi)`` (up to a
+        constant, so that ``nu`` may be any positive number)."""
         loadings, noise = _split(mixture.covariances.astype(np.float64))
         n_components, n_features, q = loadings.shape
         total = 0.0
@@ -381,6 +404,9 @@ class FactorCovariance(CovarianceFamily):
                 (q * np.log(2.0 * np.pi * noise / beta) + beta * (loadings**2).sum(axis=2) / noise).sum()
             )
             total -= n_components * n_features * q * log_scale
+        if self.noise_variance_prior is not None:
+            nu = self.noise_variance_prior
+            total += -0.5 * nu * float((np.log(noise) + self._noise_target() / noise).sum())
         return total
 
     # -- predictions ----------------------------------------------------------

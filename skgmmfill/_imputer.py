@@ -217,6 +217,20 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         None fits the loadings by maximum likelihood. Setting it with another
         covariance type is an error.
 
+    noise_variance_prior : float or None, default=None
+        For ``"factor"``: strength ``nu`` of a conjugate (inverse-gamma) prior
+        on each feature's noise variance, worth ``nu`` observations of the
+        feature with the pooled variance ``s^2`` of all observed entries as
+        their squared residual: the MAP update is
+        ``psi_jl = (R_jl + nu s^2) / (D_jl + nu)`` for a feature whose
+        observations give the residual sum ``R_jl`` over ``D_jl`` degrees of
+        freedom. A feature observed a handful of times (an item rated once)
+        then keeps a noise variance near ``s^2`` instead of one at the floor,
+        so its few values neither dominate the factors of the rows that
+        observe it nor make its own predictions overconfident. None fits the
+        noise variances by maximum likelihood. Setting it with another
+        covariance type is an error.
+
     mean_precision_prior : float or None, default=None
         Strength ``kappa`` of a prior that shrinks each component's mean
         towards the column means of the data (towards 0, the residuals'
@@ -336,7 +350,8 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
     map_objectives_ : list of float
         What EM maximised at every E-step of the best run: ``lower_bounds_``
         plus the log prior of the means and loadings divided by ``n_samples``
-        when ``mean_precision_prior`` or ``loading_precision_prior`` is set (it
+        when ``mean_precision_prior``, ``loading_precision_prior`` or
+        ``noise_variance_prior`` is set (it
         never decreases; the log-likelihood alone may). Equal to
         ``lower_bounds_`` without a prior.
 
@@ -425,6 +440,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         "reg_covar": [StrOptions({"auto"}), Interval(Real, 0.0, None, closed="neither")],
         "n_factors": [None, Interval(Integral, 1, None, closed="left")],
         "loading_precision_prior": [None, Interval(Real, 0.0, None, closed="neither")],
+        "noise_variance_prior": [None, Interval(Real, 0.0, None, closed="neither")],
         "mean_precision_prior": [None, Interval(Real, 0.0, None, closed="neither")],
         "biases": ["boolean"],
         "bias_shrinkage": [Interval(Real, 0.0, None, closed="left")],
@@ -454,6 +470,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         reg_covar="auto",
         n_factors=None,
         loading_precision_prior=None,
+        noise_variance_prior=None,
         mean_precision_prior=None,
         biases=False,
         bias_shrinkage=25.0,
@@ -479,6 +496,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         self.reg_covar = reg_covar
         self.n_factors = n_factors
         self.loading_precision_prior = loading_precision_prior
+        self.noise_variance_prior = noise_variance_prior
         self.mean_precision_prior = mean_precision_prior
         self.biases = biases
         self.bias_shrinkage = bias_shrinkage

@@ -169,6 +169,7 @@ def test_loading_prior_shrinks_the_loadings():
         ({"covariance_type": "diag", "n_factors": 2}, "n_factors=2 is used only with covariance_type='factor'"),
         ({"covariance_type": "auto", "n_factors": 2}, "n_factors=2 is used only with covariance_type='factor'"),
         ({"covariance_type": "full", "loading_precision_prior": 1.0}, "loading_precision_prior=1.0 is used only"),
+        ({"covariance_type": "diag", "noise_variance_prior": 5.0}, "noise_variance_prior=5.0 is used only"),
     ],
 )
 def test_bad_n_factors(params, message):
@@ -189,3 +190,43 @@ def test_default_number_of_factors():
     assert MaskedGaussianMixtureImputer(covariance_type="factor").fit(X).loadings_.shape == (1, 4, 3)
     with pytest.raises(ValueError, match="n_features = 1"):
         MaskedGaussianMixtureImputer(covariance_type="factor").fit(X[:, :1])
+
+
+def long_tail_ratings(seed=0, n_users=400, n_items=80):
+    """Ratings 1-5 of a rank-3 model plus biases, items of Zipf-like popularity,
+    and one more item rated once, with 5 stars."""
+    rng = np.random.default_rng(seed)
+    popularity = 1.0 / np.arange(1, n_items + 1) ** 0.8
+    rated = rng.uniform(size=(n_users, n_items)) < 0.5 * popularity / popularity.max()
+    users, items = rng.normal(size=(n_users, 3)) * 0.4, rng.normal(size=(n_items, 3)) * 0.4
+    ratings = 3.5 + rng.normal(0, 0.4, (n_users, 1)) + rng.normal(0, 0.5, n_items) + users @ items.T
+    ratings = np.clip(np.round(ratings + rng.normal(0, 0.8, ratings.shape)), 1, 5)
+    X = np.where(rated, ratings, np.nan)
+    once = np.full((n_users, 1), np.nan)
+    once[0] = 5.0
+    return np.hstack([X, once])
+
+
+def test_an_item_rated_once_predicts_as_the_bias_model_with_the_noise_and_mean_priors():
+    """The long-tail rule. By maximum likelihood an item rated once gets its noise
+    variance at the floor (its one rating then dominates its rater's factors) and
+    its mean at that rating (it tops almost every list). The noise prior keeps its
+    variance near the pooled one, the mean prior its mean near the offsets: its
+    predictions stay within 0.1 of the bias model's and it tops no list."""
+    X = long_tail_ratings()
+    rows_seen, cols_seen = np.nonzero(~np.isnan(X))
+    ratings = sp.csr_array((X[rows_seen, cols_seen], (rows_seen, cols_seen)), shape=X.shape)
+    once, users = X.shape[1] - 1, np.arange(X.shape[0])
+    scale = {"min_value": 1, "max_value": 5, "random_state": 0}
+    biases = MaskedGaussianMixtureImputer(biases=True, covariance_type="diag", mean_precision_prior=1e4, **scale)
+    bias_predictions = biases.fit(ratings).predict_entries(ratings, users, np.full(len(users), once))
+    factor = dict(biases=True, covariance_type="factor", n_factors=3, loading_precision_prior=100.0, **scale)
+    shrunk = MaskedGaussianMixtureImputer(**factor, mean_precision_prior=25.0, noise_variance_prior=50.0).fit(ratings)
+    predictions = shrunk.predict_entries(ratings, users, np.full(len(users), once))
+    assert np.abs(predictions - bias_predictions)[1:].max() < 0.1
+    assert once not in shrunk.recommend(ratings, 10)
+    unshrunk = MaskedGaussianMixtureImputer(**factor).fit(ratings)
+    assert np.mean(unshrunk.recommend(ratings, 10)[:, 0] == once) > 0.5  # what the priors prevent
+    pooled = np.nanvar(X - shrunk.global_mean_ - shrunk.column_offsets_)
+    assert unshrunk.noise_variances_[0, once] < 0.01 * pooled
+    assert shrunk.noise_variances_[0, once] > 0.5 * pooled

@@ -19,7 +19,8 @@ from skgmmfill._imputer import FAMILIES
 from skgmmfill._observed import ObservedEntries
 
 N_SAMPLES, N_FEATURES, N_COMPONENTS = 60, 5, 3
-HYPERPARAMETERS = {"min_variance": 1e-3, "reg_covar": 1e-6, "n_factors": 2, "loading_precision_prior": 0.5}
+HYPERPARAMETERS = {"min_variance": 1e-3, "reg_covar": 1e-6, "n_factors": 2, "loading_precision_prior": 0.5,
+                   "noise_variance_prior": 3.0}
 
 
 @pytest.fixture(params=sorted(FAMILIES))
