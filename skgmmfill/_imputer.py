@@ -73,12 +73,17 @@ PRESET_RATINGS = {
     "n_components": 1,
     "n_factors": 10,
     "loading_precision_prior": 100.0,
+    "mean_precision_prior": 25.0,
+    "noise_variance_prior": 50.0,
     "init_params": "kmeans",
 }
 """Parameters we recommend for rating matrices (see the README): user and item
 biases, then one factor component with 10 factors (probabilistic matrix
 factorisation of the residuals) whose loadings are shrunk by a prior worth
-100 ratings per item. Add the rating scale, e.g.
+100 ratings per item, whose means are shrunk towards the offsets by one worth
+25 ratings and whose noise variances are shrunk towards the pooled variance by
+one worth 50 (so that an item rated once or twice is predicted about as the
+bias model predicts it, and tops no list). Add the rating scale, e.g.
 ``MaskedGaussianMixtureImputer(**PRESET_RATINGS, min_value=1, max_value=5)``,
 and tune over :data:`RATINGS_GRID` by cross-validation where the data allow it."""
 
