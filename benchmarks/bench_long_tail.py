@@ -9,7 +9,9 @@ items with at most 3 training ratings), and each model's top-10 lists are
 summarised by the median number of training ratings of the items in them (1:
 the lists are made of items rated once). The bias model (``biases=True``,
 diag, ``mean_precision_prior=1e4``) is the baseline, fitted in the same
-process; the RMSE ratio is to its RMSE.
+process; the RMSE ratio is to its RMSE. ``PRESET_RATINGS`` is shown with its
+mean and noise priors, without them (the preset before they were added), and
+with one of them.
 
 Run: ``python benchmarks/bench_long_tail.py [--seeds 0 1]``.
 """
@@ -24,12 +26,13 @@ from sklearn.exceptions import ConvergenceWarning
 
 from skgmmfill import PRESET_RATINGS, MaskedGaussianMixtureImputer
 
+WITHOUT_PRIORS = dict(PRESET_RATINGS, mean_precision_prior=None, noise_variance_prior=None)
 MODELS = {
     "user + item biases": dict(biases=True, covariance_type="diag", mean_precision_prior=1e4),
+    "no mean or noise prior": WITHOUT_PRIORS,
+    "mean prior only": dict(WITHOUT_PRIORS, mean_precision_prior=PRESET_RATINGS["mean_precision_prior"]),
+    "noise prior only": dict(WITHOUT_PRIORS, noise_variance_prior=PRESET_RATINGS["noise_variance_prior"]),
     "PRESET_RATINGS": dict(PRESET_RATINGS),
-    "+ mean_precision_prior=25": dict(PRESET_RATINGS, mean_precision_prior=25.0),
-    "+ noise_variance_prior=50": dict(PRESET_RATINGS, noise_variance_prior=50.0),
-    "+ both": dict(PRESET_RATINGS, mean_precision_prior=25.0, noise_variance_prior=50.0),
 }
 RARE = 3
 

@@ -151,11 +151,11 @@ def observed_entry_cv(X, label, quick):
     (f, reg), best = min(als_results.items(), key=lambda item: item[1][0])
     report(f"ALS with biases, best of {len(ALS_GRID)} on these folds (f={f}, reg={reg:g})", best)
     report("previous PRESET_RATINGS (biases + 4 shrunk spherical components)", cross_validate(ours(PREVIOUS_PRESET)))
-    report("PRESET_RATINGS (biases + factor K=1, q=10, prior 100)", cross_validate(ours({**PRESET_RATINGS, "random_state": 0})))
-    report("biases + factor K=2, q=10, prior 100, mean prior 10", cross_validate(ours(
+    report("PRESET_RATINGS (biases + factor K=1, q=10, priors 100/25/50)", cross_validate(ours(
+        {**PRESET_RATINGS, "random_state": 0})))
+    report("  the same, K=2, mean prior 10", cross_validate(ours(
         {**PRESET_RATINGS, "n_components": 2, "mean_precision_prior": 10.0, "random_state": 0})))
-    report("factor K=1, q=10, prior 100, no biases", cross_validate(ours(
-        {**PRESET_RATINGS, "biases": False, "random_state": 0})))
+    report("  the same, no biases", cross_validate(ours({**PRESET_RATINGS, "biases": False, "random_state": 0})))
     if not quick:
         chosen = []
 
