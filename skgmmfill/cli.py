@@ -28,7 +28,7 @@ from ._output import check_output, open_output
 from ._persistence import load_model, save_model
 from .datasets import load_netflix, read_ratings
 from .datasets._readers import is_number, open_text, sniff_separator, split_line
-from .metrics import make_masked_rmse_scorer, rmse
+from .metrics import make_masked_rmse_scorer, ndcg_at_k, precision_at_k, recall_at_k, rmse
 
 class InputError(Exception):
     """A file that cannot be read or written as asked; reported in one line."""
@@ -494,8 +494,10 @@ def evaluate_command(args):
             predicted = imputer.predict_entries(train, test_rows, test_cols)
             errors = predicted - test_values
             top = imputer.recommend(train, n=min(k, X.shape[1]))
+            liked = test_values >= relevant
             results[name].append((np.sqrt(np.mean(errors**2)), np.mean(np.abs(errors)),
-                                  *_top_n_metrics(top, test_rows, test_cols, test_values >= relevant, k)))
+                                  *(metric(top, test_rows[liked], test_cols[liked], top.shape[1])
+                                    for metric in (precision_at_k, recall_at_k, ndcg_at_k))))
     print(f"{plan}; top-{k} metrics count held-out ratings >= {relevant:.3g} as relevant")
     if unrated:
         print(f"({unrated:,} held-out ratings of items without training ratings left out)")
@@ -503,23 +505,6 @@ def evaluate_command(args):
     for name, folds in results.items():
         values = np.mean(folds, axis=0)
         print(f"{name:<34} " + " ".join(f"{v:>{w}.4f}" for v, w in zip(values, (8, 8, 9, 10, 9))))
-
-
-def _top_n_metrics(top, rows, cols, relevant, k):
-    """Precision, recall and NDCG at ``k`` of each user's recommended columns
-    ``top`` against the held-out entries marked ``relevant``, averaged over
-    the users with at least one relevant held-out entry."""
-    relevant_sets = {}
-    for r, c in zip(rows[relevant], cols[relevant]):
-        relevant_sets.setdefault(r, set()).add(c)
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    precision, recall, ndcg = [], [], []
-    for r, wanted in relevant_sets.items():
-        hits = np.array([c in wanted for c in top[r] if c >= 0] + [False] * (k - np.sum(top[r] >= 0)))[:k]
-        precision.append(hits.sum() / k)
-        recall.append(hits.sum() / len(wanted))
-        ndcg.append((hits * discounts).sum() / discounts[: min(len(wanted), k)].sum())
-    return np.mean(precision), np.mean(recall), np.mean(ndcg)
 
 
 def _add_model_options(parser, ratings=False):

@@ -1,5 +1,6 @@
-"""Scores for imputations: RMSE against known values, and a masked-RMSE scorer
-for model selection when only the incomplete matrix is known."""
+"""Scores for imputations: RMSE against known values, a masked-RMSE scorer
+for model selection when only the incomplete matrix is known, and the top-N
+scores of recommendations (precision, recall and NDCG at ``k``)."""
 
 import numpy as np
 import scipy.sparse as sp
@@ -9,7 +10,8 @@ from sklearn.utils.validation import check_array
 
 from ._imputer import _is_nan
 
-__all__ = ["rmse", "psnr", "make_masked_rmse_scorer", "hide_observed_entries"]
+__all__ = ["rmse", "psnr", "make_masked_rmse_scorer", "hide_observed_entries", "precision_at_k", "recall_at_k",
+           "ndcg_at_k"]
 
 
 def rmse(X_true, X_pred, *, mask=None):
@@ -221,3 +223,90 @@ def _sparse_masked_rmse(estimator, X, fraction, random_state):
     X_hidden = sp.csr_array((X.data[~chosen], X.indices[~chosen], indptr), shape=X.shape)
     predicted = estimator.predict_entries(X_hidden, rows[chosen], X.indices[chosen])
     return rmse(X.data[chosen][np.newaxis], np.asarray(predicted)[np.newaxis])
+
+
+def _hits(recommended, relevant_rows, relevant_cols, k):
+    """The hit matrix of the rows with a relevant entry, and their numbers of relevant entries.
+
+    ``hits[i, r]`` says whether the ``r``-th recommendation of the ``i``-th
+    such row is relevant; a padding ``-1`` is never a hit.
+    """
+    recommended = check_array(recommended, dtype=None, input_name="recommended")
+    if recommended.dtype.kind not in "iu":
+        raise ValueError(f"recommended must hold column indices (integers), got {recommended.dtype}.")
+    if not 1 <= k <= recommended.shape[1]:
+        raise ValueError(f"k must be in [1, {recommended.shape[1]}] (the columns of recommended), got {k}.")
+    relevant_rows = np.asarray(relevant_rows, dtype=np.intp)
+    relevant_cols = np.asarray(relevant_cols, dtype=np.intp)
+    if relevant_rows.shape != relevant_cols.shape or relevant_rows.ndim != 1:
+        raise ValueError("relevant_rows and relevant_cols must be 1-D arrays of the same length.")
+    if relevant_rows.size and not 0 <= relevant_rows.min() <= relevant_rows.max() < len(recommended):
+        raise ValueError(f"relevant_rows must lie in [0, {len(recommended)}), the rows of recommended.")
+    n_columns = max(int(recommended.max(initial=-1)), int(relevant_cols.max(initial=-1))) + 1
+    relevant = sp.csr_array((np.ones(len(relevant_rows), dtype=np.int8), (relevant_rows, relevant_cols)),
+                            shape=(len(recommended), n_columns))
+    relevant.sum_duplicates()
+    counts = np.diff(relevant.indptr)
+    scored = np.flatnonzero(counts)
+    top = recommended[scored, :k]
+    hits = np.zeros(top.shape, dtype=bool)
+    valid = top >= 0
+    hits[valid] = np.asarray(relevant[np.repeat(scored, k).reshape(top.shape)[valid], top[valid]]).ravel() > 0
+    return hits, counts[scored]
+
+
+def precision_at_k(recommended, relevant_rows, relevant_cols, k=10):
+    """Mean fraction of relevant entries among each row's first ``k`` recommendations.
+
+    Averaged over the rows with at least one relevant entry, as is usual
+    for recommenders; a row with fewer than ``k`` recommendations (padded
+    with -1) still divides by ``k``.
+
+    Parameters
+    ----------
+    recommended : array-like of int, shape (n_rows, n)
+        Each row's recommended columns, best first, padded with -1 (what
+        :meth:`~skgmmfill.MaskedGaussianMixtureImputer.recommend` returns).
+    relevant_rows, relevant_cols : array-like of int, shape (n_relevant,)
+        The relevant entries, e.g. held-out ratings of at least 4 stars.
+    k : int, default=10
+        How many recommendations count, at most ``n``.
+
+    Returns
+    -------
+    precision : float
+    """
+    hits, _ = _hits(recommended, relevant_rows, relevant_cols, k)
+    return float(hits.sum(axis=1).mean() / k) if len(hits) else float("nan")
+
+
+def recall_at_k(recommended, relevant_rows, relevant_cols, k=10):
+    """Mean fraction of each row's relevant entries found in its first ``k`` recommendations.
+
+    Parameters are as in :func:`precision_at_k`.
+
+    Returns
+    -------
+    recall : float
+    """
+    hits, counts = _hits(recommended, relevant_rows, relevant_cols, k)
+    return float((hits.sum(axis=1) / counts).mean()) if len(hits) else float("nan")
+
+
+def ndcg_at_k(recommended, relevant_rows, relevant_cols, k=10):
+    """Mean normalised discounted cumulative gain of each row's first ``k`` recommendations.
+
+    With binary relevance, ``DCG = sum_r hit_r / log2(r + 1)`` over ranks
+    ``r = 1..k``, divided by the DCG of an ideal list (all relevant entries
+    first). Parameters are as in :func:`precision_at_k`.
+
+    Returns
+    -------
+    ndcg : float
+    """
+    hits, counts = _hits(recommended, relevant_rows, relevant_cols, k)
+    if not len(hits):
+        return float("nan")
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    ideal = np.cumsum(discounts)[np.minimum(counts, k) - 1]
+    return float(((hits @ discounts) / ideal).mean())

@@ -174,3 +174,18 @@ def test_sparse_scorer_refuses_a_pipeline():
                              MaskedGaussianMixtureImputer(covariance_type="diag")).fit(_as_csr(X[:50]))
     with pytest.raises(ValueError, match="not a Pipeline"):
         make_masked_rmse_scorer()(pipeline, _as_csr(X[:50]))
+
+
+def test_top_n_metrics_by_hand():
+    from skgmmfill.metrics import ndcg_at_k, precision_at_k, recall_at_k
+
+    recommended = np.array([[3, 1, 4], [0, 2, -1], [1, 2, 3]])
+    rows, cols = np.array([0, 0, 1, 1, 0]), np.array([1, 5, 2, 7, 1])  # row 2 has nothing relevant
+    # row 0: hits at rank 2 of relevant {1, 5}; row 1: hit at rank 2 of {2, 7}
+    assert precision_at_k(recommended, rows, cols, k=3) == pytest.approx((1 / 3 + 1 / 3) / 2)
+    assert recall_at_k(recommended, rows, cols, k=3) == pytest.approx((1 / 2 + 1 / 2) / 2)
+    ideal = 1 + 1 / np.log2(3)
+    assert ndcg_at_k(recommended, rows, cols, k=3) == pytest.approx((1 / np.log2(3)) / ideal)
+    assert precision_at_k(recommended, rows, cols, k=1) == 0.0
+    with pytest.raises(ValueError, match="k must be in"):
+        precision_at_k(recommended, rows, cols, k=4)
