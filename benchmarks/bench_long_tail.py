@@ -1,30 +1,44 @@
-"""Rating models on generated long-tail catalogues, against the bias model.
+"""Rating models on generated long-tail catalogues, against the bias model and SVD++.
 
 Each catalogue has 1,500 users of log-normal activity and 4,000 items of
-Zipf-like popularity (exponent 1.1): about 58,000 distinct ratings 1-5 of a
-rank-5 model plus user and item biases and noise 0.8, rounded; a sixth of
-the items are rated once in training. 20 % of the ratings are held out; the
-held-out ratings of items seen in training are scored (RMSE, and RMSE on the
-items with at most 3 training ratings), and each model's top-10 lists are
-summarised by the median number of training ratings of the items in them (1:
-the lists are made of items rated once). The bias model (``biases=True``,
-diag, ``mean_precision_prior=1e4``) is the baseline, fitted in the same
-process; the RMSE ratio is to its RMSE. ``PRESET_RATINGS`` is shown with its
-mean and noise priors, without them (the preset before they were added), and
-with one of them.
+Zipf-like popularity (exponent 1.1): about 58,000 distinct ratings of a
+rank-5 model plus user and item biases and noise 0.8, rounded to 1-5 stars
+(even seeds) or to half stars on 0.5-5 (odd seeds); a sixth of the items are
+rated once in training. 20 % of the ratings are held out, those of items
+without any training rating (new items) included. Columns: RMSE (and its
+ratio to the bias model's, fitted first in the same process), MAE, RMSE on
+the held-out ratings of items with at most 3 training ratings and on those of
+new items, precision and NDCG at 10 of each user's top-10 unrated items
+(held-out ratings of at least 4 are relevant), the median number of training
+ratings of the recommended items (1: lists of items rated once), and the fit
+time.
+
+Models: the bias model (``biases=True``, diag, ``mean_precision_prior=1e4``);
+``PRESET_RATINGS`` without its mean and noise priors, with one of them, as it
+is, and tuned over ``RATINGS_GRID`` by GridSearchCV with the masked-RMSE
+scorer on the training ratings alone; ALS with biases (bench_rating_models.py);
+SVD++ by stochastic gradient descent (:func:`svdpp`, written here with
+Surprise's defaults); item popularity (top-N only).
 
 Run: ``python benchmarks/bench_long_tail.py [--seeds 0 1]``.
 """
 
 import argparse
+import os
+import sys
 import time
 import warnings
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV, KFold
 
-from skgmmfill import PRESET_RATINGS, MaskedGaussianMixtureImputer
+from skgmmfill import PRESET_RATINGS, RATINGS_GRID, MaskedGaussianMixtureImputer
+from skgmmfill.metrics import make_masked_rmse_scorer, ndcg_at_k, precision_at_k
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_rating_models import als  # noqa: E402
 
 WITHOUT_PRIORS = dict(PRESET_RATINGS, mean_precision_prior=None, noise_variance_prior=None)
 MODELS = {
@@ -52,38 +66,154 @@ def catalogue(seed, n_users=1500, n_items=4000, n_draws=80_000, rank=5):
     return users, items, np.clip(np.round(ratings), 1, 5), n_users, n_items
 
 
-def evaluate(seed):
+def svdpp(train, n_factors=20, n_epochs=20, lr=0.007, reg=0.02, seed=0):
+    """SVD++ (Koren 2008) by stochastic gradient descent, the reference written here.
+
+    ``r_ui ~ m + b_u + b_i + q_i . (p_u + |N(u)|^-1/2 sum_{j in N(u)} y_j)``
+    with ``N(u)`` the items ``u`` rated in training; Surprise's defaults
+    (20 factors, 20 epochs, learning rate 0.007, penalty 0.02, start
+    N(0, 0.1)). Users are visited in random order and their ratings one at a
+    time; the gradient of the ``y_j`` is summed over a user's ratings and
+    applied once per user (the usual shortcut: per rating it costs
+    ``O(|N(u)|)``). Returns a function of ``(rows, cols)`` and the dense score
+    matrix's maker.
+    """
+    train = sp.csr_array(train)
+    mean = float(train.data.mean())
+    n_users, n_items = train.shape
+    rng = np.random.default_rng(seed)
+    user_bias, item_bias = np.zeros(n_users), np.zeros(n_items)
+    P, Q, Y = (rng.normal(0.0, 0.1, (size, n_factors)) for size in (n_users, n_items, n_items))
+    for _ in range(n_epochs):
+        for u in rng.permutation(n_users):
+            start, stop = train.indptr[u], train.indptr[u + 1]
+            if start == stop:
+                continue
+            items, ratings = train.indices[start:stop], train.data[start:stop]
+            norm = 1.0 / np.sqrt(stop - start)
+            implicit = norm * Y[items].sum(axis=0)
+            y_gradient = np.zeros(n_factors)
+            for position in rng.permutation(stop - start):
+                i, rating = items[position], ratings[position]
+                taste = P[u] + implicit
+                error = rating - (mean + user_bias[u] + item_bias[i] + Q[i] @ taste)
+                user_bias[u] += lr * (error - reg * user_bias[u])
+                item_bias[i] += lr * (error - reg * item_bias[i])
+                q = Q[i].copy()
+                Q[i] += lr * (error * taste - reg * Q[i])
+                P[u] += lr * (error * q - reg * P[u])
+                y_gradient += error * norm * q
+            Y[items] += lr * (y_gradient - reg * Y[items])
+
+    def tastes():
+        counts = np.diff(train.indptr)
+        mask = sp.csr_array((np.ones(train.nnz), train.indices, train.indptr), shape=train.shape)
+        return P + (mask @ Y) / np.sqrt(np.maximum(counts, 1))[:, None]
+
+    taste = tastes()
+
+    def predict(rows, cols):
+        return mean + user_bias[rows] + item_bias[cols] + np.einsum("ij,ij->i", taste[rows], Q[cols])
+
+    def scores():
+        return mean + user_bias[:, None] + item_bias + taste @ Q.T
+
+    return predict, scores
+
+
+def als_model(train):
+    """The ALS baseline of bench_rating_models.py, 10 factors, penalty 0.1, with its dense scores."""
+    predict = als(train, 10, 0.1)
+    rows, cols = np.indices(train.shape).reshape(2, -1)
+    return predict, lambda: predict(rows, cols).reshape(train.shape)
+
+
+def top_of_scores(scores, train, n=10):
+    """Each user's ``n`` best unrated items by ``scores``."""
+    scores = np.array(scores, dtype=np.float64)
+    scores[train.nonzero()] = -np.inf
+    top = np.argpartition(-scores, n - 1, axis=1)[:, :n]
+    return np.take_along_axis(top, np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1), axis=1)
+
+
+def tuned(train, scale):
+    """PRESET_RATINGS tuned over RATINGS_GRID by GridSearchCV on the training ratings alone."""
+    search = GridSearchCV(MaskedGaussianMixtureImputer(**PRESET_RATINGS, **scale, random_state=0,
+                                                       keep_empty_features=True),
+                          RATINGS_GRID, scoring=make_masked_rmse_scorer(fraction=0.2, random_state=0),
+                          cv=KFold(3, shuffle=True, random_state=0))
+    return search.fit(train).best_estimator_
+
+
+def evaluate(seed, half_stars=False):
     users, items, ratings, n_users, n_items = catalogue(seed)
+    low = 1.0
+    if half_stars:  # the same tastes on a 0.5-5 scale in half stars
+        jitter = np.random.default_rng(seed + 7).normal(0.0, 0.3, len(ratings))
+        ratings, low = np.clip(np.round(2.0 * (ratings + jitter)) / 2.0, 0.5, 5.0), 0.5
+    scale = {"min_value": low, "max_value": 5.0}
     held_out = np.random.default_rng(seed + 100).uniform(size=len(ratings)) < 0.2
     train = sp.csr_array((ratings[~held_out], (users[~held_out], items[~held_out])), shape=(n_users, n_items))
     counts = np.bincount(items[~held_out], minlength=n_items)
-    scored = held_out & (counts[items] > 0)
-    rare = scored & (counts[items] <= RARE)
-    print(f"\nseed {seed}: {len(ratings):,} ratings, {(counts == 1).sum()} items rated once in training, "
-          f"{scored.sum():,} held-out ratings scored ({rare.sum():,} of items with <= {RARE} training ratings)")
-    print(f"{'model':<28} {'RMSE':>7} {'ratio':>6} {'rare RMSE':>10} {'top-10 median count':>20} {'fit s':>6}")
-    baseline = None
-    for name, params in MODELS.items():
+    test_users, test_items, test_ratings = users[held_out], items[held_out], ratings[held_out]
+    new = counts[test_items] == 0
+    rare = ~new & (counts[test_items] <= RARE)
+    liked = test_ratings >= 4.0
+    print(f"\nseed {seed}{' (half stars)' if half_stars else ''}: {len(ratings):,} ratings, "
+          f"{(counts == 1).sum()} items rated once in training; {held_out.sum():,} held out, {rare.sum():,} of "
+          f"items with <= {RARE} training ratings, {new.sum():,} of items without any (new); relevant: >= 4")
+    print(f"{'model':<26} {'RMSE':>7} {'ratio':>6} {'MAE':>7} {'rare':>7} {'new':>7} {'P@10':>7} {'NDCG@10':>8} "
+          f"{'top count':>9} {'fit s':>6}")
+
+    def ours(params):
+        def fit():
+            model = MaskedGaussianMixtureImputer(**params, **scale, keep_empty_features=True, random_state=0)
+            return fitted_ours(model.fit(train))
+        return fit
+
+    def fitted_ours(model):
+        return (lambda r, c: model.predict_entries(train, r, c)), (lambda: model.recommend(train, 10))
+
+    def baseline(make):
+        def fit():
+            predict, scores = make(train)
+            return (lambda r, c: np.clip(predict(r, c), low, 5.0)), (lambda: top_of_scores(scores(), train))
+        return fit
+
+    def popularity():
+        scores = np.broadcast_to(counts.astype(np.float64), (n_users, n_items))  # the most rated first
+        return (lambda r, c: np.full(len(r), np.nan)), (lambda: top_of_scores(scores, train))
+
+    models = {name: ours(params) for name, params in MODELS.items()}
+    models["PRESET_RATINGS tuned"] = lambda: fitted_ours(tuned(train, scale))
+    models["ALS (f=10, reg 0.1)"] = baseline(als_model)
+    models["SVD++ by SGD"] = baseline(svdpp)
+    models["item popularity"] = popularity
+    baseline_rmse = None
+    for name, fit in models.items():
         tic = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", (ConvergenceWarning, UserWarning))
-            model = MaskedGaussianMixtureImputer(**params, min_value=1, max_value=5, keep_empty_features=True,
-                                                 random_state=0).fit(train)
+            predict, recommend = fit()
         seconds = time.perf_counter() - tic
-        error = model.predict_entries(train, users[scored], items[scored]) - ratings[scored]
-        rmse = np.sqrt(np.mean(error**2))
-        rare_rmse = np.sqrt(np.mean((model.predict_entries(train, users[rare], items[rare]) - ratings[rare]) ** 2))
-        top = model.recommend(train, 10)
-        baseline = rmse if baseline is None else baseline
-        print(f"{name:<28} {rmse:>7.4f} {rmse / baseline:>6.3f} {rare_rmse:>10.4f} "
-              f"{np.median(counts[top[top >= 0]]):>20.0f} {seconds:>6.1f}")
+        predicted = predict(test_users, test_items)
+        errors = predicted - test_ratings
+        rmse = float(np.sqrt(np.mean(errors**2)))
+        baseline_rmse = rmse if baseline_rmse is None else baseline_rmse
+        top = recommend()
+        cells = [f"{np.sqrt(np.mean(errors[part] ** 2)):>7.4f}" for part in (rare, new)]
+        columns = (f"{rmse:>7.4f} {rmse / baseline_rmse:>6.3f} {np.mean(np.abs(errors)):>7.4f} {' '.join(cells)}"
+                   if np.isfinite(rmse) else f"{'':>7} {'':>6} {'':>7} {'':>7} {'':>7}")
+        print(f"{name:<26} {columns} {precision_at_k(top, test_users[liked], test_items[liked]):>7.4f} "
+              f"{ndcg_at_k(top, test_users[liked], test_items[liked]):>8.4f} "
+              f"{np.median(counts[top[top >= 0]]):>9.0f} {seconds:>6.1f}", flush=True)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     for seed in parser.parse_args().seeds:
-        evaluate(seed)
+        evaluate(seed, half_stars=seed % 2 == 1)
 
 
 if __name__ == "__main__":
