@@ -109,11 +109,20 @@ class FactorStatistics(Statistics):
         ``h_jl = sum_u r_uj m_ul x_ul E_j[t~ | x_u]``.
     squared_sums : ndarray of shape (K, d)
         ``Q_jl = sum_u r_uj m_ul x_ul^2``.
+    implicit_sums : ndarray of shape (K, d, q), or (K, d, 0) without implicit feedback
+        ``g_jl = sum_u r_uj y_ul (C_j^T y_u - E_j[t | x_u])``: the gradient in
+        ``C_j`` of the factors' expected prior term. With ``y_u`` non-negative
+        and ``sum_l y_ul = sqrt(|O_u|)``, ``sum_u r_uj y_u y_u^T`` is at most
+        ``diag(n_jl)`` (Gershgorin), so the step
+        ``C_j -= (g_j + lambda C_j) / (n_j + lambda)`` row by row lowers that
+        term and the ridge together: an exact majorise-minimise step, with no
+        ``d x d`` matrix and no second pass.
     """
 
     moment_sums: np.ndarray
     value_sums: np.ndarray
     squared_sums: np.ndarray
+    implicit_sums: np.ndarray
 
 
 class _Factors(NamedTuple):
@@ -122,6 +131,7 @@ class _Factors(NamedTuple):
     log_prob: np.ndarray  # (n, K): log N(x_O | mu_O, Sigma_OO)
     means: np.ndarray  # (n, K, q): m_uj = E_j[t | x_O]
     covariances: np.ndarray  # (n, K, q, q): A_uj^{-1} = Cov_j[t | x_O]
+    prior_means: object  # (n, K, q): C_j^T y_u, the factors' prior mean; None without implicit feedback
 
 
 @dataclass(frozen=True)
@@ -150,6 +160,13 @@ class FactorCovariance(CovarianceFamily):
         ``s^2``, in the coordinates EM runs in: the pooled variance of the
         observed entries (set by :meth:`for_data`; 1 if unset, the pooled
         variance of standardised data).
+    implicit_precision_prior : float or None
+        Implicit feedback (SVD++'s insight: *which* features a row observes
+        says something of its factors). With ``lambda`` a number, the factors'
+        prior mean depends on the row's pattern: ``t_u ~ N(C_j^T y_u, I)``
+        with ``y_u`` the row's observed-entry indicator divided by
+        ``sqrt(|O_u|)`` and ``C_j`` (``d x q``, 0 at the start) learnt under
+        the prior ``C_j ~ N(0, I / lambda)``. None: ``t_u ~ N(0, I)``.
     """
 
     n_factors: object = None
@@ -157,11 +174,20 @@ class FactorCovariance(CovarianceFamily):
     loading_precision_prior: object = None
     noise_variance_prior: object = None
     noise_variance_target: object = None
+    implicit_precision_prior: object = None
 
     name = "factor"
-    hyperparameters = ("n_factors", "min_variance", "loading_precision_prior", "noise_variance_prior")
-    exclusive_hyperparameters = ("n_factors", "loading_precision_prior", "noise_variance_prior")
-    fitted_attribute_names = ("loadings_", "noise_variances_")
+    hyperparameters = (
+        "n_factors", "min_variance", "loading_precision_prior", "noise_variance_prior", "implicit_precision_prior"
+    )
+    exclusive_hyperparameters = (
+        "n_factors", "loading_precision_prior", "noise_variance_prior", "implicit_precision_prior"
+    )
+    fitted_attribute_names = ("loadings_", "noise_variances_", "implicit_loadings_")
+
+    @property
+    def _implicit_width(self):
+        return self.n_factors if self.implicit_precision_prior is not None else 0
 
     def for_features(self, n_features):
         if n_features < 2:
@@ -192,19 +218,24 @@ class FactorCovariance(CovarianceFamily):
         return n_components * (2 * n_features + n_features * q - q * (q - 1) // 2)
 
     def covariances_shape(self, n_components, n_features):
-        """Loadings then noise variances along the last axis."""
-        return (n_components, n_features, self.n_factors + 1)
+        """Loadings, noise variances, then the implicit-feedback map along the last axis."""
+        return (n_components, n_features, self.n_factors + 1 + self._implicit_width)
 
     def dense_covariances(self, covariances, n_features):
-        loadings, noise = _split(covariances)
+        loadings, noise, _ = _split(covariances, self.n_factors)
         return np.einsum("kda,kea->kde", loadings, loadings) + noise[:, :, np.newaxis] * np.eye(n_features)
 
     def fitted_attributes(self, covariances, scale):
-        """``loadings_`` ``(K, d, q)`` and ``noise_variances_`` ``(K, d)`` in the data's units."""
-        loadings, noise = _split(covariances)
+        """``loadings_`` ``(K, d, q)`` and ``noise_variances_`` ``(K, d)`` in the data's units,
+        and with implicit feedback ``implicit_loadings_`` ``(K, d, q)`` (the ``C_j``, which map
+        patterns to factors and have no units)."""
+        loadings, noise, implicit = _split(covariances, self.n_factors)
         with np.errstate(over="ignore"):  # data near the largest float: inf, as the float type must
             variances = (np.float64(scale) ** 2 * noise).astype(noise.dtype)
-        return {"loadings_": (scale * loadings).astype(loadings.dtype), "noise_variances_": variances}
+        fitted = {"loadings_": (scale * loadings).astype(loadings.dtype), "noise_variances_": variances}
+        if self._implicit_width:
+            fitted["implicit_loadings_"] = implicit.copy()
+        return fitted
 
     def moments(self, observed):
         directions = _sketch_directions(observed.n_features, self._n_directions(observed.n_features), observed.dtype)
@@ -237,7 +268,8 @@ class FactorCovariance(CovarianceFamily):
         noise = np.maximum(variances - (loadings**2).sum(axis=1), 0.5 * variances)
         noise = np.maximum(noise, self.min_variance)
         loadings = np.broadcast_to(loadings, (len(means), d, self.n_factors))
-        return _join(loadings, noise).astype(means.dtype)
+        implicit = np.zeros((len(means), d, self._implicit_width))  # no prior shift until data move it
+        return _join(loadings, np.broadcast_to(noise, (len(means), d)), implicit).astype(means.dtype)
 
     # -- E-step ---------------------------------------------------------------
 
@@ -281,7 +313,7 @@ class FactorCovariance(CovarianceFamily):
     def _factors(self, observed, mixture):
         """The posterior of the factors and the marginal log-density, for every row and component."""
         means = mixture.means
-        loadings, noise = _split(mixture.covariances)
+        loadings, noise, implicit = _split(mixture.covariances, self.n_factors)
         n_components, n_features, q = loadings.shape
         n = observed.n_samples
         precisions = 1.0 / noise
@@ -296,25 +328,35 @@ class FactorCovariance(CovarianceFamily):
                 _stacked(loadings[:, :, upper[0]] * scaled[:, :, upper[1]]),
                 _stacked(-means[:, :, np.newaxis] * scaled),
                 means**2 * precisions + np.log(noise),
+                _stacked(implicit),  # C_j^T y_u times sqrt(|O_u|), if any
             ])
         )
         valued = observed.row_products(value_coefs=np.concatenate([_stacked(scaled), -2.0 * means * precisions]))
         squared = observed.row_products(squared_coefs=precisions)
         packed_end, projections_end = n_components * width, n_components * (width + q)
+        constants_end = projections_end + n_components
         precision = _unpack(masked[:, :packed_end].reshape(n, n_components, width).astype(np.float64), q)
         precision[..., np.arange(q), np.arange(q)] += 1.0
         projections = (masked[:, packed_end:projections_end] + valued[:, : n_components * q]).reshape(
             n, n_components, q
         )
+        prior_means = None
+        if self._implicit_width:  # the prior mean m shifts b to b + m; the density gains |m|^2 (below)
+            scale = 1.0 / np.sqrt(np.maximum(observed.n_observed, 1))
+            prior_means = (masked[:, constants_end:] * scale[:, np.newaxis]).reshape(n, n_components, q)
+            projections = projections + prior_means
         roots = np.linalg.cholesky(precision)
         covariances = np.linalg.inv(precision)
         factor_means = np.einsum("nkab,nkb->nka", covariances, projections)
-        log_prob = (masked[:, projections_end:] + valued[:, n_components * q :] + squared).astype(np.float64)
+        log_prob = (masked[:, projections_end:constants_end] + valued[:, n_components * q :] + squared)
+        log_prob = log_prob.astype(np.float64)
+        if prior_means is not None:  # with b' = b + m: S - b'^T A^{-1} b' + |m|^2
+            log_prob += np.einsum("nka,nka->nk", prior_means, prior_means)
         log_prob += observed.n_observed[:, np.newaxis] * np.log(2.0 * np.pi)
         log_prob += 2.0 * np.log(np.diagonal(roots, axis1=2, axis2=3)).sum(axis=2)
         log_prob -= np.einsum("nka,nka->nk", projections, factor_means)
         log_prob *= -0.5
-        return _Factors(log_prob, factor_means, covariances)
+        return _Factors(log_prob, factor_means, covariances, prior_means)
 
     # -- M-step ---------------------------------------------------------------
 
@@ -329,6 +371,11 @@ class FactorCovariance(CovarianceFamily):
         weighted *= resp[:, :, np.newaxis]
         first = weighted[..., last]  # r_uj E[t~]
         dtype = observed.dtype
+        implicit_sums = np.zeros((n_components, observed.n_features, 0))
+        if factors.prior_means is not None:
+            scale = 1.0 / np.sqrt(np.maximum(observed.n_observed, 1))
+            gaps = (factors.prior_means - factors.means) * (resp * scale[:, np.newaxis])[:, :, np.newaxis]
+            implicit_sums = _unstacked(observed.column_sums(gaps.reshape(n, -1).astype(dtype), "mask"), n_components)
         return FactorStatistics(
             n_samples=n,
             log_likelihood=log_likelihood,
@@ -336,6 +383,7 @@ class FactorCovariance(CovarianceFamily):
             moment_sums=_unstacked(observed.column_sums(weighted.reshape(n, -1).astype(dtype), "mask"), n_components),
             value_sums=_unstacked(observed.column_sums(first.reshape(n, -1).astype(dtype), "values"), n_components),
             squared_sums=observed.column_sums(resp, "squared_values"),
+            implicit_sums=implicit_sums,
         )
 
     def update(self, statistics, mixture, prior=None):
@@ -344,7 +392,7 @@ class FactorCovariance(CovarianceFamily):
         value_sums = statistics.value_sums.astype(np.float64)
         counts = moments[..., q, q]
         precision, centre = self._prior_terms(prior, mixture.means.shape[1])
-        previous_loadings, previous_noise = _split(mixture.covariances)
+        previous_loadings, previous_noise, implicit = _split(mixture.covariances, q)
         rows = np.concatenate([previous_loadings, mixture.means[:, :, np.newaxis]], axis=2).astype(np.float64)
         # (j, l) pairs with too little data keep their parameters (a
         # generalised M-step), unless both priors make the system definite.
@@ -367,7 +415,10 @@ class FactorCovariance(CovarianceFamily):
         noise[solvable] = residuals / degrees
         noise = np.maximum(noise, self.min_variance)
         dtype = mixture.means.dtype
-        covariances = _join(rows[:, :, :q], noise).astype(dtype)
+        if self.implicit_precision_prior is not None:  # one majorise-minimise step, see FactorStatistics
+            step = statistics.implicit_sums + self.implicit_precision_prior * implicit
+            implicit = implicit - step / (counts + self.implicit_precision_prior)[:, :, np.newaxis]
+        covariances = _join(rows[:, :, :q], noise, implicit).astype(dtype)
         return Mixture(mixture_weights(statistics), rows[:, :, q].astype(dtype), covariances)
 
     def _prior_terms(self, prior, n_features):
@@ -389,7 +440,7 @@ class FactorCovariance(CovarianceFamily):
         loadings (under ``loading_precision_prior``), in the data's units,
         plus the noise prior's ``-nu/2 log psi - nu s^2 / (2 psi)`` (up to a
         constant, so that ``nu`` may be any positive number)."""
-        loadings, noise = _split(mixture.covariances.astype(np.float64))
+        loadings, noise, implicit = _split(mixture.covariances.astype(np.float64), self.n_factors)
         n_components, n_features, q = loadings.shape
         total = 0.0
         if prior is not None:
@@ -407,6 +458,9 @@ class FactorCovariance(CovarianceFamily):
         if self.noise_variance_prior is not None:
             nu = self.noise_variance_prior
             total += -0.5 * nu * float((np.log(noise) + self._noise_target() / noise).sum())
+        if self._implicit_width:  # C_j ~ N(0, I / lambda); C maps patterns to factors and has no units
+            lam = self.implicit_precision_prior
+            total += -0.5 * float(implicit.size * np.log(2.0 * np.pi / lam) + lam * (implicit**2).sum())
         return total
 
     # -- predictions ----------------------------------------------------------
@@ -415,7 +469,7 @@ class FactorCovariance(CovarianceFamily):
         """``sum_j r_uj (mu_jl + w_jl^T m_uj)``: one product of the weighted
         factor means ``(n, K q)`` with the stacked loadings ``(K q, d)``."""
         imputed = resp @ mixture.means
-        loadings = _stacked(_split(mixture.covariances)[0])  # (K q, d)
+        loadings = _stacked(_split(mixture.covariances, self.n_factors)[0])  # (K q, d)
         for rows, block in self._chunks(observed, mixture):
             factors = self._factors(block, mixture)
             weighted = factors.means * resp[rows][:, :, np.newaxis]
@@ -426,7 +480,7 @@ class FactorCovariance(CovarianceFamily):
         unique_rows, positions = np.unique(rows, return_inverse=True)
         block = observed.row_block(unique_rows)
         factor_means = np.concatenate([self._factors(part, mixture).means for _, part in self._chunks(block, mixture)])
-        loadings = _split(mixture.covariances)[0]
+        loadings = _split(mixture.covariances, self.n_factors)[0]
         predicted = np.einsum("ij,ij->i", resp[rows], mixture.means.T[cols])
         weighted = factor_means[positions] * resp[rows][:, :, np.newaxis]
         predicted += np.einsum("ika,kia->i", weighted, loadings[:, cols])
@@ -440,7 +494,7 @@ class FactorCovariance(CovarianceFamily):
         computed for every entry (the caller zeroes the observed ones).
         """
         means = mixture.means
-        loadings, noise = _split(mixture.covariances)
+        loadings, noise, _ = _split(mixture.covariances, self.n_factors)
         upper = np.triu_indices(loadings.shape[2])
         doubled = np.where(upper[0] == upper[1], 1.0, 2.0)  # off-diagonal pairs appear twice
         outer = _stacked(loadings[:, :, upper[0]] * loadings[:, :, upper[1]] * doubled)
@@ -462,7 +516,7 @@ class FactorCovariance(CovarianceFamily):
         """A component ``z_u`` per row, factors from ``N(m_uz, A_uz^{-1})``,
         then every coordinate from ``N(mu_zl + w_zl^T t, psi_zl)``."""
         means = mixture.means
-        loadings, noise = _split(mixture.covariances)
+        loadings, noise, _ = _split(mixture.covariances, self.n_factors)
         n, q = observed.n_samples, loadings.shape[2]
         components = draw_components(resp, random_state)
         factor_noise = random_state.standard_normal(size=(n, q))
@@ -484,13 +538,14 @@ class FactorCovariance(CovarianceFamily):
 # --- layout helpers -------------------------------------------------------------
 
 
-def _split(covariances):
-    """Loadings ``(K, d, q)`` and noise variances ``(K, d)`` of the packed layout."""
-    return covariances[..., :-1], covariances[..., -1]
+def _split(covariances, q):
+    """Loadings ``(K, d, q)``, noise variances ``(K, d)`` and the implicit-feedback
+    map ``(K, d, q)`` (width 0 without implicit feedback) of the packed layout."""
+    return covariances[..., :q], covariances[..., q], covariances[..., q + 1:]
 
 
-def _join(loadings, noise):
-    return np.concatenate([loadings, noise[..., np.newaxis]], axis=-1)
+def _join(loadings, noise, implicit):
+    return np.concatenate([loadings, noise[..., np.newaxis], implicit], axis=-1)
 
 
 def _stacked(per_component):

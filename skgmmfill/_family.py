@@ -97,7 +97,7 @@ class CovarianceFamily:
         Those of :attr:`hyperparameters` that no other family uses (their
         default is None): setting one for another family is an error.
     fitted_attribute_names : tuple of str
-        The estimator attributes that :meth:`fitted_attributes` sets.
+        The estimator attributes that :meth:`fitted_attributes` may set.
     """
 
     name: ClassVar[str]

@@ -236,6 +236,17 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         noise variances by maximum likelihood. Setting it with another
         covariance type is an error.
 
+    implicit_precision_prior : float or None, default=None
+        For ``"factor"``: implicit feedback, SVD++'s insight that *which*
+        entries a row observes (the items a user rated) says something of the
+        row. With a number ``lambda``, each row's factors get the prior mean
+        ``C_j^T y_u`` instead of 0, where ``y_u`` is the row's indicator of
+        observed entries divided by ``sqrt(|O_u|)`` and the ``d x q`` map
+        ``C_j`` (``implicit_loadings_``) is learnt by EM under the prior
+        ``C_j ~ N(0, I / lambda)``, at the cost of one more product with the
+        pattern per iteration. None: no implicit feedback. Setting it with
+        another covariance type is an error.
+
     mean_precision_prior : float or None, default=None
         Strength ``kappa`` of a prior that shrinks each component's mean
         towards the column means of the data (towards 0, the residuals'
@@ -446,6 +457,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         "n_factors": [None, Interval(Integral, 1, None, closed="left")],
         "loading_precision_prior": [None, Interval(Real, 0.0, None, closed="neither")],
         "noise_variance_prior": [None, Interval(Real, 0.0, None, closed="neither")],
+        "implicit_precision_prior": [None, Interval(Real, 0.0, None, closed="neither")],
         "mean_precision_prior": [None, Interval(Real, 0.0, None, closed="neither")],
         "biases": ["boolean"],
         "bias_shrinkage": [Interval(Real, 0.0, None, closed="left")],
@@ -476,6 +488,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         n_factors=None,
         loading_precision_prior=None,
         noise_variance_prior=None,
+        implicit_precision_prior=None,
         mean_precision_prior=None,
         biases=False,
         bias_shrinkage=25.0,
@@ -502,6 +515,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         self.n_factors = n_factors
         self.loading_precision_prior = loading_precision_prior
         self.noise_variance_prior = noise_variance_prior
+        self.implicit_precision_prior = implicit_precision_prior
         self.mean_precision_prior = mean_precision_prior
         self.biases = biases
         self.bias_shrinkage = bias_shrinkage

@@ -230,3 +230,55 @@ def test_an_item_rated_once_predicts_as_the_bias_model_with_the_noise_and_mean_p
     pooled = np.nanvar(X - shrunk.global_mean_ - shrunk.column_offsets_)
     assert unshrunk.noise_variances_[0, once] < 0.01 * pooled
     assert shrunk.noise_variances_[0, once] > 0.5 * pooled
+
+
+def test_implicit_feedback_shifts_each_rows_factor_prior_by_its_pattern():
+    """With implicit feedback a row's observed coordinates are
+    N(mu_o + W_o C^T y_u, W_o W_o^T + Psi_o), y_u its pattern over sqrt(|O_u|)."""
+    from scipy.stats import multivariate_normal
+
+    from skgmmfill._em import initialize_random_from_data
+    from skgmmfill._factor import FactorCovariance
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(40, 6))
+    observed = rng.uniform(size=X.shape) > 0.3
+    obs = ObservedEntries.from_dense(X, observed)
+    family = FactorCovariance(n_factors=2, min_variance=1e-3, implicit_precision_prior=0.5)
+    start = initialize_random_from_data(obs, 2, family, rng)
+    mixture = family.update(family.statistics(obs, rng.dirichlet(np.ones(2), size=40), start), start)
+    loadings, noise, implicit = mixture.covariances[..., :2], mixture.covariances[..., 2], mixture.covariances[..., 3:]
+    assert np.abs(implicit).max() > 1e-3  # one update moved C away from 0
+    log_prob = family.log_prob(obs, mixture)
+    for u in range(40):
+        o = observed[u]
+        pattern = o / np.sqrt(max(o.sum(), 1))
+        for j in range(2):
+            mean = mixture.means[j] + loadings[j] @ (implicit[j].T @ pattern)
+            covariance = loadings[j] @ loadings[j].T + np.diag(noise[j])
+            expected = multivariate_normal(mean[o], covariance[np.ix_(o, o)]).logpdf(X[u, o]) if o.any() else 0.0
+            assert log_prob[u, j] == pytest.approx(expected, rel=1e-10, abs=1e-10)
+
+
+def test_implicit_feedback_learns_from_which_entries_are_observed():
+    """Rows of two tastes that observe different halves of the columns: the
+    pattern alone tells the taste, and the fit with implicit feedback uses it."""
+    rng = np.random.default_rng(0)
+    n, d = 600, 40
+    taste = rng.integers(2, size=n)
+    loadings = rng.normal(size=(d, 1))
+    X = (2.0 * taste - 1.0)[:, None] * loadings.T + 0.5 * rng.normal(size=(n, d))
+    likes = np.where(taste[:, None] == 1, np.arange(d) < d // 2, np.arange(d) >= d // 2)
+    observed = rng.uniform(size=(n, d)) < np.where(likes, 0.25, 0.03)
+    rows, cols = np.nonzero(observed)
+    train = sp.csr_array((X[rows, cols], (rows, cols)), shape=(n, d))
+    test_rows, test_cols = np.nonzero(~observed)
+    errors = {}
+    for name, implicit in (("plain", None), ("implicit", 1.0)):
+        imputer = MaskedGaussianMixtureImputer(covariance_type="factor", n_factors=1, biases=True,
+                                               implicit_precision_prior=implicit, random_state=0).fit(train)
+        predicted = imputer.predict_entries(train, test_rows, test_cols)
+        errors[name] = np.sqrt(np.mean((predicted - X[test_rows, test_cols]) ** 2))
+        assert np.all(np.diff(imputer.map_objectives_) >= -1e-10 * np.abs(imputer.map_objectives_[1:]))
+    assert errors["implicit"] < 0.9 * errors["plain"], errors
+    assert imputer.implicit_loadings_.shape == (1, d, 1)

@@ -18,7 +18,7 @@ CONFIGURATIONS = {
     "diag-prior-clipped": dict(covariance_type="diag", mean_precision_prior=2.0, min_value=-1.0, max_value=[9.0] * 5),
     "full": dict(covariance_type="full", reg_covar=1e-3),
     "factor-biases-sampling": dict(covariance_type="factor", n_factors=2, biases=True, sample_posterior=True,
-                                   loading_precision_prior=3.0),
+                                   loading_precision_prior=3.0, implicit_precision_prior=1.0),
 }
 
 
