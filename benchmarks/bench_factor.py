@@ -10,7 +10,11 @@ transposed mask times the ``n x q^2`` per-user ones (item step). An EM
 iteration is timed as the library runs it (large sparse input is cut into
 one row block per core on a thread pool) and on one thread: three
 iterations of the EM driver from a k-means start, set-up not counted.
-Each scale runs in a fresh process that reports its peak memory.
+That model (loading prior 100, no other prior) is then set against
+``PRESET_RATINGS``'s (mean prior 25 and noise prior 50 added) and the same
+with implicit feedback (``implicit_precision_prior=1``), per iteration on both
+cores, in the same process. Each scale runs in a fresh process that reports
+its peak memory.
 
 Table 2: a 300 x 400 table of rank 10 plus noise with 30 % of its entries
 missing: a K=2, q=10 factor fit to convergence against diag and against
@@ -46,15 +50,24 @@ from skgmmfill._observed import ObservedEntries  # noqa: E402
 N_FACTORS = 10
 
 
-def seconds_per_iteration(X, n_iterations=3):
+MODELS = {
+    "plain": {},  # the factor model the first rows of this table measured
+    "preset": {"mean_precision_prior": 25.0, "noise_variance_prior": 50.0},  # PRESET_RATINGS
+    "implicit": {"mean_precision_prior": 25.0, "noise_variance_prior": 50.0, "implicit_precision_prior": 1.0},
+}
+
+
+def seconds_per_iteration(X, n_iterations=3, mean_precision_prior=None, **family_options):
     """EM iterations as ``fit`` runs them (the driver's loop on the prepared
     data), from a k-means start; the set-up is not counted."""
-    prepared = prepare(ObservedEntries.from_sparse(X), biases=True, bias_shrinkage=25.0, mean_precision_prior=None)
-    family = FactorCovariance(n_factors=N_FACTORS, loading_precision_prior=100.0).for_features(X.shape[1])
-    family = family.for_data(prepared.moments, prepared.standardization.scale, X.dtype)
+    prepared = prepare(ObservedEntries.from_sparse(X), biases=True, bias_shrinkage=25.0,
+                       mean_precision_prior=mean_precision_prior)
+    family = FactorCovariance(n_factors=N_FACTORS, loading_precision_prior=100.0, **family_options)
+    family = family.for_features(X.shape[1]).for_data(prepared.moments, prepared.standardization.scale, X.dtype)
     mixture = initialize_kmeans(prepared.source, 1, family, np.random.RandomState(0))
     tic = time.perf_counter()
-    run_em(prepared.source, mixture, family, max_iter=n_iterations, tol=-np.inf, units=prepared.units)
+    run_em(prepared.source, mixture, family, max_iter=n_iterations, tol=-np.inf, prior=prepared.prior,
+           units=prepared.units)
     return (time.perf_counter() - tic) / n_iterations
 
 
@@ -74,7 +87,7 @@ def measure(path):
     with open("/proc/self/clear_refs", "w") as f:  # the peak from here on (Linux)
         f.write("5")
     user_step, item_step = als_products(X)
-    threaded = seconds_per_iteration(X)
+    threaded = {name: seconds_per_iteration(X, **options) for name, options in MODELS.items()}
     with one_thread():
         single = seconds_per_iteration(X)
     print(json.dumps({"user_step": user_step, "item_step": item_step, "threaded": threaded, "single": single,
@@ -85,7 +98,8 @@ def rating_table(scales):
     print(f"Table 1. K=1, q={N_FACTORS}, biases, float64, {_observed._available_cores()} cores; "
           f"ALS products: mask @ (d x q^2) + mask^T @ (n x q^2), same process")
     print(f"{'scale':>6} {'users':>8} {'ratings':>12} {'ALS products s':>14} {'EM iter s':>9} {'ratio':>6} "
-          f"{'1 thread s':>10} {'ratio':>6} {'peak GiB':>8}")
+          f"{'1 thread s':>10} {'ratio':>6} {'preset s':>8} {'ratio':>6} {'implicit s':>10} {'ratio':>6} "
+          f"{'peak GiB':>8}")
     with tempfile.TemporaryDirectory() as folder:
         for scale in scales:
             X = synthetic_ratings(scale)
@@ -97,8 +111,10 @@ def rating_table(scales):
                                    capture_output=True, text=True, check=True)
             result = json.loads(child.stdout.splitlines()[-1])
             bare = result["user_step"] + result["item_step"]
-            print(f"{scale:>6g} {n_users:>8,} {nnz:>12,} {bare:>14.2f} {result['threaded']:>9.2f} "
-                  f"{result['threaded'] / bare:>6.2f} {result['single']:>10.2f} {result['single'] / bare:>6.2f} "
+            plain, preset, implicit = (result["threaded"][name] for name in MODELS)
+            print(f"{scale:>6g} {n_users:>8,} {nnz:>12,} {bare:>14.2f} {plain:>9.2f} "
+                  f"{plain / bare:>6.2f} {result['single']:>10.2f} {result['single'] / bare:>6.2f} "
+                  f"{preset:>8.2f} {preset / plain:>6.2f} {implicit:>10.2f} {implicit / plain:>6.2f} "
                   f"{result['peak']:>8.2f}", flush=True)
 
 
