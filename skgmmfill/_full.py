@@ -294,9 +294,6 @@ class FullCovariance(CovarianceFamily):
         return samples
 
 
-# --- row groups and chunks ------------------------------------------------------------
-
-
 def floor_eigenvalues(covariances, floor):
     """The covariances nearest in likelihood to ``covariances`` with ``Sigma - D`` PSD.
 
@@ -311,13 +308,14 @@ def floor_eigenvalues(covariances, floor):
     only for components whose covariance is not already above the floor
     (one batched Cholesky tells).
     """
-    root = np.sqrt(np.broadcast_to(np.asarray(floor, dtype=np.float64), covariances.shape[1:2]))
-    if not root.any():
+    floor = np.broadcast_to(np.asarray(floor, dtype=np.float64), covariances.shape[1:2])
+    if not floor.any():
         return covariances
-    relative = covariances / root[:, np.newaxis] / root
-    excess = relative - np.eye(len(root))
+    diagonal = np.arange(len(floor))
+    excess = np.array(covariances, dtype=np.float64)
+    excess[:, diagonal, diagonal] -= floor
     below = np.ones(len(covariances), dtype=bool)
-    for j, matrix in enumerate(excess):  # K small Cholesky factorisations: the common case ends here
+    for j, matrix in enumerate(excess):  # K Cholesky factorisations: the common case ends here
         try:
             np.linalg.cholesky(matrix)
             below[j] = False
@@ -325,11 +323,16 @@ def floor_eigenvalues(covariances, floor):
             pass
     if not below.any():
         return covariances
-    eigenvalues, vectors = np.linalg.eigh(relative[below])
+    root = np.sqrt(floor)
+    relative = covariances[below] / root[:, np.newaxis] / root
+    eigenvalues, vectors = np.linalg.eigh(relative)
     clipped = (vectors * np.maximum(eigenvalues, 1.0)[:, np.newaxis, :]) @ np.swapaxes(vectors, 1, 2)
     floored = covariances.copy()
     floored[below] = 0.5 * (clipped + np.swapaxes(clipped, 1, 2)) * root[:, np.newaxis] * root
     return floored
+
+
+# --- row groups and chunks ------------------------------------------------------------
 
 
 class _Chunk(NamedTuple):
