@@ -12,7 +12,10 @@ clipped to 1..5. Duplicate (user, movie) draws are dropped.
 For each scale the script reports the seconds per EM iteration of a K=12
 spherical fit (4 iterations of the EM driver on the prepared data, so set-up
 is not counted), the set-up time (a whole 1-iteration fit less one
-iteration), and memory read from the OS: each scale is fitted
+iteration), the default k-means start (``init_params="kmeans"``: k-means on
+at most 10,000 evenly spaced rows, then one pass labelling every row), also
+as a number of iterations, beside k-means on every row (the former start,
+timed up to 100,000 users), and memory read from the OS: each scale is fitted
 in a fresh process that loads only the CSR arrays, which reports its resident
 memory once loaded (interpreter, libraries and input) and its peak, also as a
 multiple of the input size.
@@ -36,11 +39,13 @@ import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 
 from skgmmfill import PRESET_COURSE, MaskedGaussianMixtureImputer, _observed
-from skgmmfill._em import initialize_random_from_data, prepare, run_em
+from skgmmfill import _em
+from skgmmfill._em import initialize_kmeans, initialize_random_from_data, prepare, run_em
 from skgmmfill._observed import ObservedEntries
 from skgmmfill._spherical import SphericalCovariance
 
 N_USERS, N_MOVIES, N_RATINGS = 480_189, 17_770, 100_480_507
+ALL_ROWS_UP_TO = 100_000  # k-means on every row (the former start) is timed up to this many users
 
 
 def synthetic_ratings(scale, n_true_components=8, seed=0):
@@ -112,6 +117,22 @@ def time_fit(X, n_components, n_iterations=4):
     return one, (time.perf_counter() - tic) / n_iterations
 
 
+def time_kmeans_start(X, n_components, all_rows):
+    """Seconds of the default start (``init_params="kmeans"``, default floor) on the
+    prepared data; with ``all_rows`` k-means clusters every row (the former rule)."""
+    prepared = prepare(ObservedEntries.from_sparse(X), biases=False, bias_shrinkage=0.0, mean_precision_prior=None)
+    family = SphericalCovariance(min_variance="auto").for_data(prepared.moments, prepared.standardization.scale,
+                                                               X.dtype)
+    sample_rows = _em.KMEANS_SAMPLE_ROWS
+    _em.KMEANS_SAMPLE_ROWS = X.shape[0] if all_rows else sample_rows
+    try:
+        tic = time.perf_counter()
+        initialize_kmeans(prepared.source, n_components, family, np.random.RandomState(0))
+        return time.perf_counter() - tic
+    finally:
+        _em.KMEANS_SAMPLE_ROWS = sample_rows
+
+
 def measure(path, n_components):
     """In a fresh process: load the CSR arrays, then time the fits and read the peak."""
     with np.load(path) as arrays:
@@ -122,7 +143,11 @@ def measure(path, n_components):
     with open("/proc/self/clear_refs", "w") as f:  # the peak from here on (Linux)
         f.write("5")
     one, per_iteration = time_fit(X, n_components)
-    print(json.dumps({"one": one, "per_iteration": per_iteration, "loaded": loaded, "peak": memory_gib("VmHWM")}))
+    start = time_kmeans_start(X, n_components, all_rows=False)
+    peak = memory_gib("VmHWM")
+    start_all = time_kmeans_start(X, n_components, all_rows=True) if X.shape[0] <= ALL_ROWS_UP_TO else None
+    print(json.dumps({"one": one, "per_iteration": per_iteration, "loaded": loaded, "peak": peak, "start": start,
+                      "start_all": start_all}))
 
 
 def main():
@@ -138,7 +163,8 @@ def main():
     print("memory: the fitting process (interpreter + libraries + input), from the OS")
     print(
         f"{'scale':>6} {'users':>8} {'ratings':>12} {'CSR GiB':>8} {'s/iter':>7} "
-        f"{'set-up s':>8} {'ns/rating/iter':>14} {'loaded GiB':>10} {'peak GiB':>8} {'peak/CSR':>8}"
+        f"{'set-up s':>8} {'ns/rating/iter':>14} {'loaded GiB':>10} {'peak GiB':>8} {'peak/CSR':>8} "
+        f"{'k-means s':>9} {'/ iter':>6} {'all rows s':>10} {'/ iter':>6}"
     )
     with tempfile.TemporaryDirectory() as folder:
         for scale in args.scale:
@@ -157,7 +183,10 @@ def main():
             print(
                 f"{scale:>6g} {n_users:>8,} {nnz:>12,} {csr_gib:>8.2f} {per_iteration:>7.2f} "
                 f"{result['one'] - per_iteration:>8.2f} {1e9 * per_iteration / nnz:>14.2f} "
-                f"{result['loaded']:>10.2f} {result['peak']:>8.2f} {result['peak'] / csr_gib:>8.2f}",
+                f"{result['loaded']:>10.2f} {result['peak']:>8.2f} {result['peak'] / csr_gib:>8.2f} "
+                f"{result['start']:>9.2f} {result['start'] / per_iteration:>6.1f} "
+                + (f"{result['start_all']:>10.2f} {result['start_all'] / per_iteration:>6.1f}"
+                   if result["start_all"] is not None else f"{'':>10} {'':>6}"),
                 flush=True,
             )
 

@@ -30,10 +30,6 @@ from dask.sizeof import sizeof
 
 from ._observed import ObservedEntries
 
-KMEANS_SAMPLE_ROWS = 100_000
-"""The k-means start clusters all rows up to this many, else this many evenly spaced rows."""
-
-
 @sizeof.register(ObservedEntries)
 def _sizeof_entries(entries):
     """The bytes of a block, so that the scheduler moves a task to the data rather
@@ -148,14 +144,9 @@ class DaskRows:
         gathered[order] = np.vstack(self._gather(rows[order], partial(_dense_rows, fill=fill)))
         return gathered
 
-    def filled_rows(self):
-        """Rows for the k-means start, gathered to the client: all of them up to
-        :data:`KMEANS_SAMPLE_ROWS` (so that the start equals the in-memory one),
-        else that many evenly spaced rows."""
-        n_samples = self.n_samples
-        rows = np.arange(n_samples)
-        if n_samples > KMEANS_SAMPLE_ROWS:
-            rows = np.linspace(0, n_samples - 1, KMEANS_SAMPLE_ROWS).round().astype(np.intp)
+    def filled_rows(self, rows=None):
+        """Rows for the k-means start (all, or those indexed by ``rows``), gathered to the client."""
+        rows = np.arange(self.n_samples) if rows is None else np.asarray(rows)
         gathered = self._gather(rows, _filled_rows)
         return sp.vstack(gathered, format="csr") if sp.issparse(gathered[0]) else np.vstack(gathered)
 

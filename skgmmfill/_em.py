@@ -223,20 +223,36 @@ def initialize_random_from_data(source, n_components, family, random_state, data
     )
 
 
+KMEANS_SAMPLE_ROWS = 10_000
+"""The k-means start clusters all rows up to this many, else this many evenly
+spaced rows; every row is then labelled by the nearest centre in one pass."""
+
+
+def kmeans_sample(n_samples):
+    """The rows the k-means start clusters (see :data:`KMEANS_SAMPLE_ROWS`), or None for all."""
+    if n_samples <= KMEANS_SAMPLE_ROWS:
+        return None
+    return np.linspace(0, n_samples - 1, KMEANS_SAMPLE_ROWS).round().astype(np.intp)
+
+
 def initialize_kmeans(source, n_components, family, random_state):
     """Start from a k-means partition, like GaussianMixture's default.
 
     One run of :class:`~sklearn.cluster.KMeans` clusters the standardised
     rows with 0, about each column's observed mean, at the missing entries
-    (sparse rows stay sparse, so dense and sparse data start alike). The
-    clusters, as hard responsibilities, give the parameters by one update,
-    their statistics computed block by block; a component falls back to the
-    column means and the family's initial covariances wherever it has no
-    observation to estimate them from.
+    (sparse rows stay sparse, so dense and sparse data start alike): all of
+    them up to :data:`KMEANS_SAMPLE_ROWS` rows, else that many evenly spaced
+    rows, so that the start costs a few EM iterations at any scale (k-means
+    runs to convergence, tens of passes over what it clusters). Every row is
+    then labelled by its nearest centre, and these clusters, as hard
+    responsibilities, give the parameters by one update, their statistics
+    computed block by block; a component falls back to the column means and
+    the family's initial covariances wherever it has no observation to
+    estimate them from. Every backend clusters the same rows.
     """
     moments = source.reduce(family.moments)
     kmeans = KMeans(n_components, n_init=1, random_state=random_state)
-    kmeans.fit(source.filled_rows())
+    kmeans.fit(source.filled_rows(kmeans_sample(source.n_samples)))
     means = np.tile(moments.column_means().astype(source.dtype), (n_components, 1))
     fallback = Mixture(
         weights=_uniform_weights(n_components, source.dtype),

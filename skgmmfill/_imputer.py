@@ -156,7 +156,10 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
           replaced by their column's mean (left out for sparse input, which
           comes to about the same after centring), then one M-step from the
           clusters, as :class:`~sklearn.mixture.GaussianMixture` does by
-          default. It does not depend on the data's units or offsets.
+          default. Above 10,000 rows k-means clusters 10,000 evenly spaced
+          rows and every row joins its nearest centre, so that the start
+          costs a few EM iterations at any scale. It does not depend on the
+          data's units or offsets.
         - ``"random_from_data"`` (the course's rule): the means are
           ``n_components`` distinct rows drawn at random, with 0 at their
           missing entries; the weights are uniform; the variances are the mean

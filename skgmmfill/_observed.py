@@ -323,10 +323,12 @@ class ObservedEntries:
     def _cache(self):
         return {}
 
-    def filled_rows(self):
-        """The rows with 0 at the missing entries, for k-means: dense, or sparse
-        (unstored) without densifying. In standardised coordinates 0 is about
-        each column's observed mean."""
+    def filled_rows(self, rows=None):
+        """The rows (all, or those indexed by ``rows``) with 0 at the missing
+        entries, for k-means: dense, or sparse (unstored) without densifying.
+        In standardised coordinates 0 is about each column's observed mean."""
+        if rows is not None:
+            return self.row_block(rows).filled_rows()
         if not self.is_sparse:
             return self.values
         rows = self.values

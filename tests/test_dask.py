@@ -234,3 +234,19 @@ def test_ratings_to_dask_array(client):
     doubled = pandas.concat([frame, frame.iloc[:1]])
     with pytest.raises(ValueError, match="more than once"):
         ratings_to_dask_array(dd.from_pandas(doubled, npartitions=2))[0].compute()
+
+
+@pytest.mark.parametrize("container", ["dense NaN", "CSR"])
+def test_a_sampled_kmeans_start_equals_the_in_memory_one(client, netflix, container, monkeypatch):
+    """Above KMEANS_SAMPLE_ROWS both backends cluster the same evenly spaced rows
+    (the threshold lowered here to 500 of Netflix's 1,200 rows)."""
+    from skgmmfill import _em
+
+    monkeypatch.setattr(_em, "KMEANS_SAMPLE_ROWS", 500)
+    X, _ = netflix
+    X = sp.csr_array(X) if container == "CSR" else np.where(X == 0, np.nan, X)
+    params = dict(n_components=4, covariance_type="diag", init_params="kmeans", random_state=0)
+    reference = MaskedGaussianMixtureImputer(**params).fit(X)
+    assert_same_fit(MaskedGaussianMixtureImputer(**params).fit(as_dask(X, CHUNKINGS["uneven"])), reference)
+    monkeypatch.setattr(_em, "KMEANS_SAMPLE_ROWS", 10_000)
+    assert MaskedGaussianMixtureImputer(**params).fit(X).lower_bound_ != reference.lower_bound_  # the sample mattered

@@ -138,3 +138,10 @@ def test_full_keeps_rising_on_a_constant_column():
     imputer = MaskedGaussianMixtureImputer(covariance_type="full", tol=0.0, max_iter=20).fit(X)
     assert np.all(np.diff(imputer.map_objectives_) >= -1e-12 * np.abs(imputer.map_objectives_[1:]))
     assert imputer.n_iter_ > 2
+
+
+def test_kmeans_clusters_every_row_up_to_the_sample_size_then_evenly_spaced_rows():
+    assert _em.kmeans_sample(_em.KMEANS_SAMPLE_ROWS) is None
+    rows = _em.kmeans_sample(3 * _em.KMEANS_SAMPLE_ROWS + 7)
+    assert len(rows) == _em.KMEANS_SAMPLE_ROWS and rows[0] == 0 and rows[-1] == 3 * _em.KMEANS_SAMPLE_ROWS + 6
+    assert np.all(np.diff(rows) >= 3)
