@@ -27,7 +27,7 @@ from ._imputer import EXCLUSIVE_HYPERPARAMETERS, FAMILIES
 from ._output import check_output, open_output
 from ._persistence import load_model, save_model
 from .datasets import load_netflix, read_ratings
-from .datasets._readers import is_number, open_text, sniff_separator, split_line
+from .datasets._readers import is_data_line, is_number, open_text, sniff_separator, split_line
 from .metrics import make_masked_rmse_scorer, ndcg_at_k, precision_at_k, recall_at_k, rmse
 
 class InputError(Exception):
@@ -174,14 +174,15 @@ def _read_dense_text(path, delimiter):
 
     The delimiter is ``delimiter``, or tabs when the file has any (so that
     empty cells between tabs stay cells), or whitespace. Quoted fields are
-    read as CSV does; a first line without any number (a header) is skipped.
+    read as CSV does; a first line without any number (a header) is skipped,
+    and so are lines starting with ``#`` (comments).
     """
     lines = [line for line in open_text(path).read().splitlines()]
-    if delimiter is None and any("\t" in line for line in lines):
+    if delimiter is None and any("\t" in line for line in lines if is_data_line(line)):
         delimiter = "\t"
     rows, width, header_seen = [], None, False
     for number, line in enumerate(lines, start=1):
-        if not line.strip():
+        if not is_data_line(line):
             continue
         cells = split_line(line, delimiter or " ")
         numbers = [cell.strip() == "" or is_number(cell) for cell in cells]
@@ -433,7 +434,7 @@ def _read_pairs(path, sep):
     """``(users, items)`` from a file of user, item lines (more fields ignored;
     a first line starting with "user" is a header)."""
     try:
-        lines = [line for line in open_text(path).read().splitlines() if line.strip()]
+        lines = [line for line in open_text(path).read().splitlines() if is_data_line(line)]
     except (OSError, ValueError, zipfile.BadZipFile) as error:
         raise InputError(f"cannot read '{path}': {error}") from error
     if not lines:

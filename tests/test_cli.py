@@ -376,3 +376,14 @@ def test_evaluate_leaves_out_items_without_training_ratings(tmp_path, capsys, ra
     captured = capsys.readouterr()
     assert "(1 held-out ratings of items without training ratings left out)" in captured.out
     assert "Skipping features" not in captured.err
+
+
+def test_comment_lines_are_skipped_in_matrices_and_pairs(tmp_path, capsys, ratings_matrix):
+    (tmp_path / "in.txt").write_text("# a matrix\t(tabbed comment)\n1 2\nnan 4\n# mid-file\n3 nan\n1 1\n")
+    assert main(["complete", str(tmp_path / "in.txt"), str(tmp_path / "out.txt"), "-q"]) == 0
+    completed = np.loadtxt(tmp_path / "out.txt")
+    assert completed.shape == (4, 2) and completed[0].tolist() == [1.0, 2.0]
+    source = write_movielens(tmp_path / "u.data", ratings_matrix, "tab")
+    (tmp_path / "pairs.tsv").write_text("# user\titem\n3\t7\n")
+    assert main(["predict", str(source), str(tmp_path / "pairs.tsv"), "-", "-q"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].startswith("3,7,")

@@ -126,3 +126,18 @@ def test_fetch_movielens_refuses_a_changed_archive(tmp_path, monkeypatch):
     assert list((tmp_path / "home" / "movielens").iterdir()) == []  # nothing half-downloaded kept
     with pytest.raises(ValueError, match="variant must be one of"):
         fetch_movielens("25m")
+
+
+def test_read_ratings_skips_comment_lines(tmp_path):
+    from skgmmfill.datasets import read_ratings
+
+    path = tmp_path / "export.csv"
+    path.write_text("# exported 2024 from the shop\nuser,item,rating\n  # a note\na,x,4\nb,x,2\n# last\nb,y,5\n")
+    X, users, items = read_ratings(path)
+    assert list(users) == ["a", "b"] and list(items) == ["x", "y"]
+    assert X.data.max() == 5 and X.nnz == 3
+    path.write_text("a\tx\t4\n#\tcomment\n")
+    assert read_ratings(path)[0].nnz == 1
+    (tmp_path / "bad.csv").write_text("# header comment\na,x,4\nb,y,oops\n")
+    with pytest.raises(ValueError, match="line 3: rating 'oops'"):  # line numbers count the comments
+        read_ratings(tmp_path / "bad.csv")

@@ -108,6 +108,10 @@ def read_ratings(path, *, sep=None, columns=(0, 1, 2), duplicates="error"):
         A (user, item) pair rated twice is an error naming both lines, or is
         given the mean of its ratings.
 
+    Blank lines and lines whose first character (after spaces) is ``#``
+    are skipped: comments, as NumPy's text readers take them (line numbers in
+    messages still count them).
+
     Returns
     -------
     X : scipy.sparse.csr_array of shape (n_users, n_items)
@@ -126,11 +130,17 @@ def read_ratings(path, *, sep=None, columns=(0, 1, 2), duplicates="error"):
                          duplicates=duplicates)
 
 
+def is_data_line(line):
+    """Whether a line holds data: not blank, and not a comment (``#`` first, as NumPy's readers take it)."""
+    stripped = line.strip()
+    return bool(stripped) and not stripped.startswith("#")
+
+
 def parse_ratings(lines, path, *, sep=None, columns=(0, 1, 2), duplicates="error"):
     """:func:`read_ratings` on the lines of text ``lines`` read from ``path``."""
     if duplicates not in ("error", "mean"):
         raise ValueError(f"duplicates must be 'error' or 'mean', got {duplicates!r}")
-    sample = [line for line in lines if line.strip()][: _SNIFF_LINES + 1]
+    sample = [line for line in lines if is_data_line(line)][: _SNIFF_LINES + 1]
     if not sample:
         raise ValueError(f"'{path}' is empty")
     if sep is None:
@@ -145,12 +155,12 @@ def parse_ratings(lines, path, *, sep=None, columns=(0, 1, 2), duplicates="error
         rating_field is not None and (rating_field >= len(first) or not is_number(first[rating_field]))
     )
     positions = _positions(columns, first if header else None, path)
-    header_line = next(number for number, line in enumerate(lines, start=1) if line.strip()) if header else 0
+    header_line = next(number for number, line in enumerate(lines, start=1) if is_data_line(line)) if header else 0
     users, items, ratings, line_numbers = [], [], [], []
     rating_column = positions[2]
     needed = max(positions) + 1
     for number, line in enumerate(lines, start=1):
-        if number == header_line or not line.strip():
+        if number == header_line or not is_data_line(line):
             continue
         fields = split_line(line, sep)
         if len(fields) < needed:
