@@ -672,4 +672,8 @@ def main(argv=None):
     except (InputError, ValueError, OSError) as error:
         print(f"skgmmfill {command}: error: {str(error).splitlines()[0]}", file=sys.stderr)
         return 2
+    except MemoryError:  # after reading (parsing, fitting): one line naming the input, not a traceback
+        inputs = " and ".join(f"'{getattr(args, name)}'" for name in ("input", "ratings") if getattr(args, name, None))
+        print(f"skgmmfill {command}: error: out of memory working on {inputs or 'the bundled data'}", file=sys.stderr)
+        return 2
     return 0

@@ -387,3 +387,26 @@ def test_comment_lines_are_skipped_in_matrices_and_pairs(tmp_path, capsys, ratin
     (tmp_path / "pairs.tsv").write_text("# user\titem\n3\t7\n")
     assert main(["predict", str(source), str(tmp_path / "pairs.tsv"), "-", "-q"]) == 0
     assert capsys.readouterr().out.splitlines()[1].startswith("3,7,")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="address-space limits as Linux sets them")
+def test_a_decompression_bomb_is_refused_in_one_line_under_a_memory_limit(tmp_path):
+    """A 1.5 GB rating file in a ~1.5 MB gzip, read under a 1 GiB address-space limit."""
+    import resource
+
+    bomb = tmp_path / "ratings.csv.gz"
+    line = b"1,2,3\n" * (1 << 20)  # 6 MiB of one repeated line
+    with gzip.open(bomb, "wb", compresslevel=1) as stream:
+        for _ in range(256):
+            stream.write(line)
+    assert bomb.stat().st_size < 2**25
+
+    def limited():
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "skgmmfill", "recommend", str(bomb), str(tmp_path / "top.csv")],
+                            preexec_fn=limited, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr[-500:]
+    assert result.stderr.count("\n") == 1 and f"'{bomb}'" in result.stderr, result.stderr
+    assert not (tmp_path / "top.csv").exists()

@@ -26,25 +26,27 @@ def open_text(path):
     as MovieLens' older files are.
     """
     name = str(path).lower()
-    if name.endswith(".gz"):
-        raw = gzip.open(path, "rb").read()
-    elif name.endswith(".bz2"):
-        raw = bz2.open(path, "rb").read()
-    elif name.endswith(".zip"):
-        with zipfile.ZipFile(path) as archive:
-            members = [m for m in archive.namelist() if not m.endswith("/") and "readme" not in m.lower()]
-            if len(members) != 1:
-                raise ValueError(f"'{path}' holds {len(members)} data files ({', '.join(members[:5])}); "
-                                 "extract the one to read")
-            raw = archive.read(members[0])
-    else:
-        with open(path, "rb") as f:
-            raw = f.read()
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")
-    return io.StringIO(text)
+        if name.endswith((".gz", ".bz2")):
+            with (gzip.open if name.endswith(".gz") else bz2.open)(path, "rb") as f:
+                raw = f.read()
+        elif name.endswith(".zip"):
+            with zipfile.ZipFile(path) as archive:
+                members = [m for m in archive.namelist() if not m.endswith("/") and "readme" not in m.lower()]
+                if len(members) != 1:
+                    raise ValueError(f"'{path}' holds {len(members)} data files ({', '.join(members[:5])}); "
+                                     "extract the one to read")
+                raw = archive.read(members[0])
+        else:
+            with open(path, "rb") as f:
+                raw = f.read()
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            text = raw.decode("latin-1")
+        return io.StringIO(text)
+    except MemoryError:  # a file (or a small archive: a decompression bomb) larger than memory
+        raise ValueError(f"'{path}' does not fit in memory once decompressed and read") from None
 
 
 def sniff_separator(lines, min_fields):
