@@ -671,9 +671,12 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
                     f"is provided. Got {value.shape}, instead."
                 )
             limits.append(value)
-        if np.any(limits[0] > limits[1]):
+        crossed = np.flatnonzero(limits[0] > limits[1])
+        if crossed.size:
+            shown = ", ".join(f"feature {l}: {limits[0][l]:g} > {limits[1][l]:g}" for l in crossed[:3])
             raise ValueError(
-                f"One (or more) features have min_value={limits[0]} > max_value={limits[1]}."
+                f"min_value must not exceed max_value, but it does for {crossed.size} of "
+                f"{n_features} feature(s) ({shown}{', ...' if crossed.size > 3 else ''}): swap or correct them."
             )
         return limits
 
@@ -743,8 +746,8 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         n_samples = X.shape[0]
         if n_samples < self.n_components:
             raise ValueError(
-                f"Expected n_samples >= n_components, but got n_samples={n_samples}"
-                f" and n_components={self.n_components}."
+                f"n_components={self.n_components} needs at least {self.n_components} rows to fit, but X has "
+                f"{n_samples}: lower n_components or give more rows."
             )
         if warm and self.means_.shape[0] != self.n_components:
             raise ValueError(

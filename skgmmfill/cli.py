@@ -27,7 +27,7 @@ from ._imputer import EXCLUSIVE_HYPERPARAMETERS, FAMILIES
 from ._output import check_output, open_output
 from ._persistence import load_model, save_model
 from .datasets import load_netflix, read_ratings
-from .datasets._readers import is_data_line, is_number, open_text, sniff_separator, split_line
+from .datasets._readers import SeparatorNotFound, is_data_line, is_number, open_text, sniff_separator, split_line
 from .metrics import make_masked_rmse_scorer, ndcg_at_k, precision_at_k, recall_at_k, rmse
 
 class InputError(Exception):
@@ -146,6 +146,8 @@ def read_matrix(path, *, triplets=False, missing_values=np.nan, sep=None, column
             X = _read_dense_text(path, "," if kind == "csv" else sep)
     except InputError:
         raise
+    except SeparatorNotFound as error:
+        raise InputError(f"{error.problem}; give --sep") from error
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         message = (error.strerror if isinstance(error, OSError) else None) or str(error).splitlines()[0]
         if isinstance(error, OSError) or f"'{path}'" not in message:

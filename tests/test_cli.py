@@ -111,7 +111,7 @@ def test_complete_triplets_writes_the_imputed_entries(tmp_path):
         ("ratings.csv", "".join(f"{u},{i},{(u + i) % 5 + 1},88{u}{i}\n" for u in range(6) for i in range(3)), [],
          "looks like user, item, rating lines"),
         ("dup.csv", "a,x,1\na,x,2\n", ["--triplets"], "more than once"),
-        ("few.txt", "1 2\n3 nan\n", ["-k", "3"], "n_samples >= n_components"),
+        ("few.txt", "1 2\n3 nan\n", ["-k", "3"], "n_components=3 needs at least 3 rows to fit, but X has 2"),
     ],
 )
 def test_bad_files_exit_2_with_one_line_and_no_output(tmp_path, capsys, name, content, extra, message):
@@ -410,3 +410,11 @@ def test_a_decompression_bomb_is_refused_in_one_line_under_a_memory_limit(tmp_pa
     assert result.returncode == 2, result.stderr[-500:]
     assert result.stderr.count("\n") == 1 and f"'{bomb}'" in result.stderr, result.stderr
     assert not (tmp_path / "top.csv").exists()
+
+
+def test_an_undetectable_separator_names_the_flag_on_the_command_line(tmp_path, capsys):
+    (tmp_path / "odd.data").write_text("a|x|4\nb|y|5\n")
+    assert main(["recommend", str(tmp_path / "odd.data"), "-", "-q"]) == 2
+    assert capsys.readouterr().err.rstrip().endswith("cannot tell how the fields are separated (tried tab, '::', "
+                                                     "comma, semicolon and spaces, needing at least user, item and "
+                                                     "rating); give --sep")

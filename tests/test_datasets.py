@@ -141,3 +141,13 @@ def test_read_ratings_skips_comment_lines(tmp_path):
     (tmp_path / "bad.csv").write_text("# header comment\na,x,4\nb,y,oops\n")
     with pytest.raises(ValueError, match="line 3: rating 'oops'"):  # line numbers count the comments
         read_ratings(tmp_path / "bad.csv")
+
+
+def test_an_undetectable_separator_names_the_python_parameter_not_a_cli_flag(tmp_path):
+    from skgmmfill.datasets import read_ratings
+
+    (tmp_path / "odd.txt").write_text("a|x|4\nb|y|5\n")
+    with pytest.raises(ValueError, match="pass the separator as sep$") as error:
+        read_ratings(tmp_path / "odd.txt")
+    assert "--" not in str(error.value)
+    assert read_ratings(tmp_path / "odd.txt", sep="|")[0].nnz == 2

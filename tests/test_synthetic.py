@@ -120,10 +120,18 @@ def test_min_and_max_value_clip_imputed_entries_only(synthetic, covariance_type)
     "params, message",
     [
         ({"min_value": [0.0, 1.0]}, r"'min_value' should be of shape \(8,\)"),
-        ({"min_value": 2.0, "max_value": 1.0}, "min_value=.* > max_value"),
+        ({"min_value": 2.0, "max_value": 1.0}, r"min_value must not exceed max_value, but it does for \d+ of"),
     ],
 )
 def test_bad_limits(synthetic, params, message):
     _, X_missing, _, _ = synthetic
     with pytest.raises(ValueError, match=message):
         MaskedGaussianMixtureImputer(**params).fit(X_missing)
+
+
+def test_crossed_limits_name_the_features(synthetic):
+    _, X_missing, _, _ = synthetic
+    low = np.zeros(X_missing.shape[1])
+    low[[2, 5]] = 9.0
+    with pytest.raises(ValueError, match=r"it does for 2 of 8 feature\(s\) \(feature 2: 9 > 1, feature 5: 9 > 1\)"):
+        MaskedGaussianMixtureImputer(min_value=low, max_value=1.0).fit(X_missing)

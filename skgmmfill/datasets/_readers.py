@@ -126,10 +126,23 @@ def read_ratings(path, *, sep=None, columns=(0, 1, 2), duplicates="error"):
     ------
     ValueError
         Naming the file and line, for a line with too few fields, a rating
-        that is not a number, or (with ``duplicates="error"``) a repeated pair.
+        that is not a number, or (with ``duplicates="error"``) a repeated pair;
+        and when no separator can be detected (then pass ``sep``).
     """
     return parse_ratings(open_text(path).read().splitlines(), path, sep=sep, columns=columns,
                          duplicates=duplicates)
+
+
+class SeparatorNotFound(ValueError):
+    """No separator splits the lines into user, item and rating.
+
+    ``problem`` says so without saying how to name one, for callers (the
+    command line) that name it their own way; the message says ``sep``.
+    """
+
+    def __init__(self, problem):
+        super().__init__(f"{problem}; pass the separator as sep")
+        self.problem = problem
 
 
 def is_data_line(line):
@@ -149,8 +162,8 @@ def parse_ratings(lines, path, *, sep=None, columns=(0, 1, 2), duplicates="error
         # the first line may be a header with another number of fields
         sep = sniff_separator(sample[1:] or sample, 3) or sniff_separator(sample, 3)
         if sep is None:
-            raise ValueError(f"'{path}': cannot tell how the fields are separated (tried tab, '::', comma, "
-                             "semicolon and spaces, needing at least user, item and rating); give --sep")
+            raise SeparatorNotFound(f"'{path}': cannot tell how the fields are separated (tried tab, '::', "
+                                    "comma, semicolon and spaces, needing at least user, item and rating)")
     first = [field.strip() for field in split_line(sample[0], sep)]
     rating_field = int(columns[2]) if _is_index(columns[2]) else None
     header = not all(_is_index(c) for c in columns) or (
