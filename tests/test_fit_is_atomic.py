@@ -100,6 +100,6 @@ def test_a_failed_fit_on_named_columns_keeps_the_previous_names():
     pd = pytest.importorskip("pandas")
     X = table(80, 3, 0)
     imputer = MaskedGaussianMixtureImputer(2, random_state=0).fit(pd.DataFrame(X, columns=["a", "b", "c"]))
-    with pytest.raises(ValueError, match="n_samples"):
+    with pytest.raises(ValueError, match="needs at least 50 rows"):
         imputer.set_params(n_components=50).fit(pd.DataFrame(X[:10, :2], columns=["d", "e"]))
     assert list(imputer.feature_names_in_) == ["a", "b", "c"] and imputer.n_features_in_ == 3
