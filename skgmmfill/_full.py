@@ -156,7 +156,7 @@ class FullCovariance(CovarianceFamily):
 
         Missing entries count as 0, as in the spherical and diag rules.
         """
-        n_samples, n_features = moments.n_samples, means.shape[1]
+        n_samples = moments.n_samples
         second = moments.gram / n_samples
         column_means = moments.sums / n_samples
         cross = means[:, :, np.newaxis] * column_means
