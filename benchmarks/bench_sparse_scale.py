@@ -17,8 +17,9 @@ at most 10,000 evenly spaced rows, then one pass labelling every row), also
 as a number of iterations, beside k-means on every row (the former start,
 timed up to 100,000 users), and memory read from the OS: each scale is fitted
 in a fresh process that loads only the CSR arrays, which reports its resident
-memory once loaded (interpreter, libraries and input) and its peak, also as a
-multiple of the input size.
+memory once loaded (interpreter, libraries and input) and its peak; ``fit/CSR``
+is what the fits added to the loaded process at their peak, as a multiple of
+the CSR's bytes.
 
 Run: ``python benchmarks/bench_sparse_scale.py [--scale 0.01 0.1 1.0]``
 (scale 1.0 needs about 6 GB of memory and a few minutes).
@@ -160,10 +161,10 @@ def main():
         return measure(args.measure, args.n_components)
 
     print(f"K={args.n_components}, spherical, float64; 17,770 movies at every scale;")
-    print("memory: the fitting process (interpreter + libraries + input), from the OS")
+    print("memory: the fitting process (interpreter + libraries + input), from the OS; fit/CSR = (peak - loaded) / CSR")
     print(
         f"{'scale':>6} {'users':>8} {'ratings':>12} {'CSR GiB':>8} {'s/iter':>7} "
-        f"{'set-up s':>8} {'ns/rating/iter':>14} {'loaded GiB':>10} {'peak GiB':>8} {'peak/CSR':>8} "
+        f"{'set-up s':>8} {'ns/rating/iter':>14} {'loaded GiB':>10} {'peak GiB':>8} {'fit/CSR':>7} "
         f"{'k-means s':>9} {'/ iter':>6} {'all rows s':>10} {'/ iter':>6}"
     )
     with tempfile.TemporaryDirectory() as folder:
@@ -183,7 +184,7 @@ def main():
             print(
                 f"{scale:>6g} {n_users:>8,} {nnz:>12,} {csr_gib:>8.2f} {per_iteration:>7.2f} "
                 f"{result['one'] - per_iteration:>8.2f} {1e9 * per_iteration / nnz:>14.2f} "
-                f"{result['loaded']:>10.2f} {result['peak']:>8.2f} {result['peak'] / csr_gib:>8.2f} "
+                f"{result['loaded']:>10.2f} {result['peak']:>8.2f} {(result['peak'] - result['loaded']) / csr_gib:>7.2f} "
                 f"{result['start']:>9.2f} {result['start'] / per_iteration:>6.1f} "
                 + (f"{result['start_all']:>10.2f} {result['start_all'] / per_iteration:>6.1f}"
                    if result["start_all"] is not None else f"{'':>10} {'':>6}"),

@@ -47,7 +47,8 @@ def fit_offsets(source, moments, shrinkage):
 
 def _row_offset_column_sums(global_mean, column_offsets, shrinkage, block):
     """``sum_u m_ul r_u`` for each column, with ``r_u`` given ``b`` and ``c``."""
-    return block.mask.T @ row_offsets_given(block, global_mean, column_offsets, shrinkage)
+    row_offsets = row_offsets_given(block, global_mean, column_offsets, shrinkage)
+    return block.column_sums(row_offsets[:, np.newaxis], "mask")[0]
 
 
 def row_offsets_given(observed, global_mean, column_offsets, shrinkage):

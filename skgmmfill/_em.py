@@ -23,6 +23,7 @@ from operator import methodcaller
 from typing import NamedTuple
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.cluster import KMeans
 
 from ._biases import fit_offsets, remove_offsets
@@ -251,8 +252,10 @@ def initialize_kmeans(source, n_components, family, random_state):
     estimate them from. Every backend clusters the same rows.
     """
     moments = source.reduce(family.moments)
-    kmeans = KMeans(n_components, n_init=1, random_state=random_state)
-    kmeans.fit(source.filled_rows(kmeans_sample(source.n_samples)))
+    rows = source.filled_rows(kmeans_sample(source.n_samples))
+    # KMeans copies its input only to centre dense data; sparse rows are never modified
+    kmeans = KMeans(n_components, n_init=1, random_state=random_state, copy_x=not sp.issparse(rows))
+    kmeans.fit(rows)
     means = np.tile(moments.column_means().astype(source.dtype), (n_components, 1))
     fallback = Mixture(
         weights=_uniform_weights(n_components, source.dtype),
@@ -265,7 +268,10 @@ def initialize_kmeans(source, n_components, family, random_state):
 
 def _cluster_statistics(family, kmeans, mixture, block):
     """A block's statistics with each row's k-means cluster as its responsibility."""
-    labels = kmeans.predict(block.filled_rows())
+    # argmin_j ||x - c_j||^2 from one product with the centres (not KMeans.predict, whose
+    # validation copies a row block of a larger sparse matrix)
+    centres = kmeans.cluster_centers_.astype(block.dtype)
+    labels = np.argmin(np.einsum("jl,jl->j", centres, centres) - 2.0 * (block.filled_rows() @ centres.T), axis=1)
     resp = np.zeros((block.n_samples, len(mixture.means)), dtype=block.dtype)
     resp[np.arange(block.n_samples), labels] = 1.0
     return family.statistics(block, resp, mixture)

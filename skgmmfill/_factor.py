@@ -239,7 +239,7 @@ class FactorCovariance(CovarianceFamily):
 
     def moments(self, observed):
         directions = _sketch_directions(observed.n_features, self._n_directions(observed.n_features), observed.dtype)
-        sketch = np.asarray(observed.values.T @ (observed.values @ directions), dtype=np.float64)
+        sketch = observed.column_sums(observed.values @ directions, "values").T.astype(np.float64)
         base = observed.moments()
         return FactorMoments(**{f.name: getattr(base, f.name) for f in fields(base)}, sketch=sketch)
 

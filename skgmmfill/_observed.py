@@ -27,6 +27,10 @@ import scipy.sparse as sp
 THREADED_MIN_ENTRIES = 2**21
 """Sparse data with at least this many stored entries is reduced on a thread pool."""
 
+_CHUNK_ENTRIES = 2**18
+"""Passes over the stored entries of sparse data work through chunks of about this
+many, so that their temporaries stay small whatever the size of the data."""
+
 
 def _available_cores():
     """The cores this process may use, or 1 inside a dask.distributed task:
@@ -223,10 +227,14 @@ class ObservedEntries:
         row_shift = np.broadcast_to(np.asarray(row_shift, dtype=self.dtype), (self.n_samples,))
         column_shift = np.asarray(column_shift, dtype=self.dtype)
         if self.is_sparse:
-            data = self.values.data - np.repeat(row_shift, np.diff(self.values.indptr))
-            data -= column_shift[self.values.indices]
-            if scale != 1.0:
-                data /= self.dtype.type(scale)
+            X, data = self.values, np.empty_like(self.values.data)
+            for start, stop in _row_chunks(X.indptr):  # temporaries of a chunk's size
+                first, last = X.indptr[start], X.indptr[stop]
+                chunk = np.subtract(X.data[first:last], np.repeat(row_shift[start:stop], np.diff(X.indptr[start:stop + 1])),
+                                    out=data[first:last])
+                chunk -= column_shift[X.indices[first:last]]
+                if scale != 1.0:
+                    chunk /= self.dtype.type(scale)
             values = sp.csr_array(
                 (data, self.values.indices, self.values.indptr), shape=self.values.shape, copy=False
             )
@@ -298,12 +306,11 @@ class ObservedEntries:
         with np.errstate(over="ignore"):  # sums too large to hold: the caller's error
             if self.is_sparse:
                 data = self.values.data
-                counts = np.bincount(self.values.indices, minlength=self.n_features).astype(np.float64)
-                sums = np.bincount(self.values.indices, weights=data, minlength=self.n_features)
+                counts, sums = _column_moments(self.values, squares=False)
             else:
                 data = self.values
                 counts, sums = self.mask.sum(axis=0, dtype=np.float64), self.values.sum(axis=0, dtype=np.float64)
-        return Extent(counts, sums, float(np.abs(data).max(initial=0.0)))
+        return Extent(counts, sums, max(float(data.max(initial=0.0)), -float(data.min(initial=0.0))))
 
     def squared_deviations(self, location, unit):
         """``sum ((x_ul - location_l) / unit)**2`` over the observed entries.
@@ -312,12 +319,15 @@ class ObservedEntries:
         values near the largest float from overflowing, tiny ones from
         underflowing.
         """
-        if self.is_sparse:
-            deviations = (self.values.data - location[self.values.indices]) / unit
-        else:
-            deviations = (self.values - self.mask * location) / unit
-        deviations = deviations.ravel()
-        return float(np.dot(deviations, deviations))
+        if not self.is_sparse:
+            deviations = ((self.values - self.mask * location) / unit).ravel()
+            return float(np.dot(deviations, deviations))
+        total, X = 0.0, self.values
+        for start in range(0, X.nnz, _CHUNK_ENTRIES):  # temporaries of a chunk's size
+            deviations = X.data[start : start + _CHUNK_ENTRIES] - location[X.indices[start : start + _CHUNK_ENTRIES]]
+            deviations /= unit
+            total += float(np.dot(deviations, deviations))
+        return total
 
     @cached_property
     def _cache(self):
@@ -451,7 +461,7 @@ class ObservedEntries:
         The transposed products of the M-steps.
         """
         data = getattr(self, of)
-        return (data.T @ weights).T if self.is_sparse else weights.T @ data
+        return (_transpose(data) @ weights).T if self.is_sparse else weights.T @ data
 
     def dense_rows(self, rows, fill=0.0):
         """Rows as a dense ``(len(rows), n_features)`` array, ``fill`` at the missing entries."""
@@ -491,6 +501,14 @@ class ObservedEntries:
         return observed, np.asarray(self.values[rows, cols]).ravel()
 
 
+def _transpose(X):
+    """``X.T`` of a CSR array as a CSC array sharing its arrays (scipy's
+    transpose copies arrays that are views of larger ones: a row block's)."""
+    transposed = sp.csc_array((X.shape[1], X.shape[0]), dtype=X.dtype)
+    transposed.indptr, transposed.indices, transposed.data = X.indptr, X.indices, X.data
+    return transposed
+
+
 def _row_range(X, start, stop):
     """Rows ``start:stop`` of a canonical CSR array, as views of its arrays.
 
@@ -506,15 +524,21 @@ def _row_range(X, start, stop):
     return block
 
 
-def _row_sums_of_squares(X, max_entries=2**20):
+def _row_chunks(indptr, max_entries=_CHUNK_ENTRIES):
+    """``(start, stop)`` ranges of consecutive rows holding about ``max_entries``
+    stored entries each (more where one row holds more), covering every row."""
+    bounds = np.searchsorted(indptr, np.arange(0, indptr[-1], max_entries), side="right") - 1
+    return zip(bounds, np.append(bounds[1:], len(indptr) - 1))
+
+
+def _row_sums_of_squares(X, max_entries=_CHUNK_ENTRIES):
     """``sum_k data_k**2`` over the stored entries of each row of a CSR array.
 
     Works through blocks of rows holding at most about ``max_entries`` stored
     entries, so the temporaries stay small whatever the size of ``X``.
     """
     sums = np.zeros(X.shape[0], dtype=X.dtype)
-    bounds = np.searchsorted(X.indptr, np.arange(0, X.nnz, max_entries), side="right") - 1
-    for start, stop in zip(bounds, np.append(bounds[1:], X.shape[0])):
+    for start, stop in _row_chunks(X.indptr, max_entries):
         first, last = X.indptr[start], X.indptr[stop]
         starts = X.indptr[start:stop] - first
         nonempty = np.flatnonzero(np.diff(X.indptr[start : stop + 1]))
@@ -524,18 +548,19 @@ def _row_sums_of_squares(X, max_entries=2**20):
     return sums
 
 
-def _column_moments(X, max_entries=2**20):
-    """Counts, sums and sums of squares of the stored entries of each column of a CSR array.
+def _column_moments(X, max_entries=_CHUNK_ENTRIES, squares=True):
+    """Counts, sums and (with ``squares``) sums of squares of the stored entries of each column of a CSR array.
 
     One pass in blocks of at most ``max_entries`` stored entries, so no
     temporary (the squares, the 64-bit copy of the indices that ``bincount``
     makes) grows with the size of ``X``.
     """
-    moments = np.zeros((3, X.shape[1]))
+    moments = np.zeros((3 if squares else 2, X.shape[1]))
     for start in range(0, X.nnz, max_entries):
         indices = X.indices[start : start + max_entries]
         data = X.data[start : start + max_entries].astype(np.float64)
         moments[0] += np.bincount(indices, minlength=X.shape[1])
         moments[1] += np.bincount(indices, weights=data, minlength=X.shape[1])
-        moments[2] += np.bincount(indices, weights=data * data, minlength=X.shape[1])
+        if squares:
+            moments[2] += np.bincount(indices, weights=data * data, minlength=X.shape[1])
     return list(moments)

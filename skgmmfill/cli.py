@@ -27,7 +27,7 @@ from ._imputer import EXCLUSIVE_HYPERPARAMETERS, FAMILIES
 from ._output import check_output, open_output
 from ._persistence import load_model, save_model
 from .datasets import load_netflix, read_ratings
-from .datasets._readers import SeparatorNotFound, is_data_line, is_number, open_text, sniff_separator, split_line
+from .datasets._readers import RepeatedRatings, SeparatorNotFound, is_data_line, is_number, sniff_separator, split_line, text_lines
 from .metrics import make_masked_rmse_scorer, ndcg_at_k, precision_at_k, recall_at_k, rmse
 
 class InputError(Exception):
@@ -119,7 +119,7 @@ def _strip_compression(name):
 
 
 def read_matrix(path, *, triplets=False, missing_values=np.nan, sep=None, columns=(0, 1, 2),
-                duplicates="error"):
+                duplicates="error", verbose=False):
     """Read a matrix file, or a rating file (``triplets``).
 
     Returns
@@ -132,7 +132,7 @@ def read_matrix(path, *, triplets=False, missing_values=np.nan, sep=None, column
     kind = _kind(path, triplets)
     try:
         if kind == "triplets":
-            X, users, items = read_ratings(path, sep=sep, columns=columns, duplicates=duplicates)
+            X, users, items = read_ratings(path, sep=sep, columns=columns, duplicates=duplicates, verbose=verbose)
             return X, (users, items)
         if kind == "npz":
             with np.load(path, allow_pickle=False) as arrays:
@@ -148,6 +148,8 @@ def read_matrix(path, *, triplets=False, missing_values=np.nan, sep=None, column
         raise
     except SeparatorNotFound as error:
         raise InputError(f"{error.problem}; give --sep") from error
+    except RepeatedRatings as error:
+        raise InputError(f"{error.problem}; keep one rating per pair, or average them with --duplicates mean") from error
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         message = (error.strerror if isinstance(error, OSError) else None) or str(error).splitlines()[0]
         if isinstance(error, OSError) or f"'{path}'" not in message:
@@ -179,7 +181,7 @@ def _read_dense_text(path, delimiter):
     read as CSV does; a first line without any number (a header) is skipped,
     and so are lines starting with ``#`` (comments).
     """
-    lines = [line for line in open_text(path).read().splitlines()]
+    lines = list(text_lines(path))
     if delimiter is None and any("\t" in line for line in lines if is_data_line(line)):
         delimiter = "\t"
     rows, width, header_seen = [], None, False
@@ -321,7 +323,7 @@ def _n_observed(X):
 
 def _rating_options(args):
     columns = tuple(int(c) if c.isdigit() else c for c in args.columns)
-    return {"sep": args.sep, "columns": columns, "duplicates": args.duplicates}
+    return {"sep": args.sep, "columns": columns, "duplicates": args.duplicates, "verbose": not args.quiet}
 
 
 def choose_k_command(args):
@@ -436,7 +438,7 @@ def _read_pairs(path, sep):
     """``(users, items)`` from a file of user, item lines (more fields ignored;
     a first line starting with "user" is a header)."""
     try:
-        lines = [line for line in open_text(path).read().splitlines() if is_data_line(line)]
+        lines = [line for line in text_lines(path) if is_data_line(line)]
     except (OSError, ValueError, zipfile.BadZipFile) as error:
         raise InputError(f"cannot read '{path}': {error}") from error
     if not lines:

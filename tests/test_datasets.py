@@ -151,3 +151,85 @@ def test_an_undetectable_separator_names_the_python_parameter_not_a_cli_flag(tmp
         read_ratings(tmp_path / "odd.txt")
     assert "--" not in str(error.value)
     assert read_ratings(tmp_path / "odd.txt", sep="|")[0].nnz == 2
+
+
+# Files the fast parsers must read exactly as the line-by-line parse does, in
+# blocks of a few lines (so that every block boundary, fallback and restart runs).
+READER_CASES = {
+    "u.data": "196\t242\t3\t881250949\n186\t302\t3\t891717742\n22\t377\t1\t878887116\n196\t377\t4.5\t1\n" * 1
+    + "".join(f"{u}\t{i}\t{(u * i) % 5 + 1}\t9\n" for u in range(1, 30) for i in (7, 11)),
+    "ratings.dat": "".join(f"{u}::{i}::{(u + i) % 5 + 1}::97\n" for u in range(1, 40) for i in (3, 5)),
+    "export.csv": '\ufeff# exported\nuser,item,rating\n"u 1",x,4\n\nu2,"y, z",3.5\n  # note\nu2,x,1\r\n'
+    + "".join(f"u{u},m{u % 7},{u % 5 + 1}\n" for u in range(3, 60)),
+    "spaces.txt": "".join(f"  {u}   {u % 4}\t{u % 5 + 1}\n" for u in range(50)),
+    "late_text_ids.tsv": "".join(f"{u}\t{u % 3}\t4\n" for u in range(1, 60)) + "x9\t1\t2\n",
+    "big_ids.csv": "".join(f"{u},1,2\n" for u in range(1, 60)) + "123456789012345678901234,1,5\n",
+    "latin1.csv": "".join(f"caf\u00e9{u},1,2\n" for u in range(60)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(READER_CASES))
+def test_every_parser_reads_a_file_alike_in_any_block_size(tmp_path, monkeypatch, name):
+    from skgmmfill.datasets import _readers, read_ratings
+
+    text = READER_CASES[name]
+    path = tmp_path / name
+    path.write_bytes(text.encode("latin-1" if name.startswith("latin1") else "utf-8"))
+    expected = read_ratings(path, parser="numpy")
+    for block_bytes in (40, 200, 1 << 24):
+        monkeypatch.setattr(_readers, "BLOCK_BYTES", block_bytes)
+        for parser in ("pandas", "numpy"):
+            X, users, items = read_ratings(path, parser=parser)
+            assert_array_equal(X.toarray(), expected[0].toarray())
+            assert X.has_canonical_format and X.dtype == np.float64
+            assert list(users) == list(expected[1]) and list(items) == list(expected[2])
+    if name == "export.csv":
+        assert {"u 1", "u2"} <= set(users) and "y, z" in list(items) and X[list(users).index("u2")].sum() == 4.5
+    if name == "late_text_ids.tsv":
+        assert list(users[-2:]) == ["59", "x9"]  # ids read as text once one is not an integer
+    if name == "latin1.csv":
+        assert users[0] == "caf\u00e90"
+
+
+def test_errors_name_the_line_in_any_block(tmp_path, monkeypatch):
+    from skgmmfill.datasets import _readers, read_ratings
+
+    monkeypatch.setattr(_readers, "BLOCK_BYTES", 64)
+    lines = [f"{u}\t{u % 9}\t3\n" for u in range(1, 80)]
+    path = tmp_path / "r.tsv"
+    for parser in ("pandas", "numpy"):
+        path.write_text("".join(lines[:50] + ["# note\n", "51\t2\n"] + lines[51:]))
+        with pytest.raises(ValueError, match=r"line 52: 2 fields, expected at least 3 \(user, item, rating\) "
+                                             "separated by tabs"):
+            read_ratings(path, parser=parser)
+        path.write_text("".join(lines[:60] + ["61\t2\tgood\n"] + lines[61:]))
+        with pytest.raises(ValueError, match="line 61: rating 'good' is not a number"):
+            read_ratings(path, parser=parser)
+        path.write_text("".join(lines + ["# again\n", "3\t3\t5\n"]))
+        with pytest.raises(ValueError, match=r"1 \(user, item\) pair\(s\) rated more than once \(user '3', item '3' "
+                                             r"on lines 3 and 81\); keep one rating per pair"):
+            read_ratings(path, parser=parser)
+        X = read_ratings(path, parser=parser, duplicates="mean")[0]
+        assert X[2, 3] == 4.0 and X.nnz == 79
+
+
+def test_a_line_without_end_is_refused_in_bounded_memory(tmp_path):
+    from skgmmfill.datasets import read_ratings
+
+    path = tmp_path / "zeros.csv.gz"
+    with gzip.open(path, "wb") as stream:
+        stream.write(b"1,2,3\n" + b"0" * (3 << 20))
+    with pytest.raises(ValueError, match="line 2: longer than 1 MiB without a line break"):
+        read_ratings(path)
+
+
+def test_the_parser_parameter(tmp_path, monkeypatch):
+    from skgmmfill.datasets import _readers, read_ratings
+
+    (tmp_path / "r.csv").write_text("1,2,3\n")
+    with pytest.raises(ValueError, match="parser must be one of"):
+        read_ratings(tmp_path / "r.csv", parser="arrow")
+    monkeypatch.setattr(_readers, "_pandas", lambda: None)  # pandas not installed
+    with pytest.raises(ImportError, match="parser='pandas' needs pandas"):
+        read_ratings(tmp_path / "r.csv", parser="pandas")
+    assert read_ratings(tmp_path / "r.csv")[0].nnz == 1  # "auto" without pandas

@@ -1,16 +1,18 @@
 """MovieLens rating archives, downloaded once and cached, in scikit-learn's ``fetch_*`` manner."""
 
+import contextlib
 import hashlib
 import os
 import shutil
 import tempfile
 import urllib.request
 import zipfile
+from functools import partial
 from pathlib import Path
 
 from sklearn.datasets import get_data_home
 
-from ._readers import parse_ratings
+from ._readers import read_opened
 
 MOVIELENS = {
     "100k": ("https://files.grouplens.org/datasets/movielens/ml-100k.zip",
@@ -60,9 +62,13 @@ def fetch_movielens(variant="100k", *, data_home=None, download_if_missing=True)
     digest = _md5(archive)
     if digest != md5:
         raise OSError(f"{archive} has MD5 {digest}, not the published {md5}: delete it to download it again")
-    with zipfile.ZipFile(archive) as opened:
-        text = opened.read(member).decode("latin-1")
-    return parse_ratings(text.splitlines(), f"{archive}:{member}")
+    return read_opened(f"{archive}:{member}", partial(_open_member, archive, member))
+
+
+@contextlib.contextmanager
+def _open_member(archive, member, name):
+    with zipfile.ZipFile(archive) as opened, opened.open(member) as stream:
+        yield stream
 
 
 def _download(url, archive, md5):

@@ -1,12 +1,25 @@
 """Reading rating files as they come: MovieLens' ``u.data`` and ``ratings.dat``,
-CSV exports with a header, compressed or not."""
+CSV exports with a header, compressed or not, of any size.
+
+A file is streamed in blocks of whole lines (:func:`line_blocks`), so memory
+holds one block besides what has been parsed. Each block is parsed in C, by
+pandas' CSV parser when pandas is installed, else by NumPy's ``loadtxt``
+(integer ids) or line by line; a block the fast parsers refuse is parsed line
+by line, which gives the message naming the line. Parsed ratings are kept as
+32-bit codes (and 32-bit values when that is exact) until the matrix is built.
+"""
 
 import bz2
+import codecs
+import contextlib
 import csv
 import gzip
 import io
 import re
+import sys
+import time
 import zipfile
+from functools import partial
 
 import numpy as np
 import scipy.sparse as sp
@@ -14,39 +27,92 @@ import scipy.sparse as sp
 SEPARATORS = ("::", "\t", ",", ";", " ")
 """Tried in this order; ``" "`` stands for any run of whitespace."""
 
+PARSERS = ("auto", "pandas", "numpy")
+
+BLOCK_BYTES = 1 << 24
+"""Files are read and parsed in blocks of about this many bytes of whole lines."""
+
+MAX_LINE_BYTES = 1 << 20
+"""A longer line is refused: the file is not a text table (a decompression bomb of one line, say)."""
+
 _SNIFF_LINES = 50
+_INTEGER_ID = re.compile(r"-?(0|[1-9][0-9]{0,17})")  # written as NumPy and pandas write int64s
+_FIELD_SEPARATOR = "\x1f"  # what a multi-character separator becomes for the C parsers
 
 
-def open_text(path):
-    """``path`` opened for reading text, decompressed by its suffix (.gz, .bz2, .zip).
+@contextlib.contextmanager
+def open_binary(path):
+    """``path`` opened for reading bytes, decompressed by its suffix (.gz, .bz2, .zip) as it is read.
 
-    A .zip archive must hold one data file (its other members being
-    directories or README-like text is fine only if exactly one member is
-    not named ``README*``). Bytes that are not UTF-8 are read as Latin-1,
-    as MovieLens' older files are.
+    A .zip archive must hold one data file (besides directories and files named
+    ``README*``).
     """
     name = str(path).lower()
-    try:
-        if name.endswith((".gz", ".bz2")):
-            with (gzip.open if name.endswith(".gz") else bz2.open)(path, "rb") as f:
-                raw = f.read()
+    with contextlib.ExitStack() as stack:
+        if name.endswith(".gz"):
+            stream = gzip.open(path, "rb")
+        elif name.endswith(".bz2"):
+            stream = bz2.open(path, "rb")
         elif name.endswith(".zip"):
-            with zipfile.ZipFile(path) as archive:
-                members = [m for m in archive.namelist() if not m.endswith("/") and "readme" not in m.lower()]
-                if len(members) != 1:
-                    raise ValueError(f"'{path}' holds {len(members)} data files ({', '.join(members[:5])}); "
-                                     "extract the one to read")
-                raw = archive.read(members[0])
+            archive = stack.enter_context(zipfile.ZipFile(path))
+            members = [m for m in archive.namelist() if not m.endswith("/") and "readme" not in m.lower()]
+            if len(members) != 1:
+                raise ValueError(f"'{path}' holds {len(members)} data files ({', '.join(members[:5])}); "
+                                 "extract the one to read")
+            stream = archive.open(members[0])
         else:
-            with open(path, "rb") as f:
-                raw = f.read()
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            text = raw.decode("latin-1")
-        return io.StringIO(text)
-    except MemoryError:  # a file (or a small archive: a decompression bomb) larger than memory
-        raise ValueError(f"'{path}' does not fit in memory once decompressed and read") from None
+            stream = open(path, "rb")
+        yield stack.enter_context(stream)
+
+
+def line_blocks(path, block_bytes=None, opener=open_binary):
+    """The file as ``(number of its first line, bytes)`` blocks of whole lines, each ending in a newline.
+
+    Decompressed as read (``opener(path)``, by default :func:`open_binary`),
+    without a UTF-8 byte order mark, so memory holds one block (of about
+    ``block_bytes``, by default :data:`BLOCK_BYTES`) whatever the size of the file.
+
+    Raises
+    ------
+    ValueError
+        For a line longer than :data:`MAX_LINE_BYTES`: not a text table.
+    """
+    block_bytes = block_bytes or BLOCK_BYTES
+    with opener(path) as stream:
+        number, carry = 1, codecs.BOM_UTF8
+        while chunk := stream.read(block_bytes):
+            if carry == codecs.BOM_UTF8:
+                chunk, carry = (chunk[3:] if chunk.startswith(codecs.BOM_UTF8) else chunk), b""
+            end = chunk.rfind(b"\n") + 1
+            if end:
+                block, carry = carry + chunk[:end], chunk[end:]
+                yield number, block
+                number += _count_lines(block)
+            else:
+                carry += chunk
+            if len(carry) > MAX_LINE_BYTES:
+                raise ValueError(f"'{path}', line {number}: longer than {MAX_LINE_BYTES >> 20} MiB without "
+                                 "a line break; not a text file of lines")
+        if carry and carry != codecs.BOM_UTF8:
+            yield number, carry + b"\n"
+
+
+def _count_lines(block):
+    return int(np.count_nonzero(np.frombuffer(block, np.uint8) == ord("\n")))  # several times bytes.count's speed
+
+
+def decode(block):
+    """Text of bytes: UTF-8, or Latin-1 (as MovieLens' older files are) when not UTF-8."""
+    try:
+        return block.decode("utf-8")
+    except UnicodeDecodeError:
+        return block.decode("latin-1")
+
+
+def text_lines(path, opener=open_binary):
+    """The lines of a text file (without line ends), decompressed and decoded as read, one block at a time."""
+    for _, block in line_blocks(path, opener=opener):
+        yield from decode(block).splitlines()
 
 
 def sniff_separator(lines, min_fields):
@@ -77,6 +143,12 @@ def is_number(text):
     return True
 
 
+def is_data_line(line):
+    """Whether a line holds data: not blank, and not a comment (``#`` first, as NumPy's readers take it)."""
+    stripped = line.strip()
+    return bool(stripped) and not stripped.startswith("#")
+
+
 def natural_order(ids):
     """Sorted unique ids: numerically when all are integers ("2" before "10"),
     else by text with digit runs compared as numbers."""
@@ -88,49 +160,6 @@ def natural_order(ids):
                                       for part in re.split(r"(\d+)", i)]),
         dtype=object,
     )
-
-
-def read_ratings(path, *, sep=None, columns=(0, 1, 2), duplicates="error"):
-    """Read a rating file (one ``user, item, rating`` per line) into a sparse matrix.
-
-    Parameters
-    ----------
-    path : str or path-like
-        A text file, plain or compressed (``.gz``, ``.bz2``, or a ``.zip``
-        holding one data file): MovieLens' ``u.data`` (tab-separated, with a
-        timestamp), ``ratings.dat`` (``::``), CSV exports with a header line...
-    sep : str or None, default=None
-        The field separator; None detects it among tab, ``::``, comma,
-        semicolon and whitespace (the one that splits every one of the first
-        lines into the same number of fields, at least three).
-    columns : tuple of 3 ints or column names, default=(0, 1, 2)
-        Which fields hold the user, the item and the rating; names need a
-        header line. Other fields (timestamps) are ignored.
-    duplicates : {"error", "mean"}, default="error"
-        A (user, item) pair rated twice is an error naming both lines, or is
-        given the mean of its ratings.
-
-    Blank lines and lines whose first character (after spaces) is ``#``
-    are skipped: comments, as NumPy's text readers take them (line numbers in
-    messages still count them).
-
-    Returns
-    -------
-    X : scipy.sparse.csr_array of shape (n_users, n_items)
-        The ratings; unstored entries are unrated.
-    user_ids, item_ids : ndarray of str
-        The ids of the rows and columns as written in the file, in natural
-        order (numerically when they are all integers).
-
-    Raises
-    ------
-    ValueError
-        Naming the file and line, for a line with too few fields, a rating
-        that is not a number, or (with ``duplicates="error"``) a repeated pair;
-        and when no separator can be detected (then pass ``sep``).
-    """
-    return parse_ratings(open_text(path).read().splitlines(), path, sep=sep, columns=columns,
-                         duplicates=duplicates)
 
 
 class SeparatorNotFound(ValueError):
@@ -145,76 +174,371 @@ class SeparatorNotFound(ValueError):
         self.problem = problem
 
 
-def is_data_line(line):
-    """Whether a line holds data: not blank, and not a comment (``#`` first, as NumPy's readers take it)."""
-    stripped = line.strip()
-    return bool(stripped) and not stripped.startswith("#")
+class RepeatedRatings(ValueError):
+    """A (user, item) pair is rated more than once; ``problem`` says which, without saying what to do."""
+
+    def __init__(self, problem):
+        super().__init__(f"{problem}; keep one rating per pair, or average them with duplicates='mean'")
+        self.problem = problem
 
 
-def parse_ratings(lines, path, *, sep=None, columns=(0, 1, 2), duplicates="error"):
-    """:func:`read_ratings` on the lines of text ``lines`` read from ``path``."""
+def read_ratings(path, *, sep=None, columns=(0, 1, 2), duplicates="error", parser="auto", verbose=False):
+    """Read a rating file (one ``user, item, rating`` per line) into a sparse matrix.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A text file, plain or compressed (``.gz``, ``.bz2``, or a ``.zip``
+        holding one data file): MovieLens' ``u.data`` (tab-separated, with a
+        timestamp), ``ratings.dat`` (``::``), CSV exports with a header line...
+        Read as a stream: memory holds the ratings read so far, compactly, and
+        one block of text.
+    sep : str or None, default=None
+        The field separator; None detects it among tab, ``::``, comma,
+        semicolon and whitespace (the one that splits every one of the first
+        lines into the same number of fields, at least three).
+    columns : tuple of 3 ints or column names, default=(0, 1, 2)
+        Which fields hold the user, the item and the rating; names need a
+        header line. Other fields (timestamps) are ignored.
+    duplicates : {"error", "mean"}, default="error"
+        A (user, item) pair rated twice is an error naming both lines, or is
+        given the mean of its ratings.
+    parser : {"auto", "pandas", "numpy"}, default="auto"
+        What parses the lines: pandas' CSV parser ("auto" when pandas is
+        installed: several times faster), or NumPy's ``loadtxt`` for files
+        whose ids are integers and Python otherwise. The result is the same.
+    verbose : bool, default=False
+        Report the lines read and the rate on standard error every few seconds.
+
+    Blank lines and lines whose first character (after spaces) is ``#``
+    are skipped: comments, as NumPy's text readers take them (line numbers in
+    messages still count them). Ids are kept as written, except that when
+    those of the first lines are all integers, ids are compared as integers
+    (``007`` is then user ``7``). Bytes that are not UTF-8 are read as
+    Latin-1.
+
+    Returns
+    -------
+    X : scipy.sparse.csr_array of shape (n_users, n_items)
+        The ratings; unstored entries are unrated.
+    user_ids, item_ids : ndarray of str
+        The ids of the rows and columns as written in the file, in natural
+        order (numerically when they are all integers).
+
+    Raises
+    ------
+    ValueError
+        Naming the file and line, for a line with too few fields, a rating
+        that is not a number, or (with ``duplicates="error"``) a repeated pair;
+        when no separator can be detected (then pass ``sep``); and for a file
+        that does not fit in memory.
+    """
+    return read_opened(path, open_binary, sep=sep, columns=columns, duplicates=duplicates, parser=parser,
+                       verbose=verbose)
+
+
+def read_opened(path, opener, *, sep=None, columns=(0, 1, 2), duplicates="error", parser="auto", verbose=False):
+    """:func:`read_ratings` of what ``opener(path)`` opens: a binary stream's context (an archive member, say)."""
     if duplicates not in ("error", "mean"):
         raise ValueError(f"duplicates must be 'error' or 'mean', got {duplicates!r}")
-    sample = [line for line in lines if is_data_line(line)][: _SNIFF_LINES + 1]
-    if not sample:
-        raise ValueError(f"'{path}' is empty")
-    if sep is None:
-        # the first line may be a header with another number of fields
-        sep = sniff_separator(sample[1:] or sample, 3) or sniff_separator(sample, 3)
+    if parser not in PARSERS:
+        raise ValueError(f"parser must be one of {PARSERS}, got {parser!r}")
+    if parser == "pandas" and _pandas() is None:
+        raise ImportError("parser='pandas' needs pandas: pip install pandas, or use parser='numpy'")
+    use_pandas = parser != "numpy" and _pandas() is not None
+    try:
+        try:
+            return _read(path, opener, sep, columns, duplicates, use_pandas, verbose, integer_ids=None)
+        except _NotIntegers:  # an id further down is not an integer: read them all as text
+            return _read(path, opener, sep, columns, duplicates, use_pandas, verbose, integer_ids=False)
+    except MemoryError:
+        raise ValueError(f"'{path}' does not fit in memory once decompressed and read") from None
+
+
+class _NotIntegers(Exception):
+    pass
+
+
+class _Layout:
+    """Where the fields of a rating file are: its separator, the positions of
+    user, item and rating, its header line (0: none), and whether ids are integers."""
+
+    def __init__(self, path, lines, sep, columns, integer_ids):
+        sample = [(number, line) for number, line in lines if is_data_line(line)][: _SNIFF_LINES + 1]
+        if not sample:
+            raise ValueError(f"'{path}' is empty")
+        texts = [line for _, line in sample]
         if sep is None:
-            raise SeparatorNotFound(f"'{path}': cannot tell how the fields are separated (tried tab, '::', "
-                                    "comma, semicolon and spaces, needing at least user, item and rating)")
-    first = [field.strip() for field in split_line(sample[0], sep)]
-    rating_field = int(columns[2]) if _is_index(columns[2]) else None
-    header = not all(_is_index(c) for c in columns) or (
-        rating_field is not None and (rating_field >= len(first) or not is_number(first[rating_field]))
+            # the first line may be a header with another number of fields
+            sep = sniff_separator(texts[1:] or texts, 3) or sniff_separator(texts, 3)
+            if sep is None:
+                raise SeparatorNotFound(f"'{path}': cannot tell how the fields are separated (tried tab, '::', "
+                                        "comma, semicolon and spaces, needing at least user, item and rating)")
+        first = [field.strip() for field in split_line(texts[0], sep)]
+        rating_field = int(columns[2]) if _is_index(columns[2]) else None
+        header = not all(_is_index(c) for c in columns) or (
+            rating_field is not None and (rating_field >= len(first) or not is_number(first[rating_field]))
+        )
+        self.path, self.sep = path, sep
+        self.positions = _positions(columns, first if header else None, path)
+        self.header_line = sample[0][0] if header else 0
+        if integer_ids is None:
+            rows = [split_line(line, sep) for line in texts[1 if header else 0 :]]
+            integer_ids = all(len(fields) > max(self.positions[:2]) and all(
+                _INTEGER_ID.fullmatch(fields[p].strip()) for p in self.positions[:2]) for fields in rows)
+        self.integer_ids = integer_ids
+
+    def parse_lines(self, lines):
+        """``(users, items, ratings)`` of ``(number, line)`` pairs, line by line, or the error naming the line."""
+        users, items, ratings = [], [], []
+        user_field, item_field, rating_field = self.positions
+        needed = max(self.positions) + 1
+        for number, line in lines:
+            if number == self.header_line or not is_data_line(line):
+                continue
+            fields = split_line(line, self.sep)
+            if len(fields) < needed:
+                raise ValueError(f"'{self.path}', line {number}: {len(fields)} fields, expected at least {needed} "
+                                 f"(user, item, rating) separated by {_describe(self.sep)}")
+            value = fields[rating_field].strip()
+            if not is_number(value):
+                raise ValueError(f"'{self.path}', line {number}: rating {value!r} is not a number")
+            users.append(fields[user_field].strip())
+            items.append(fields[item_field].strip())
+            ratings.append(float(value))
+        if self.integer_ids:
+            if not all(_INTEGER_ID.fullmatch(i) for i in users + items):
+                raise _NotIntegers
+            users, items = np.array(users, dtype=np.int64), np.array(items, dtype=np.int64)
+        else:
+            users, items = np.array(users, dtype=object), np.array(items, dtype=object)
+        return users, items, np.array(ratings, dtype=np.float64)
+
+    def parse_block(self, number, block, use_pandas):
+        """:meth:`parse_lines` of a block of bytes starting at line ``number``, in C where possible."""
+        fast = _parse_with_pandas if use_pandas else _parse_with_loadtxt if self.integer_ids else None
+        if fast is not None:
+            try:
+                users, items, ratings = fast(self, block)
+                if not np.isnan(ratings).any():  # NaN: a missing field, or "nan" read as Python does below
+                    return users, items, ratings
+            except (ValueError, TypeError, OverflowError, IndexError):
+                pass  # the line-by-line parse finds and names the line, or reads what C refused
+        return self.parse_lines(enumerate(decode(block).splitlines(), start=number))
+
+    @property
+    def c_separator(self):
+        """The separator as the C parsers take it (one character; whitespace as None)."""
+        return None if self.sep == " " else self.sep if len(self.sep) == 1 else _FIELD_SEPARATOR
+
+    def for_c_parsers(self, block):
+        return block if len(self.sep) == 1 else block.replace(self.sep.encode(), _FIELD_SEPARATOR.encode())
+
+
+def _parse_with_pandas(layout, block):
+    pandas = _pandas()
+    id_type = np.int64 if layout.integer_ids else object
+    user, item, rating = layout.positions
+    try:
+        text = io.BytesIO(layout.for_c_parsers(block))
+        frame = pandas.read_csv(
+            text, sep=layout.c_separator or r"\s+", header=None, usecols=sorted(set(layout.positions)),
+            dtype={user: id_type, item: id_type, rating: np.float64}, comment="#", engine="c", encoding="utf-8",
+            na_filter=layout.integer_ids,  # text ids such as "NA" are ids
+        )
+    except UnicodeDecodeError:
+        frame = pandas.read_csv(io.StringIO(decode(block)), sep=layout.c_separator or r"\s+", header=None,
+                                usecols=sorted(set(layout.positions)), comment="#", engine="c",
+                                dtype={user: id_type, item: id_type, rating: np.float64},
+                                na_filter=layout.integer_ids)
+    users, items = frame[user].to_numpy(), frame[item].to_numpy()
+    if not layout.integer_ids:
+        users, items = _stripped(users), _stripped(items)
+    return users, items, frame[rating].to_numpy(dtype=np.float64)
+
+
+def _parse_with_loadtxt(layout, block):
+    user, item, rating = layout.positions
+    table = np.loadtxt(
+        io.BytesIO(layout.for_c_parsers(block)), delimiter=layout.c_separator, comments="#", quotechar='"',
+        usecols=(user, item, rating), dtype=[("user", np.int64), ("item", np.int64), ("rating", np.float64)],
+        ndmin=1, encoding="utf-8",
     )
-    positions = _positions(columns, first if header else None, path)
-    header_line = next(number for number, line in enumerate(lines, start=1) if is_data_line(line)) if header else 0
-    users, items, ratings, line_numbers = [], [], [], []
-    rating_column = positions[2]
-    needed = max(positions) + 1
-    for number, line in enumerate(lines, start=1):
-        if number == header_line or not is_data_line(line):
-            continue
-        fields = split_line(line, sep)
-        if len(fields) < needed:
-            raise ValueError(f"'{path}', line {number}: {len(fields)} fields, expected at least {needed} "
-                             f"(user, item, rating) separated by {_describe(sep)}")
-        value = fields[rating_column].strip()
-        if not is_number(value):
-            raise ValueError(f"'{path}', line {number}: rating {value!r} is not a number")
-        users.append(fields[positions[0]].strip())
-        items.append(fields[positions[1]].strip())
-        ratings.append(float(value))
-        line_numbers.append(number)
-    if not ratings:
+    return table["user"], table["item"], table["rating"]
+
+
+def _stripped(ids):
+    """Text ids without surrounding spaces (the C parsers keep them), as the line-by-line parse reads them."""
+    distinct = set(ids.tolist())
+    if not all(isinstance(value, str) for value in distinct):
+        raise ValueError("a missing field")  # the line-by-line parse names the line
+    if any(value != value.strip() for value in distinct):
+        return np.array([value.strip() for value in ids.tolist()], dtype=object)
+    return ids
+
+
+class _Codes:
+    """Ids coded 0, 1, ... in order of first appearance, block by block.
+
+    Each block's distinct ids are found in C (pandas' hash table, or NumPy's
+    sort), then looked up among those seen before: text ids in a dict,
+    integer ids in a sorted array, so that no Python code runs per id.
+    """
+
+    def __init__(self, use_pandas, integer_ids):
+        self.factorize = partial(_pandas().factorize, sort=True) if use_pandas else _factorize
+        self.integer_ids = integer_ids
+        self.code_of = {}  # text ids
+        self.known, self.known_codes = np.empty(0, np.int64), np.empty(0, np.int32)  # integer ids, sorted
+
+    def __call__(self, ids):
+        local, uniques = self.factorize(ids)
+        if not self.integer_ids:
+            code_of = self.code_of
+            codes = np.fromiter((code_of.setdefault(i, len(code_of)) for i in uniques.tolist()), np.int32,
+                                len(uniques))
+            return codes[local]
+        uniques = uniques.astype(np.int64, copy=False)  # sorted: the searches run in cache
+        where = np.minimum(np.searchsorted(self.known, uniques), max(len(self.known) - 1, 0))
+        seen = self.known[where] == uniques if len(self.known) else np.zeros(len(uniques), bool)
+        codes = np.empty(len(uniques), np.int32)
+        codes[seen] = self.known_codes[where[seen]]
+        new = np.sort(uniques[~seen])  # coded in this order, after those seen
+        codes[~seen] = len(self.known) + np.searchsorted(new, uniques[~seen])
+        at = np.searchsorted(self.known, new)
+        self.known = np.insert(self.known, at, new)
+        self.known_codes = np.insert(self.known_codes, at, len(self.known_codes) + np.arange(len(new), dtype=np.int32))
+        return codes[local]
+
+    def natural(self):
+        """The ids in natural order (as text), and each code's position in it."""
+        if self.integer_ids:
+            ordered, order = self.known.astype(str), self.known_codes
+        else:
+            ids = list(self.code_of)
+            ordered = natural_order(ids)
+            position = {value: index for index, value in enumerate(ordered)}
+            order = np.fromiter((position[i] for i in ids), np.int64, len(ids)).argsort()
+            ordered = ordered.astype(str)
+        rank = np.empty(len(ordered), dtype=np.int32)
+        rank[order] = np.arange(len(ordered), dtype=np.int32)
+        return ordered, rank
+
+
+def _factorize(ids):
+    uniques, local = np.unique(ids, return_inverse=True)
+    return local.ravel(), uniques
+
+
+class _Progress:
+    """Lines read and the rate, on standard error every few seconds and at the end."""
+
+    INTERVAL = 5.0
+
+    def __init__(self, path, verbose):
+        self.path, self.verbose = path, verbose
+        self.start = self.last = time.perf_counter()
+
+    def __call__(self, lines, done=False):
+        now = time.perf_counter()
+        if self.verbose and (done or now - self.last >= self.INTERVAL):
+            self.last = now
+            rate = lines / max(now - self.start, 1e-9)
+            print(f"{'read' if done else 'reading'} '{self.path}': {lines:,} lines ({rate / 1e6:.2f} M lines/s)",
+                  file=sys.stderr, flush=True)
+
+
+def _read(path, opener, sep, columns, duplicates, use_pandas, verbose, integer_ids):
+    blocks = line_blocks(path, opener=opener)
+    number, block = next(blocks, (1, b""))
+    head = block[: block.find(b"\n", 1 << 16) + 1 or len(block)]  # enough lines to detect the layout
+    layout = _Layout(path, enumerate(decode(head).splitlines(), start=number), sep, columns, integer_ids)
+    if layout.header_line:  # the C parsers start after it
+        cut = 0
+        for _ in range(layout.header_line - number + 1):
+            cut = block.index(b"\n", cut) + 1
+        number, block = layout.header_line + 1, block[cut:]
+    users, items = _Codes(use_pandas, layout.integer_ids), _Codes(use_pandas, layout.integer_ids)
+    rows, cols, values, exact32 = [], [], [], True
+    progress = _Progress(path, verbose)
+    while True:
+        if block:
+            user, item, rating = layout.parse_block(number, block, use_pandas)
+            rows.append(users(user))
+            cols.append(items(item))
+            single = rating.astype(np.float32)
+            if exact32 and not np.array_equal(single, rating, equal_nan=True):
+                exact32, values = False, [v.astype(np.float64) for v in values]
+            values.append(single if exact32 else rating)
+            progress(number + _count_lines(block) - 1)
+        number, block = next(blocks, (None, None))
+        if block is None:
+            break
+    progress(sum(map(len, rows)), done=True)
+    if not sum(map(len, rows)):
         raise ValueError(f"'{path}': no user, item, rating lines")
-    user_ids, item_ids = natural_order(users), natural_order(items)
-    rows = _codes(users, user_ids)
-    cols = _codes(items, item_ids)
-    ratings = np.asarray(ratings)
-    keys = rows * len(item_ids) + cols
-    unique, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
-    repeated = np.flatnonzero(counts > 1)
-    if repeated.size and duplicates == "error":
-        examples = []
-        for key in repeated[:3]:
-            first, second = np.flatnonzero(inverse == key)[:2]  # in file order
-            examples.append(f"user {users[first]!r}, item {items[first]!r} on lines "
-                            f"{line_numbers[first]} and {line_numbers[second]}")
-        raise ValueError(f"'{path}': {repeated.size} (user, item) pair(s) rated more than once "
-                         f"({'; '.join(examples)}); keep one rating per pair, or average them with "
-                         "duplicates='mean' (--duplicates mean)")
-    means = np.bincount(inverse, weights=ratings) / counts
-    X = sp.csr_array((means, (unique // len(item_ids), unique % len(item_ids))), shape=(len(user_ids), len(item_ids)))
+    user_ids, user_rank = users.natural()
+    item_ids, item_rank = items.natural()
+    for codes, rank in [(block, user_rank) for block in rows] + [(block, item_rank) for block in cols]:
+        codes[:] = rank[codes]
+    rows, cols, values = _concatenated(rows), _concatenated(cols), _concatenated(values)
+    shape = (len(user_ids), len(item_ids))
+    X = sp.coo_array((values, (rows, cols)), shape=shape).tocsr()  # sums repeated pairs
+    if X.nnz < len(values):
+        counts = sp.coo_array((np.ones(len(values), np.int32), (rows, cols)), shape=shape).tocsr()
+        if duplicates == "error":
+            raise RepeatedRatings(_repeated_pairs(path, opener, layout, counts, rows, cols, user_ids, item_ids))
+        X = sp.coo_array((values.astype(np.float64), (rows, cols)), shape=shape).tocsr()
+        X.data /= counts.data
+    del rows, cols, values
     X.sort_indices()
-    return X, user_ids.astype(str), item_ids.astype(str)
+    return sp.csr_array((X.data.astype(np.float64), X.indices, X.indptr), shape=shape), user_ids, item_ids
 
 
-def _codes(ids, ordered):
-    position = {value: index for index, value in enumerate(ordered)}
-    return np.fromiter((position[i] for i in ids), dtype=np.int64, count=len(ids))
+def _concatenated(blocks):
+    """One array of the blocks, freeing each as it is copied (the peak is one block above the result)."""
+    out = np.empty(sum(map(len, blocks)), dtype=blocks[0].dtype)
+    start = 0
+    while blocks:
+        block = blocks.pop(0)
+        out[start : start + len(block)] = block
+        start += len(block)
+    return out
+
+
+def _repeated_pairs(path, opener, layout, counts, rows, cols, user_ids, item_ids):
+    """What :class:`RepeatedRatings` says: how many pairs, and the first three with both lines."""
+    repeated = counts.data > 1
+    pair_rows = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))[repeated][:3]
+    pair_cols = counts.indices[repeated][:3]
+    occurrences = [np.flatnonzero((rows == r) & (cols == c))[:2] for r, c in zip(pair_rows, pair_cols)]
+    lines = _data_line_numbers(path, opener, layout, sorted({int(k) for pair in occurrences for k in pair}))
+    examples = [f"user {str(user_ids[r])!r}, item {str(item_ids[c])!r} on lines {lines[first]} and {lines[second]}"
+                for r, c, (first, second) in zip(pair_rows, pair_cols, occurrences)]
+    return f"'{path}': {int(repeated.sum())} (user, item) pair(s) rated more than once ({'; '.join(examples)})"
+
+
+def _data_line_numbers(path, opener, layout, wanted):
+    """The line numbers of the rating lines counted ``wanted`` (sorted), counting from 0."""
+    found, count, wanted = {}, 0, list(wanted)
+    for number, line in enumerate(text_lines(path, opener), start=1):
+        if number == layout.header_line or not is_data_line(line):
+            continue
+        while wanted and wanted[0] == count:
+            found[wanted.pop(0)] = number
+        if not wanted:
+            break
+        count += 1
+    return found
+
+
+def _pandas():
+    """pandas, when installed (imported on first use: it is optional)."""
+    try:
+        import pandas
+    except ImportError:
+        return None
+    return pandas
 
 
 def _is_index(column):
