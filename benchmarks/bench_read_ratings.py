@@ -8,21 +8,24 @@ in order, as in MovieLens' ``ratings.dat``) in three formats:
 - ``colons``: MovieLens' ``ratings.dat`` (``::``);
 - ``csv.gz``: a gzipped CSV with a header line and half-star ratings.
 
-Then, in a fresh process per file, it reads the file with ``read_ratings`` (each
-available parser) and with the baseline, ``pandas.read_csv`` (the C parser, the
+Then, in a fresh process per file, it times reading the file with
+``read_ratings`` (each parser) and with the baseline, ``pandas.read_csv`` (the C parser, the
 ids as integers; for ``::`` files ``sep=":"`` and every other field, since
 pandas' C parser takes one-character separators only) followed by
 ``pandas.factorize(..., sort=True)`` of the ids and a ``csr_array`` of the
 ratings: the same matrix. Times are the best of ``--repeat`` runs in that
-process (one run above 10 M lines); memory is the process's peak resident set
-above what it held before the read (Linux), as a multiple of the result's
-bytes (CSR arrays plus id tables).
+process (one run above 10 M lines). Memory is measured in a fresh process per
+reader (one read, after a read of the file's first lines has set the libraries
+up): the process's peak resident set above what it held before the read
+(Linux), as a multiple of the result's bytes (CSR arrays plus id tables).
 
 Run: ``python benchmarks/bench_read_ratings.py [--lines 1e6 1e7 1e8] [--parsers pandas numpy]``
-(100 M lines take about 8 GB of disk in the temporary folder and ten minutes).
+(100 M lines take about 8 GB of disk in the temporary folder and ten minutes;
+``--folder DIR`` keeps the files there, for ``skgmmfill recommend DIR/ratings.data``).
 """
 
 import argparse
+import contextlib
 import gzip
 import json
 import os
@@ -133,60 +136,83 @@ def pandas_baseline(path, format_name):
     return X, np.asarray(user_ids).astype(str), np.asarray(item_ids).astype(str)
 
 
-def measure(path, format_name, parsers, repeat):
-    """In a fresh process: time and peak memory of each reader, best of ``repeat``."""
-    import gc
-
+def readers(path, format_name, parsers):
     from skgmmfill.datasets import read_ratings
 
-    readers = {parser: (lambda parser=parser: read_ratings(path, parser=parser)) for parser in parsers}
-    readers["baseline"] = lambda: pandas_baseline(path, format_name)
+    chosen = {parser: (lambda parser=parser: read_ratings(path, parser=parser)) for parser in parsers}
+    chosen["baseline"] = lambda: pandas_baseline(path, format_name)
+    return chosen
+
+
+def time_readers(path, format_name, parsers, repeat):
+    """In a fresh process: each reader's best time of ``repeat`` runs, and its matrix's size."""
     results = {}
-    for name, reader in readers.items():
-        seconds, peak = np.inf, 0.0
+    for name, reader in readers(path, format_name, parsers).items():
+        seconds = np.inf
         for _ in range(repeat):
-            gc.collect()
-            before = memory_gib("VmRSS")
-            reset_peak()
             tic = time.perf_counter()
             X, users, items = reader()
             seconds = min(seconds, time.perf_counter() - tic)
-            peak = max(peak, memory_gib("VmHWM") - before)
-            result_gib = (X.data.nbytes + X.indices.nbytes + X.indptr.nbytes + users.nbytes + items.nbytes) / 2**30
-            if name == "baseline":
-                assert X.nnz == results[parsers[0]]["nnz"], "the baseline read another matrix"
-            results[name] = {"seconds": seconds, "peak": peak, "result": result_gib, "nnz": X.nnz}
-            del X, users, items
+        result_gib = (X.data.nbytes + X.indices.nbytes + X.indptr.nbytes + users.nbytes + items.nbytes) / 2**30
+        results[name] = {"seconds": seconds, "result": result_gib, "nnz": X.nnz}
+        del X, users, items
+    assert len({r["nnz"] for r in results.values()}) == 1, "the readers read different matrices"
     print(json.dumps(results))
+
+
+def peak_of_reader(path, format_name, parsers, name):
+    """In a fresh process: the peak resident memory of one read by the reader ``name``, in GiB
+    above the process before it, after a read of a small file of the same format has set the
+    libraries up."""
+    with tempfile.TemporaryDirectory() as folder:
+        small = os.path.join(folder, os.path.basename(path))
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(path, "rb") as source, opener(small, "wb") as head:
+            text = source.read(1 << 16)
+            head.write(text[: text.rfind(b"\n") + 1])
+        readers(small, format_name, parsers)[name]()
+    reader = readers(path, format_name, parsers)[name]
+    before = memory_gib("VmRSS")
+    reset_peak()
+    reader()
+    print(json.dumps({"peak": memory_gib("VmHWM") - before}))
+
+
+def _child(*arguments):
+    child = subprocess.run([sys.executable, __file__, *arguments], capture_output=True, text=True, check=True)
+    return json.loads(child.stdout.splitlines()[-1])
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--lines", type=float, nargs="+", default=[1e6, 1e7, 1e8])
     parser.add_argument("--parsers", nargs="+", default=["pandas", "numpy"])
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--folder", help="where to write the files (default: a temporary folder)")
-    parser.add_argument("--measure", nargs=2, help=argparse.SUPPRESS)  # internal: the child process
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--folder", help="where to write the files, and keep them (default: a temporary folder)")
+    parser.add_argument("--time", nargs=2, help=argparse.SUPPRESS)  # internal: the child processes
+    parser.add_argument("--peak", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.measure:
-        return measure(*args.measure, args.parsers, args.repeat)
+    if args.time:
+        return time_readers(*args.time, args.parsers, args.repeat)
+    if args.peak:
+        return peak_of_reader(*args.peak[:2], args.parsers, args.peak[2])
 
-    print("time: seconds, best of --repeat in one process (one run above 10 M lines); ratio to the baseline")
-    print("memory: peak resident set of the read above the process before it, / the result's bytes (CSR + ids)")
+    print("time: seconds, best of --repeat in one process (one run above 10 M lines); ratio to the baseline's")
+    print("memory: peak resident set of one read (fresh process) above the process before it, / the result's bytes "
+          "(CSR + ids)")
     header = f"{'lines':>12} {'format':>7} {'MB':>6} {'result GiB':>10} {'baseline s':>10} {'peak x':>6}"
     for name in args.parsers:
         header += f" {name + ' s':>9} {'ratio':>6} {'peak x':>6}"
     print(header)
-    with tempfile.TemporaryDirectory(dir=args.folder) as folder:
+    with contextlib.ExitStack() as stack:
+        folder = args.folder or stack.enter_context(tempfile.TemporaryDirectory())
         for n_lines in args.lines:
             paths, _ = write_files(folder, n_lines)
             for format_name, path in paths.items():
                 repeat = args.repeat if n_lines <= 1e7 else 1
-                child = subprocess.run(
-                    [sys.executable, __file__, "--measure", path, format_name, "--parsers", *args.parsers,
-                     "--repeat", str(repeat)], capture_output=True, text=True, check=True,
-                )
-                result = json.loads(child.stdout.splitlines()[-1])
+                result = _child("--time", path, format_name, "--parsers", *args.parsers, "--repeat", str(repeat))
+                for name in result:
+                    result[name].update(_child("--peak", path, format_name, name, "--parsers", *args.parsers))
                 base = result["baseline"]
                 line = (f"{result[args.parsers[0]]['nnz']:>12,} {format_name:>7} {os.path.getsize(path) / 1e6:>6.0f} "
                         f"{base['result']:>10.3f} {base['seconds']:>10.2f} {base['peak'] / base['result']:>6.2f}")
@@ -195,8 +221,9 @@ def main():
                     line += (f" {ours['seconds']:>9.2f} {ours['seconds'] / base['seconds']:>6.2f}"
                              f" {ours['peak'] / ours['result']:>6.2f}")
                 print(line, flush=True)
-            for path in paths.values():
-                os.unlink(path)
+            if not args.folder:
+                for path in paths.values():
+                    os.unlink(path)
 
 
 if __name__ == "__main__":

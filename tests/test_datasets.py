@@ -164,6 +164,7 @@ READER_CASES = {
     "spaces.txt": "".join(f"  {u}   {u % 4}\t{u % 5 + 1}\n" for u in range(50)),
     "late_text_ids.tsv": "".join(f"{u}\t{u % 3}\t4\n" for u in range(1, 60)) + "x9\t1\t2\n",
     "big_ids.csv": "".join(f"{u},1,2\n" for u in range(1, 60)) + "123456789012345678901234,1,5\n",
+    "odd_colons.dat": "# note: colons\n" + "".join(f"{u}::{u % 3}::4::1\n" for u in range(60)) + "7:::8::2\n",
     "latin1.csv": "".join(f"caf\u00e9{u},1,2\n" for u in range(60)),
 }
 

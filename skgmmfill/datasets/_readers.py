@@ -15,6 +15,7 @@ import contextlib
 import csv
 import gzip
 import io
+import os
 import re
 import sys
 import time
@@ -30,7 +31,11 @@ SEPARATORS = ("::", "\t", ",", ";", " ")
 PARSERS = ("auto", "pandas", "numpy")
 
 BLOCK_BYTES = 1 << 24
-"""Files are read and parsed in blocks of about this many bytes of whole lines."""
+"""Files are read and parsed in blocks of at most about this many bytes of whole lines
+(and about an eighth of a smaller file, at least 4 MiB: the memory a block takes
+while parsed stays below the matrix it adds to, the cost per block small)."""
+
+_MIN_BLOCK_BYTES = 1 << 22
 
 MAX_LINE_BYTES = 1 << 20
 """A longer line is refused: the file is not a text table (a decompression bomb of one line, say)."""
@@ -77,7 +82,12 @@ def line_blocks(path, block_bytes=None, opener=open_binary):
     ValueError
         For a line longer than :data:`MAX_LINE_BYTES`: not a text table.
     """
-    block_bytes = block_bytes or BLOCK_BYTES
+    if block_bytes is None:
+        block_bytes = BLOCK_BYTES
+        with contextlib.suppress(OSError, TypeError):
+            compressed = str(path).lower().endswith((".gz", ".bz2", ".zip"))
+            expanded = os.path.getsize(path) * (4 if compressed else 1)
+            block_bytes = min(BLOCK_BYTES, max(_MIN_BLOCK_BYTES, expanded // 8))
     with opener(path) as stream:
         number, carry = 1, codecs.BOM_UTF8
         while chunk := stream.read(block_bytes):
@@ -326,29 +336,32 @@ class _Layout:
                 pass  # the line-by-line parse finds and names the line, or reads what C refused
         return self.parse_lines(enumerate(decode(block).splitlines(), start=number))
 
-    @property
-    def c_separator(self):
-        """The separator as the C parsers take it (one character; whitespace as None)."""
-        return None if self.sep == " " else self.sep if len(self.sep) == 1 else _FIELD_SEPARATOR
-
     def for_c_parsers(self, block):
-        return block if len(self.sep) == 1 else block.replace(self.sep.encode(), _FIELD_SEPARATOR.encode())
+        """The block, its separator (one character; None for whitespace) and the positions of
+        user, item and rating, as the C parsers take them."""
+        if len(self.sep) == 1:
+            return block, None if self.sep == " " else self.sep, self.positions
+        if self.sep == "::":
+            colons = np.frombuffer(block, np.uint8) == ord(":")
+            if np.count_nonzero(colons) == 2 * np.count_nonzero(colons[1:] & colons[:-1]):
+                # every colon is one of a "::": splitting at ":" gives the fields and an empty one between each
+                return block, ":", [2 * p for p in self.positions]
+        return block.replace(self.sep.encode(), _FIELD_SEPARATOR.encode()), _FIELD_SEPARATOR, self.positions
 
 
 def _parse_with_pandas(layout, block):
     pandas = _pandas()
     id_type = np.int64 if layout.integer_ids else object
-    user, item, rating = layout.positions
+    block, separator, (user, item, rating) = layout.for_c_parsers(block)
     try:
-        text = io.BytesIO(layout.for_c_parsers(block))
         frame = pandas.read_csv(
-            text, sep=layout.c_separator or r"\s+", header=None, usecols=sorted(set(layout.positions)),
+            io.BytesIO(block), sep=separator or r"\s+", header=None, usecols=sorted({user, item, rating}),
             dtype={user: id_type, item: id_type, rating: np.float64}, comment="#", engine="c", encoding="utf-8",
             na_filter=layout.integer_ids,  # text ids such as "NA" are ids
         )
     except UnicodeDecodeError:
-        frame = pandas.read_csv(io.StringIO(decode(block)), sep=layout.c_separator or r"\s+", header=None,
-                                usecols=sorted(set(layout.positions)), comment="#", engine="c",
+        frame = pandas.read_csv(io.StringIO(decode(block)), sep=separator or r"\s+", header=None,
+                                usecols=sorted({user, item, rating}), comment="#", engine="c",
                                 dtype={user: id_type, item: id_type, rating: np.float64},
                                 na_filter=layout.integer_ids)
     users, items = frame[user].to_numpy(), frame[item].to_numpy()
@@ -358,10 +371,9 @@ def _parse_with_pandas(layout, block):
 
 
 def _parse_with_loadtxt(layout, block):
-    user, item, rating = layout.positions
+    block, separator, positions = layout.for_c_parsers(block)
     table = np.loadtxt(
-        io.BytesIO(layout.for_c_parsers(block)), delimiter=layout.c_separator, comments="#", quotechar='"',
-        usecols=(user, item, rating), dtype=[("user", np.int64), ("item", np.int64), ("rating", np.float64)],
+        io.BytesIO(block), delimiter=separator, comments="#", quotechar='"', usecols=positions, dtype=[("user", np.int64), ("item", np.int64), ("rating", np.float64)],
         ndmin=1, encoding="utf-8",
     )
     return table["user"], table["item"], table["rating"]
@@ -459,31 +471,37 @@ def _read(path, opener, sep, columns, duplicates, use_pandas, verbose, integer_i
             cut = block.index(b"\n", cut) + 1
         number, block = layout.header_line + 1, block[cut:]
     users, items = _Codes(use_pandas, layout.integer_ids), _Codes(use_pandas, layout.integer_ids)
-    rows, cols, values, exact32 = [], [], [], True
+    rows, cols, values = _Pages(np.int32), _Pages(np.int32), _Pages(np.float32)
     progress = _Progress(path, verbose)
     while True:
         if block:
             user, item, rating = layout.parse_block(number, block, use_pandas)
             rows.append(users(user))
             cols.append(items(item))
-            single = rating.astype(np.float32)
-            if exact32 and not np.array_equal(single, rating, equal_nan=True):
-                exact32, values = False, [v.astype(np.float64) for v in values]
-            values.append(single if exact32 else rating)
+            single = rating.astype(values.dtype)
+            if values.dtype == np.float32 and not np.array_equal(single, rating, equal_nan=True):
+                values, single = values.astype(np.float64), rating
+            values.append(single)
             progress(number + _count_lines(block) - 1)
         number, block = next(blocks, (None, None))
         if block is None:
             break
-    progress(sum(map(len, rows)), done=True)
-    if not sum(map(len, rows)):
+    progress(len(rows), done=True)
+    if not len(rows):
         raise ValueError(f"'{path}': no user, item, rating lines")
     user_ids, user_rank = users.natural()
     item_ids, item_rank = items.natural()
-    for codes, rank in [(block, user_rank) for block in rows] + [(block, item_rank) for block in cols]:
-        codes[:] = rank[codes]
-    rows, cols, values = _concatenated(rows), _concatenated(cols), _concatenated(values)
+    rows, cols, values = rows.array(user_rank), cols.array(item_rank), values.array()
     shape = (len(user_ids), len(item_ids))
-    X = sp.coo_array((values, (rows, cols)), shape=shape).tocsr()  # sums repeated pairs
+    grouped = _non_decreasing(rows)
+    if grouped:  # lines grouped by user (ratings.dat, ratings.csv): the matrix takes the arrays
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=shape[0]))]).astype(np.int32)
+        X = sp.csr_array((values, cols, indptr), shape=shape, copy=False)
+        X.sort_indices()  # each row's (item, rating) pairs, in place: rows stays aligned
+        X = sp.csr_array((X.data, X.indices, X.indptr), shape=shape, copy=False)
+        cols, values = X.indices, X.data
+    if not grouped or not X.has_canonical_format:
+        X = sp.coo_array((values, (rows, cols)), shape=shape).tocsr()  # sums repeated pairs
     if X.nnz < len(values):
         counts = sp.coo_array((np.ones(len(values), np.int32), (rows, cols)), shape=shape).tocsr()
         if duplicates == "error":
@@ -495,15 +513,60 @@ def _read(path, opener, sep, columns, duplicates, use_pandas, verbose, integer_i
     return sp.csr_array((X.data.astype(np.float64), X.indices, X.indptr), shape=shape), user_ids, item_ids
 
 
-def _concatenated(blocks):
-    """One array of the blocks, freeing each as it is copied (the peak is one block above the result)."""
-    out = np.empty(sum(map(len, blocks)), dtype=blocks[0].dtype)
-    start = 0
-    while blocks:
-        block = blocks.pop(0)
-        out[start : start + len(block)] = block
-        start += len(block)
-    return out
+def _non_decreasing(values, chunk=1 << 22):
+    """Whether ``values`` never decrease, with temporaries of a chunk's size."""
+    return all(not np.any(values[start + 1 : stop + 1] < values[start:stop])
+               for start in range(0, len(values) - 1, chunk) for stop in [min(start + chunk, len(values) - 1)])
+
+
+class _Pages:
+    """A 1-D array filled block by block, in pages that are each their own allocation.
+
+    The pages, large, are mapped from and returned to the operating system
+    whole, where the many small arrays of the blocks would stay in the heap
+    once freed; untouched parts of a page take no memory.
+    """
+
+    ENTRIES = 1 << 24
+
+    def __init__(self, dtype):
+        self.dtype, self.pages, self.fill = np.dtype(dtype), [], self.ENTRIES
+
+    def __len__(self):
+        return self.ENTRIES * (len(self.pages) - 1) + self.fill if self.pages else 0
+
+    def append(self, values):
+        while len(values):
+            if self.fill == self.ENTRIES:
+                self.pages.append(np.empty(self.ENTRIES, self.dtype))
+                self.fill = 0
+            taken = values[: self.ENTRIES - self.fill]
+            self.pages[-1][self.fill : self.fill + len(taken)] = taken
+            self.fill += len(taken)
+            values = values[len(taken) :]
+
+    def astype(self, dtype):
+        converted = _Pages(dtype)
+        for page in self._drained():
+            converted.append(page)
+        return converted
+
+    def array(self, mapping=None):
+        """The values as one array (``mapping[values]`` with a mapping), freeing each page once copied."""
+        out, start = np.empty(len(self), self.dtype), 0
+        for page in self._drained():
+            if mapping is None:
+                out[start : start + len(page)] = page
+            else:
+                np.take(mapping, page, out=out[start : start + len(page)])
+            start += len(page)
+        return out
+
+    def _drained(self):
+        while self.pages:
+            page = self.pages.pop(0)
+            yield page if self.pages else page[: self.fill]
+        self.fill = self.ENTRIES
 
 
 def _repeated_pairs(path, opener, layout, counts, rows, cols, user_ids, item_ids):
