@@ -79,12 +79,18 @@ def format_lines(columns, separator):
 
 def write_files(folder, n_lines):
     """The three files of about ``n_lines`` ratings; returns their paths and the number of ratings."""
+    paths = {name: os.path.join(folder, filename) for name, (filename, _, _) in FORMATS.items()}
+    done = os.path.join(folder, "written.json")  # what a kept folder holds
+    if os.path.exists(done):
+        with open(done) as f:
+            written = json.load(f)
+        if written["lines"] == n_lines:
+            return paths, written["ratings"]
     X = synthetic_ratings(n_lines / N_RATINGS)
     rng = np.random.default_rng(1)
     half_stars = np.arange(1, 11) / 2
-    paths = {}
     for name, (filename, separator, gzipped) in FORMATS.items():
-        path = os.path.join(folder, filename)
+        path = paths[name]
         opener = (lambda p: gzip.open(p, "wb", compresslevel=1)) if gzipped else (lambda p: open(p, "wb"))
         with opener(path) as out:
             if gzipped:
@@ -100,7 +106,8 @@ def write_files(folder, n_lines):
                     rating_column = ratings
                 stamps = rng.integers(789_652_009, 1_427_784_002, len(ratings))
                 out.write(format_lines([users, rows.indices.astype(np.int64) + 1, rating_column, stamps], separator))
-        paths[name] = path
+    with open(done, "w") as f:
+        json.dump({"lines": n_lines, "ratings": X.nnz}, f)
     return paths, X.nnz
 
 
@@ -222,7 +229,7 @@ def main():
                              f" {ours['peak'] / ours['result']:>6.2f}")
                 print(line, flush=True)
             if not args.folder:
-                for path in paths.values():
+                for path in [*paths.values(), os.path.join(folder, "written.json")]:
                     os.unlink(path)
 
 

@@ -1281,10 +1281,10 @@ def _batches(n_items, batch_size):
 
 def _check_entries(rows, cols, shape):
     """Validate entry indices against ``shape``: equal-length 1-D integer arrays in range."""
-    rows = check_array(rows, ensure_2d=False, dtype=None, input_name="rows")
-    cols = check_array(cols, ensure_2d=False, dtype=None, input_name="cols")
+    rows = check_array(rows, ensure_2d=False, dtype=None, ensure_min_samples=0, input_name="rows")
+    cols = check_array(cols, ensure_2d=False, dtype=None, ensure_min_samples=0, input_name="cols")
     for name, index, size in (("rows", rows, shape[0]), ("cols", cols, shape[1])):
-        if index.ndim != 1 or index.dtype.kind not in "iu":
+        if index.ndim != 1 or (index.dtype.kind not in "iu" and index.size):  # no entries: any dtype
             raise ValueError(f"{name} must be a 1-D array of integers, got {index.dtype} "
                              f"with shape {index.shape}.")
         if index.size and (index.min() < 0 or index.max() >= size):

@@ -222,11 +222,17 @@ def write_matrix(path, X_filled, *, kind):
 _PRESETS = {"none": {}, "ratings": PRESET_RATINGS, "course": PRESET_COURSE}
 
 
+def _preset(args, ratings):
+    """The preset named by ``--preset``, else the ratings preset on a rating file (one rule for every command)."""
+    return args.preset or ("ratings" if ratings is not None else "none")
+
+
 def _imputer_from(args, ratings=None):
-    """The estimator the options describe; for rating commands (``ratings``
-    the CSR matrix) imputed values are clipped to the observed rating range
-    unless ``--min-value``/``--max-value`` say otherwise."""
-    params = dict(_PRESETS[args.preset])
+    """The estimator the options describe; on a rating file (``ratings`` the
+    CSR matrix) the ratings preset is the default, and imputed values are
+    clipped to the observed rating range unless ``--min-value``/``--max-value``
+    say otherwise."""
+    params = dict(_PRESETS[_preset(args, ratings)])
     if args.n_components is not None:
         params["n_components"] = args.n_components
     if args.covariance_type is not None and args.covariance_type != params.get("covariance_type"):
@@ -266,8 +272,27 @@ def _say(args, message):
 
 
 def _fit(args, imputer, X):
-    _say(args, f"fitting {imputer.n_components} component(s) on {X.shape[0]:,} x {X.shape[1]:,} "
-               f"({_n_observed(X):,} observed entries)")
+    """Fit, saying first what is fitted and refusing what cannot be (too many factors, too little memory)."""
+    covariance_type = imputer._covariance_type(X.shape, sp.issparse(X))
+    if covariance_type == "factor" and imputer.n_factors >= X.shape[1]:
+        if args.n_factors is not None or X.shape[1] < 2:
+            raise InputError(f"{imputer.n_factors} factors need more than {imputer.n_factors} columns, but the data "
+                             f"have {X.shape[1]}: " + (f"give --n-factors {X.shape[1] - 1} or fewer" if X.shape[1] > 1
+                                                       else "use --covariance-type diag"))
+        _say(args, f"the {_preset(args, X)} preset's {imputer.n_factors} factors, capped at {X.shape[1] - 1} "
+                   f"for {X.shape[1]} columns")
+        imputer.set_params(n_factors=X.shape[1] - 1)
+    needed, available = _fit_bytes(imputer, covariance_type, X), _available_bytes()
+    what = (f"{imputer.n_components} {covariance_type} component(s)"
+            + (f" of {imputer.n_factors} factors" if covariance_type == "factor" else "")
+            + (" with user and item biases" if imputer.biases else ""))
+    if available is not None and needed > available:
+        raise InputError(f"fitting {what} on {X.shape[0]:,} x {X.shape[1]:,} needs about {needed / 2**30:.1f} GiB, "
+                         f"more than the {available / 2**30:.1f} GiB of memory available: lower -k"
+                         + (" or --n-factors" if covariance_type == "factor" else "")
+                         + (", or use --covariance-type diag" if covariance_type == "full" else ""))
+    _say(args, f"fitting {what} on {X.shape[0]:,} x {X.shape[1]:,} ({_n_observed(X):,} observed entries; "
+               f"about {needed / 2**30:.2g} GiB)")
     tic = time.perf_counter()
     with _progress_to_stderr(args.quiet):
         imputer.fit(X)
@@ -290,7 +315,7 @@ def complete_command(args):
     check_output(args.output)
     X, labels = read_matrix(args.input, triplets=args.triplets, missing_values=args.missing_values,
                             **_rating_options(args))
-    imputer = _fit(args, _imputer_from(args).set_params(keep_empty_features=True), X)
+    imputer = _fit(args, _imputer_from(args, X if kind == "triplets" else None).set_params(keep_empty_features=True), X)
     if kind == "triplets":
         _write_completed_ratings(args.output, imputer, X, labels, everything=args.all)
     else:
@@ -317,6 +342,28 @@ def _write_completed_ratings(path, imputer, X, labels, everything):
                 writer.writerow([users[r], items[c], repr(float(value)), int(seen)])
 
 
+def _fit_bytes(imputer, covariance_type, X):
+    """A rough upper estimate of a fit's memory: copies of the data, per-row work arrays, parameters."""
+    n, d, K = X.shape[0], X.shape[1], imputer.n_components
+    q = imputer.n_factors if covariance_type == "factor" else 0
+    data = 3 * 8 * (X.nnz if sp.issparse(X) else n * d)  # standardised values, mask, residuals
+    per_row = 8 * n * K * (8 + 2 * q + q * q)  # log-densities, responsibilities, factor posteriors
+    per_component = 8 * K * d * {"full": 4 * d, "factor": 4 * q + 4}.get(covariance_type, 4)
+    return data + per_row + per_component
+
+
+def _available_bytes():
+    """Memory available to a new allocation (Linux's MemAvailable), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 def _n_observed(X):
     return X.nnz if sp.issparse(X) else int((~np.isnan(X)).sum())
 
@@ -327,9 +374,9 @@ def _rating_options(args):
 
 
 def choose_k_command(args):
-    X, _ = read_matrix(args.input, triplets=args.triplets, missing_values=args.missing_values,
-                       **_rating_options(args))
-    base = _imputer_from(args).set_params(keep_empty_features=True)
+    X, labels = read_matrix(args.input, triplets=args.triplets, missing_values=args.missing_values,
+                            **_rating_options(args))
+    base = _imputer_from(args, X if labels is not None else None).set_params(keep_empty_features=True)
     scorer = make_masked_rmse_scorer(fraction=args.fraction, random_state=0)
     print(f"{'K':>4} {'BIC':>16} {'CV RMSE':>10}")
     bics, cv_rmses = {}, {}
@@ -355,6 +402,11 @@ def _ratings_and_model(args, more_items=()):
     When fitting, ``more_items`` that nobody rated become empty columns of the
     model, which predicts them from the offsets (see ``keep_empty_features``).
     """
+    if args.model is not None:
+        given = [option for option, name in _MODEL_OPTIONS.items() if getattr(args, name) is not None]
+        if given:
+            raise InputError(f"--model and {given[0]} cannot go together: a saved model is used as it was fitted "
+                             f"(leave out {given[0]}, or --model to fit a new one)")
     if args.save is not None:
         check_output(args.save)
     X, (users, items) = read_matrix(args.ratings, triplets=True, **_rating_options(args))
@@ -384,6 +436,11 @@ def _ratings_and_model(args, more_items=()):
     return X, users, model_items, imputer
 
 
+_MODEL_OPTIONS = {"--save": "save", "-k": "n_components", "--preset": "preset", "--covariance-type": "covariance_type",
+                  "--n-factors": "n_factors", "--n-init": "n_init", "--max-iter": "max_iter", "--biases": "biases"}
+"""Options that describe a fit, meaningless with ``--model``."""
+
+
 def recommend_command(args):
     check_output(args.output)
     X, users, items, imputer = _ratings_and_model(args)
@@ -405,7 +462,7 @@ def recommend_command(args):
 
 def predict_command(args):
     check_output(args.output)
-    pair_users, pair_items = _read_pairs(args.pairs, args.sep)
+    pair_users, pair_items, extra, extra_names = _read_pairs(args.pairs, args.sep)
     X, users, items, imputer = _ratings_and_model(args, more_items=pair_items)
     row = {user: index for index, user in enumerate(users)}
     column = {item: index for index, item in enumerate(items)}
@@ -423,9 +480,9 @@ def predict_command(args):
     predictions = imputer.predict_entries(X, rows, cols)
     with open_output(args.output) as stream:
         writer = csv.writer(stream)
-        writer.writerow(["user", "item", "prediction"])
-        for user, item, value in zip(pair_users, pair_items, predictions):
-            writer.writerow([user, item, f"{value:.6g}"])
+        writer.writerow(["user", "item", *extra_names, "prediction"])
+        for user, item, more, value in zip(pair_users, pair_items, extra, predictions):
+            writer.writerow([user, item, *more, f"{value:.6g}"])
     unrated = int(np.count_nonzero(np.bincount(X.indices, minlength=X.shape[1])[cols] == 0))
     notes = [f"{len(new_users)} user(s) without ratings"] if new_users else []
     if unrated:
@@ -435,8 +492,12 @@ def predict_command(args):
 
 
 def _read_pairs(path, sep):
-    """``(users, items)`` from a file of user, item lines (more fields ignored;
-    a first line starting with "user" is a header)."""
+    """The user and item of each line of a pairs file, its further fields as written, and their names.
+
+    A first line starting with "user" is a header naming the fields; without
+    one, a third field is named "rating" (as in a test file of ratings) and
+    further ones ``field4``, ``field5``...
+    """
     try:
         lines = [line for line in text_lines(path) if is_data_line(line)]
     except (OSError, ValueError, zipfile.BadZipFile) as error:
@@ -446,20 +507,107 @@ def _read_pairs(path, sep):
     separator = sep or sniff_separator(lines, 2)
     if separator is None:
         raise InputError(f"'{path}': cannot tell how the fields are separated; give --sep")
+    names = None
     if lines[0].strip().lower().startswith("user"):
+        names = [field.strip() for field in split_line(lines[0], separator)][2:]
         lines = lines[1:]
-    users, items = [], []
+    users, items, extra = [], [], []
     for number, line in enumerate(lines, start=1):
-        fields = split_line(line, separator)
+        fields = [field.strip() for field in split_line(line, separator)]
         if len(fields) < 2:
             raise InputError(f"'{path}', line {number}: expected user and item")
-        users.append(fields[0].strip())
-        items.append(fields[1].strip())
-    return users, items
+        users.append(fields[0])
+        items.append(fields[1])
+        extra.append(fields[2:])
+    width = max(map(len, extra))
+    extra = [more + [""] * (width - len(more)) for more in extra]
+    if names is None or len(names) != width:
+        names = ["rating", *(f"field{k}" for k in range(4, width + 3))][:width]
+    return users, items, extra, names
 
 
 def evaluate_command(args):
-    X, _ = read_matrix(args.ratings, triplets=True, **_rating_options(args))
+    folds, plan = _evaluation_folds(args)
+    relevant = args.relevant
+    if relevant is None:  # the mean training rating
+        relevant = float(np.mean(np.concatenate([train.data for train, _ in folds])))
+    k = args.top
+    preset = _preset(args, folds[0][0])
+    names = ["skgmmfill (" + (preset if preset != "none" else "options") + ")", "user + item biases",
+             "item means"]
+    results = {name: [] for name in names}
+    new_users = new_items = 0
+    for number, (train, (test_rows, test_cols, test_values)) in enumerate(folds, start=1):
+        # users and items without training ratings are predicted from the offsets, and counted
+        unrated_user = np.diff(train.indptr)[test_rows] == 0
+        unrated_item = np.bincount(train.indices, minlength=train.shape[1])[test_cols] == 0
+        new_users += int(unrated_user.sum())
+        new_items += int(unrated_item.sum())
+        low, high = train.data.min(), train.data.max()
+        models = {
+            names[0]: _imputer_from(args, train),
+            names[1]: MaskedGaussianMixtureImputer(biases=True, covariance_type="diag", mean_precision_prior=1e4,
+                                                   min_value=low, max_value=high),
+            names[2]: MaskedGaussianMixtureImputer(covariance_type="diag", min_value=low, max_value=high),
+        }
+        _say(args, f"fold {number}/{len(folds)}: {train.nnz:,} training ratings of {train.shape[0]:,} users on "
+                   f"{train.shape[1]:,} items, {len(test_values):,} test ratings")
+        for name, imputer in models.items():
+            _say(args, f"fold {number}/{len(folds)}: {name}")
+            with _progress_to_stderr(True):
+                imputer.set_params(keep_empty_features=True).fit(train)
+            errors = imputer.predict_entries(train, test_rows, test_cols) - test_values
+            top = imputer.recommend(train, n=min(k, train.shape[1]))
+            liked = test_values >= relevant
+            results[name].append((
+                np.sqrt(np.mean(errors**2)), np.mean(np.abs(errors)),
+                *(metric(top, test_rows[liked], test_cols[liked], top.shape[1])
+                  for metric in (precision_at_k, recall_at_k, ndcg_at_k)),
+                np.sqrt(np.mean(errors[unrated_item] ** 2)) if unrated_item.any() else np.nan,
+            ))
+    print(f"{plan}; top-{k} metrics count test ratings >= {relevant:.3g} as relevant")
+    print(f"every test rating is scored, {new_users:,} of them by users and {new_items:,} on items without "
+          "training ratings (predicted from the offsets)" + (", over the folds" if len(folds) > 1 else ""))
+    columns = ["RMSE", "MAE", f"prec@{k}", f"recall@{k}", f"NDCG@{k}", "RMSE new items"]
+    width = 2 + max(15 if len(folds) > 1 else 6, *map(len, columns))
+    print(f"{'model':<28}" + "".join(f"{c:>{width}}" for c in columns))
+    for name, per_fold in results.items():
+        per_fold = np.array(per_fold)
+        cells = []
+        for mean, spread, values in zip(np.mean(per_fold, axis=0), np.std(per_fold, axis=0), per_fold.T):
+            if np.isnan(values).all():
+                cells.append("-")
+            else:
+                cells.append(f"{mean:.4f}" + (f" +- {spread:.4f}" if len(folds) > 1 else ""))
+        print(f"{name:<28}" + "".join(f"{cell:>{width}}" for cell in cells))
+    if len(folds) > 1:
+        print(f"(mean +- standard deviation over the {len(folds)} folds)")
+
+
+def _evaluation_folds(args):
+    """The (training matrix, (rows, columns, ratings) of the test ratings) of each fold, and the plan's name.
+
+    From given files (``--test``, ``--folds-files``): the matrix has a row for
+    every user and a column for every item of either file, the training file's
+    first. Else ratings of ``RATINGS`` are held out at random.
+    """
+    options = _rating_options(args)
+    if args.folds_files:
+        pairs = []
+        for number in range(1, 1000):
+            train_path, test_path = (pattern.replace("%d", str(number)) for pattern in args.folds_files)
+            if not os.path.exists(train_path) and not os.path.exists(test_path):
+                break
+            pairs.append((train_path, test_path))
+        if not pairs:
+            raise InputError(f"no fold files: '{args.folds_files[0].replace('%d', '1')}' is not there")
+        return [_train_and_test(train, test, options) for train, test in pairs], \
+            f"{len(pairs)} folds from {args.folds_files[0]} and {args.folds_files[1]}"
+    if args.ratings is None:
+        raise InputError("give RATINGS, or --folds-files TRAIN TEST")
+    if args.test is not None:
+        return [_train_and_test(args.ratings, args.test, options)], f"trained on {args.ratings}, tested on {args.test}"
+    X, _ = read_matrix(args.ratings, triplets=True, **options)
     rng = np.random.RandomState(args.random_state)
     if args.folds:
         fold = rng.randint(args.folds, size=X.nnz)
@@ -468,48 +616,32 @@ def evaluate_command(args):
     else:
         splits = [rng.uniform(size=X.nnz) < args.test_size]
         plan = f"{args.test_size:g} of the ratings held out"
-    relevant = float(np.mean(X.data)) if args.relevant is None else args.relevant
-    models = {
-        "skgmmfill (" + (args.preset if args.preset != "none" else "options") + ")": lambda: _imputer_from(args, X),
-        "user + item biases": lambda: MaskedGaussianMixtureImputer(
-            biases=True, covariance_type="diag", mean_precision_prior=1e4, min_value=X.data.min(),
-            max_value=X.data.max()),
-        "item means": lambda: MaskedGaussianMixtureImputer(covariance_type="diag"),
-    }
-    k = args.top
-    _say(args, f"{X.nnz:,} ratings of {X.shape[0]:,} users on {X.shape[1]:,} items; {plan}; "
-               f"relevant: held-out ratings >= {relevant:.3g}")
-    results = {name: [] for name in models}
-    unrated = 0
     rows_of_entries = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
-    for number, held_out in enumerate(splits, start=1):
-        train = sp.csr_array((X.data[~held_out], (rows_of_entries[~held_out], X.indices[~held_out])),
-                             shape=X.shape)
-        # an item without training ratings has nothing to predict it from: left out, and counted
-        rated = np.bincount(train.indices, minlength=X.shape[1])[X.indices] > 0
-        test = held_out & rated
-        unrated += int((held_out & ~rated).sum())
-        test_rows, test_cols, test_values = rows_of_entries[test], X.indices[test], X.data[test]
-        for name, make in models.items():
-            imputer = make()
-            _say(args, f"fold {number}/{len(splits)}: {name}")
-            with _progress_to_stderr(True):
-                warnings.simplefilter("ignore", UserWarning)  # the items without ratings, counted above
-                imputer.fit(train)
-            predicted = imputer.predict_entries(train, test_rows, test_cols)
-            errors = predicted - test_values
-            top = imputer.recommend(train, n=min(k, X.shape[1]))
-            liked = test_values >= relevant
-            results[name].append((np.sqrt(np.mean(errors**2)), np.mean(np.abs(errors)),
-                                  *(metric(top, test_rows[liked], test_cols[liked], top.shape[1])
-                                    for metric in (precision_at_k, recall_at_k, ndcg_at_k))))
-    print(f"{plan}; top-{k} metrics count held-out ratings >= {relevant:.3g} as relevant")
-    if unrated:
-        print(f"({unrated:,} held-out ratings of items without training ratings left out)")
-    print(f"{'model':<34} {'RMSE':>8} {'MAE':>8} {'prec@' + str(k):>9} {'recall@' + str(k):>10} {'NDCG@' + str(k):>9}")
-    for name, folds in results.items():
-        values = np.mean(folds, axis=0)
-        print(f"{name:<34} " + " ".join(f"{v:>{w}.4f}" for v, w in zip(values, (8, 8, 9, 10, 9))))
+    folds = []
+    for held_out in splits:
+        train = sp.csr_array((X.data[~held_out], (rows_of_entries[~held_out], X.indices[~held_out])), shape=X.shape)
+        folds.append((train, (rows_of_entries[held_out], X.indices[held_out], X.data[held_out])))
+    return folds, plan
+
+
+def _train_and_test(train_path, test_path, options):
+    """A training file's matrix, widened to the users and items of a test file, and the test ratings in it."""
+    X, (users, items) = read_matrix(train_path, triplets=True, **options)
+    T, (test_users, test_items) = read_matrix(test_path, triplets=True, **options)
+    user_ids, rows = _joined(users, test_users)
+    item_ids, cols = _joined(items, test_items)
+    indptr = np.concatenate([X.indptr, np.full(len(user_ids) - len(users), X.indptr[-1])])
+    train = sp.csr_array((X.data, X.indices, indptr), shape=(len(user_ids), len(item_ids)))
+    test_rows = rows[np.repeat(np.arange(T.shape[0]), np.diff(T.indptr))]
+    return train, (test_rows, cols[T.indices], T.data)
+
+
+def _joined(ids, more):
+    """``ids`` followed by those of ``more`` not among them, and the position of each of ``more`` in that."""
+    position = {value: index for index, value in enumerate(ids)}
+    for value in more:
+        position.setdefault(value, len(position))
+    return list(position), np.array([position[value] for value in more], dtype=np.intp)
 
 
 def _add_model_options(parser, ratings=False):
@@ -534,10 +666,10 @@ def _add_model_options(parser, ratings=False):
     parser.add_argument("--max-iter", type=int, metavar="N", help="EM iterations at most (default: 100)")
     parser.add_argument("--biases", action=argparse.BooleanOptionalAction, default=None,
                         help="user and item offsets under the mixture (default: the preset's)")
-    parser.add_argument("--preset", choices=list(_PRESETS), default="ratings" if ratings else "none",
-                        help="'ratings': skgmmfill.PRESET_RATINGS (biases, a shrunk factor component)"
-                        + (", the default" if ratings else "")
-                        + "; 'course': skgmmfill.PRESET_COURSE (the course's model); 'none': the defaults")
+    parser.add_argument("--preset", choices=list(_PRESETS), default=None,
+                        help="'ratings': skgmmfill.PRESET_RATINGS (biases, a shrunk factor component); "
+                        "'course': skgmmfill.PRESET_COURSE (the course's model); 'none': the estimator's defaults "
+                        "(default: 'ratings' for a rating file, else 'none')")
     parser.add_argument("--min-value", type=float, default=None,
                         help="clip imputed values below" + (" (default: the lowest rating)" if ratings else ""))
     parser.add_argument("--max-value", type=float, default=None,
@@ -611,7 +743,8 @@ def _parser():
     predict = commands.add_parser(
         "predict", help="predicted ratings of given (user, item) pairs",
         description="Fit on RATINGS (or use --model) and write, for each user, item line of "
-        "PAIRS, user,item,prediction to OUT ('-' for stdout): the posterior mean rating (the "
+        "PAIRS, user,item,prediction to OUT ('-' for stdout), further fields of PAIRS kept before the "
+        "prediction (user item rating in, user,item,rating,prediction out): the posterior mean rating (the "
         "rating itself where the user rated the item; for a user without ratings, the "
         "population's; for an item nobody rated, the global mean plus the user's offset, "
         "counted on stderr). " + ratings_help,
@@ -628,19 +761,27 @@ def _parser():
                              "users to score, on the model's items)")
         _add_model_options(command, ratings=True)
     evaluate = commands.add_parser(
-        "evaluate", help="RMSE, MAE and top-N metrics on held-out ratings, against baselines",
-        description="Hold out ratings (--test-size, or --folds for cross-validation), fit on the "
-        "rest, and print RMSE and MAE of the held-out ratings and precision, recall and NDCG of "
-        "each user's top-N recommendations, for this model, the bias model and item means. "
-        + ratings_help,
+        "evaluate", help="RMSE, MAE and top-N metrics on test ratings, against baselines",
+        description="Fit on training ratings and print RMSE and MAE of the test ratings and precision, "
+        "recall and NDCG of each user's top-N recommendations, for this model, the bias model and item "
+        "means. The test ratings are given (--test, or --folds-files for several folds, as MovieLens' "
+        "u1.base/u1.test ... u5) or held out of RATINGS (--test-size, or --folds for cross-validation). "
+        "Every test rating is scored: users and items without training ratings are predicted from the "
+        "offsets, and counted. " + ratings_help,
     )
-    evaluate.add_argument("ratings", metavar="RATINGS")
+    evaluate.add_argument("ratings", metavar="RATINGS", nargs="?",
+                          help="the training ratings (not with --folds-files)")
     held_out = evaluate.add_mutually_exclusive_group()
-    held_out.add_argument("--test-size", type=float, default=0.2, help="fraction held out (default: 0.2)")
-    held_out.add_argument("--folds", type=int, help="cross-validate over this many folds instead")
+    held_out.add_argument("--test", metavar="TEST", help="a file of test ratings (same format)")
+    held_out.add_argument("--folds-files", nargs=2, metavar=("TRAIN", "TEST"),
+                          help="the files of each fold, %%d standing for 1, 2, ... as long as they exist "
+                          "(e.g. 'u%%d.base' 'u%%d.test')")
+    held_out.add_argument("--test-size", type=float, default=0.2,
+                          help="fraction of RATINGS held out at random (default: 0.2)")
+    held_out.add_argument("--folds", type=int, help="cross-validate over this many random folds of RATINGS")
     evaluate.add_argument("--top", type=int, default=10, metavar="N", help="N of the top-N metrics (default: 10)")
     evaluate.add_argument("--relevant", type=float, default=None, metavar="RATING",
-                          help="held-out ratings at least this are relevant (default: the mean rating)")
+                          help="test ratings at least this are relevant (default: the mean training rating)")
     evaluate.add_argument("-k", "--n-components", type=int, default=None, metavar="K",
                           help="number of components (default: the preset's)")
     _add_model_options(evaluate, ratings=True)

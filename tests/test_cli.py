@@ -1,4 +1,5 @@
 import gzip
+import re
 import json
 import os
 import pickle
@@ -287,6 +288,82 @@ def test_predict_gives_items_without_ratings_the_offsets(tmp_path, capsys, ratin
     assert predicted[("3", "new-film")] != predicted[("10", "new-film")]
 
 
+def test_predict_keeps_the_fields_of_the_pairs_file_so_that_its_output_can_be_scored(tmp_path, capsys,
+                                                                                     ratings_matrix):
+    X = ratings_matrix
+    held_out = (np.random.RandomState(5).uniform(size=X.shape) < 0.1) & ~np.isnan(X)
+    held_out[:, -1] = ~np.isnan(X[:, -1])  # the last item is rated in the test file only
+    train, test = split_files(tmp_path, X, held_out, "u1")
+    assert main(["predict", str(train), str(test), str(tmp_path / "p.csv"), "-q"]) == 0
+    lines = (tmp_path / "p.csv").read_text().splitlines()
+    assert lines[0] == "user,item,rating,field4,prediction"
+    rows = [line.split(",") for line in lines[1:]]
+    assert len(rows) == int(held_out.sum())
+    for user, item, rating, stamp, prediction in rows:
+        assert float(rating) == X[int(user) - 1, int(item) - 1] and stamp.startswith("88")
+        assert 1.0 <= float(prediction) <= 5.0
+    errors = np.array([float(row[4]) - float(row[2]) for row in rows])
+    assert np.sqrt(np.mean(errors**2)) < 1.2
+    (tmp_path / "named.csv").write_text("user,item,stars\n3,7,4\n")
+    assert main(["predict", str(train), str(tmp_path / "named.csv"), "-", "-q"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "user,item,stars,prediction" and out[1].startswith("3,7,4,")
+
+
+def test_conflicting_options_and_impossible_fits_are_refused_before_fitting(tmp_path, capsys, ratings_matrix,
+                                                                          monkeypatch):
+    from skgmmfill import cli
+
+    source = write_movielens(tmp_path / "u.data", ratings_matrix, "tab")
+    assert main(["recommend", str(source), str(tmp_path / "top.csv"), "--save", str(tmp_path / "m.npz"), "-q"]) == 0
+    for option in (["-k", "2"], ["--save", str(tmp_path / "n.npz")], ["--preset", "course"], ["--no-biases"]):
+        assert main(["recommend", str(source), "-", "--model", str(tmp_path / "m.npz"), *option]) == 2
+        err = capsys.readouterr().err
+        assert f"--model and {option[0] if option[0] != '--no-biases' else '--biases'} cannot go together" in err
+        assert "fitting" not in err
+    monkeypatch.setattr(cli, "_available_bytes", lambda: 2**10)  # a machine with 1 KiB free
+    assert main(["recommend", str(source), "-", "-k", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "fitting 3 factor component(s) of 10 factors with user and item biases on 150 x 60 needs about" in err
+    assert "more than the 0.0 GiB of memory available: lower -k or --n-factors" in err
+    assert "fitted" not in err
+    (tmp_path / "three.csv").write_text("1,1,5\n1,2,3\n1,3,4\n2,1,4\n2,2,2\n3,3,1\n")
+    monkeypatch.undo()
+    assert main(["recommend", str(tmp_path / "three.csv"), "-"]) == 0  # the preset's factors, where the user set none
+    assert "the ratings preset's 10 factors, capped at 2 for 3 columns" in capsys.readouterr().err
+    assert main(["recommend", str(tmp_path / "three.csv"), "-", "-q", "--n-factors", "3"]) == 2
+    assert capsys.readouterr().err.endswith("error: 3 factors need more than 3 columns, but the data have 3: "
+                                            "give --n-factors 2 or fewer\n")
+
+
+def test_every_command_on_a_rating_file_uses_the_ratings_preset(tmp_path, capsys, ratings_matrix):
+    from skgmmfill.cli import _imputer_from, _parser
+
+    source = write_movielens(tmp_path / "u.data", ratings_matrix, "tab")
+    for command in (["complete", str(source), "out.csv"], ["choose-k", str(source)], ["recommend", str(source), "-"],
+                    ["evaluate", str(source)]):
+        X = __import__("scipy.sparse", fromlist=["x"]).csr_array(np.array([[1.0, 5.0]]))
+        params = _imputer_from(_parser().parse_args(command), X).get_params()
+        assert params["covariance_type"] == "factor" and params["biases"] and params["min_value"] == 1
+    params = _imputer_from(_parser().parse_args(["complete", "in.csv", "out.csv"])).get_params()
+    assert params["covariance_type"] == "auto" and not params["biases"]
+    for command in ("complete", "choose-k", "recommend", "predict", "evaluate"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        assert "(default: 'ratings' for a rating file, else 'none')" in " ".join(capsys.readouterr().out.split())
+
+
+def test_messages_name_the_input_and_what_to_do(tmp_path, capsys):
+    (tmp_path / "full.data").write_text("1\t1\t5\n1\t2\t3\n2\t1\t4\n2\t2\t2\n")
+    assert main(["complete", str(tmp_path / "full.data"), str(tmp_path / "out.csv"), "-q"]) == 0
+    assert (tmp_path / "out.csv").read_text() == "user,item,rating,observed\n"  # nothing missing, nothing imputed
+    assert main(["recommend", str(tmp_path / "nothere.data"), "-"]) == 2
+    assert capsys.readouterr().err == (f"skgmmfill recommend: error: cannot read '{tmp_path / 'nothere.data'}': "
+                                       "No such file or directory\n")
+    assert main(["recommend", str(tmp_path / "full.data"), "-", "--model", str(tmp_path / "full.data")]) == 2
+    assert "is not a skgmmfill model file (expected an .npz archive)" in capsys.readouterr().err
+
+
 def _umask():
     mask = os.umask(0)
     os.umask(mask)
@@ -323,16 +400,28 @@ def test_a_pickled_model_is_refused_unread(tmp_path, capsys, ratings_matrix):
     assert not planted.exists() and not (tmp_path / "out.csv").exists()
 
 
+def evaluation_table(out):
+    """``{model: [mean of each column]}`` of ``skgmmfill evaluate``'s table ("-": NaN)."""
+    lines = out.splitlines()
+    header = next(number for number, line in enumerate(lines) if line.startswith("model"))
+    return lines[header].split()[1:], {
+        line[:28].strip(): [float(cell.split()[0]) if cell != "-" else np.nan
+                            for cell in re.findall(r"\d+\.\d+(?: \+- \d+\.\d+)?|(?<= )-(?= |$)", line[28:])]
+        for line in lines[header + 1 : header + 4]
+    }
+
+
 def test_evaluate_prints_the_metrics_beside_the_baselines(tmp_path, capsys, ratings_matrix):
     source = write_movielens(tmp_path / "u.data", ratings_matrix, "tab")
     assert main(["evaluate", str(source), "--folds", "2", "--top", "5", "-q"]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out[1].split() == ["model", "RMSE", "MAE", "prec@5", "recall@5", "NDCG@5"]
-    table = {line[:34].strip(): [float(v) for v in line[34:].split()] for line in out[2:]}
+    out = capsys.readouterr().out
+    columns, table = evaluation_table(out)
+    assert columns[:5] == ["RMSE", "MAE", "prec@5", "recall@5", "NDCG@5"]
     assert set(table) == {"skgmmfill (ratings)", "user + item biases", "item means"}
     for values in table.values():
-        assert 0 < values[1] < values[0] < 2 and all(0 <= v <= 1 for v in values[2:])
+        assert 0 < values[1] < values[0] < 2 and all(0 <= v <= 1 for v in values[2:5])
     assert table["user + item biases"][0] < table["item means"][0]
+    assert "(mean +- standard deviation over the 2 folds)" in out
 
 
 def test_output_directory_is_checked_before_fitting(tmp_path, capsys, ratings_matrix):
@@ -367,15 +456,58 @@ def test_complete_reads_movielens_names_as_ratings(tmp_path, ratings_matrix):
         assert len(rows) == int(np.isnan(ratings_matrix).sum()) and all(row[3] == "0" for row in rows)
 
 
-def test_evaluate_leaves_out_items_without_training_ratings(tmp_path, capsys, ratings_matrix):
+def test_evaluate_scores_items_without_training_ratings_by_the_offsets(tmp_path, capsys, ratings_matrix):
     X = ratings_matrix.copy()
     X[:, 0] = np.nan
-    X[5, 0] = 4.0  # item 1 has a single rating: whenever it is held out, nothing predicts it
+    X[5, 0] = 4.0  # item 1 has a single rating: whenever it is held out, the offsets predict it
     source = write_movielens(tmp_path / "u.data", X, "tab")
     assert main(["evaluate", str(source), "--folds", "2", "-q"]) == 0
     captured = capsys.readouterr()
-    assert "(1 held-out ratings of items without training ratings left out)" in captured.out
+    assert "every test rating is scored, 0 of them by users and 1 on items without training ratings" in captured.out
     assert "Skipping features" not in captured.err
+
+
+def split_files(folder, X, held_out, name):
+    """``X``'s ratings as a training and a test file of MovieLens' u1.base/u1.test kind."""
+    train, test = X.copy(), X.copy()
+    train[held_out], test[~held_out] = np.nan, np.nan
+    return (write_movielens(folder / f"{name}.base", train, "tab"),
+            write_movielens(folder / f"{name}.test", test, "tab"))
+
+
+def test_evaluate_on_given_train_and_test_files_scores_every_test_rating(tmp_path, capsys, ratings_matrix):
+    X = ratings_matrix
+    held_out = np.random.RandomState(3).uniform(size=X.shape) < 0.2
+    held_out[:, -4:] = True  # four items appear in the test file only
+    held_out[-3:, :] = True  # and three users
+    held_out &= ~np.isnan(X)
+    train, test = split_files(tmp_path, X, held_out, "u1")
+    assert main(["evaluate", str(train), "--test", str(test), "-q"]) == 0
+    out = capsys.readouterr().out
+    new_items = int((held_out[:-3, -4:]).sum())
+    new_users = int(held_out[-3:].sum())
+    assert f"every test rating is scored, {new_users} of them by users and {new_items + int(held_out[-3:, -4:].sum())}" \
+        f" on items without training ratings" in out
+    columns, table = evaluation_table(out)
+    assert columns[-3:] == ["RMSE", "new", "items"]
+    ours, biases = table["skgmmfill (ratings)"], table["user + item biases"]
+    assert 0.5 < ours[0] < 1.5 and 0.3 < ours[5] < 2.0  # new items: from the offsets, in the rating range
+    assert ours[0] <= 1.05 * biases[0]
+
+
+def test_evaluate_on_fold_files(tmp_path, capsys, ratings_matrix):
+    X = ratings_matrix
+    fold = np.random.RandomState(4).randint(3, size=X.shape)
+    for k in range(3):
+        split_files(tmp_path, X, (fold == k) & ~np.isnan(X), f"u{k + 1}")
+    pattern = str(tmp_path / "u%d")
+    assert main(["evaluate", "--folds-files", pattern + ".base", pattern + ".test", "--top", "5", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"3 folds from {pattern}.base and {pattern}.test")
+    assert "(mean +- standard deviation over the 3 folds)" in out
+    assert all(np.isfinite(values[:5]).all() for values in evaluation_table(out)[1].values())
+    assert main(["evaluate", "--folds-files", str(tmp_path / "v%d.base"), str(tmp_path / "v%d.test")]) == 2
+    assert "no fold files" in capsys.readouterr().err
 
 
 def test_comment_lines_are_skipped_in_matrices_and_pairs(tmp_path, capsys, ratings_matrix):

@@ -15,7 +15,6 @@ import contextlib
 import csv
 import gzip
 import io
-import os
 import re
 import sys
 import time
@@ -30,12 +29,10 @@ SEPARATORS = ("::", "\t", ",", ";", " ")
 
 PARSERS = ("auto", "pandas", "numpy")
 
-BLOCK_BYTES = 1 << 24
-"""Files are read and parsed in blocks of at most about this many bytes of whole lines
-(and about an eighth of a smaller file, at least 4 MiB: the memory a block takes
-while parsed stays below the matrix it adds to, the cost per block small)."""
-
-_MIN_BLOCK_BYTES = 1 << 22
+BLOCK_BYTES = 1 << 22
+"""Files are read and parsed in blocks of about this many bytes of whole lines: the
+cost per block is small beside its parse, and the memory a block takes while parsed
+(several times its text, kept by the heap once freed) stays small beside the matrix."""
 
 MAX_LINE_BYTES = 1 << 20
 """A longer line is refused: the file is not a text table (a decompression bomb of one line, say)."""
@@ -82,17 +79,11 @@ def line_blocks(path, block_bytes=None, opener=open_binary):
     ValueError
         For a line longer than :data:`MAX_LINE_BYTES`: not a text table.
     """
-    if block_bytes is None:
-        block_bytes = BLOCK_BYTES
-        with contextlib.suppress(OSError, TypeError):
-            compressed = str(path).lower().endswith((".gz", ".bz2", ".zip"))
-            expanded = os.path.getsize(path) * (4 if compressed else 1)
-            block_bytes = min(BLOCK_BYTES, max(_MIN_BLOCK_BYTES, expanded // 8))
+    block_bytes = block_bytes or BLOCK_BYTES
     with opener(path) as stream:
-        number, carry = 1, codecs.BOM_UTF8
-        while chunk := stream.read(block_bytes):
-            if carry == codecs.BOM_UTF8:
-                chunk, carry = (chunk[3:] if chunk.startswith(codecs.BOM_UTF8) else chunk), b""
+        number, carry = 1, b""
+        chunk = stream.read(block_bytes).removeprefix(codecs.BOM_UTF8)
+        while chunk:
             end = chunk.rfind(b"\n") + 1
             if end:
                 block, carry = carry + chunk[:end], chunk[end:]
@@ -103,7 +94,8 @@ def line_blocks(path, block_bytes=None, opener=open_binary):
             if len(carry) > MAX_LINE_BYTES:
                 raise ValueError(f"'{path}', line {number}: longer than {MAX_LINE_BYTES >> 20} MiB without "
                                  "a line break; not a text file of lines")
-        if carry and carry != codecs.BOM_UTF8:
+            chunk = stream.read(block_bytes)
+        if carry:
             yield number, carry + b"\n"
 
 
@@ -341,12 +333,20 @@ class _Layout:
         user, item and rating, as the C parsers take them."""
         if len(self.sep) == 1:
             return block, None if self.sep == " " else self.sep, self.positions
-        if self.sep == "::":
-            colons = np.frombuffer(block, np.uint8) == ord(":")
-            if np.count_nonzero(colons) == 2 * np.count_nonzero(colons[1:] & colons[:-1]):
-                # every colon is one of a "::": splitting at ":" gives the fields and an empty one between each
-                return block, ":", [2 * p for p in self.positions]
+        if self.sep == "::" and _colons_in_pairs(block):
+            # splitting at ":" gives the fields, and an empty one between each two
+            return block, ":", [2 * p for p in self.positions]
         return block.replace(self.sep.encode(), _FIELD_SEPARATOR.encode()), _FIELD_SEPARATOR, self.positions
+
+
+def _colons_in_pairs(block):
+    """Whether every colon of ``block`` is one of a ``::`` standing alone (no ``:::``):
+    the colons number twice the (overlapping) colon pairs, counted as 16-bit words."""
+    pair = np.uint16(0x3A3A)
+    even = np.frombuffer(block, np.uint16, count=len(block) // 2)
+    odd = np.frombuffer(block, np.uint16, count=(len(block) - 1) // 2, offset=1)
+    colons = np.count_nonzero(np.frombuffer(block, np.uint8) == ord(":"))
+    return colons == 2 * (np.count_nonzero(even == pair) + np.count_nonzero(odd == pair))
 
 
 def _parse_with_pandas(layout, block):
@@ -443,7 +443,7 @@ def _factorize(ids):
 
 
 class _Progress:
-    """Lines read and the rate, on standard error every few seconds and at the end."""
+    """Lines read and the rate, on standard error every few seconds, and at the end of a read of a second or more."""
 
     INTERVAL = 5.0
 
@@ -453,7 +453,7 @@ class _Progress:
 
     def __call__(self, lines, done=False):
         now = time.perf_counter()
-        if self.verbose and (done or now - self.last >= self.INTERVAL):
+        if self.verbose and (now - self.last >= self.INTERVAL or done and now - self.start >= 1.0):
             self.last = now
             rate = lines / max(now - self.start, 1e-9)
             print(f"{'read' if done else 'reading'} '{self.path}': {lines:,} lines ({rate / 1e6:.2f} M lines/s)",
@@ -482,10 +482,10 @@ def _read(path, opener, sep, columns, duplicates, use_pandas, verbose, integer_i
             if values.dtype == np.float32 and not np.array_equal(single, rating, equal_nan=True):
                 values, single = values.astype(np.float64), rating
             values.append(single)
-            progress(number + _count_lines(block) - 1)
         number, block = next(blocks, (None, None))
         if block is None:
             break
+        progress(number - 1)
     progress(len(rows), done=True)
     if not len(rows):
         raise ValueError(f"'{path}': no user, item, rating lines")
@@ -555,11 +555,10 @@ class _Pages:
         """The values as one array (``mapping[values]`` with a mapping), freeing each page once copied."""
         out, start = np.empty(len(self), self.dtype), 0
         for page in self._drained():
-            if mapping is None:
-                out[start : start + len(page)] = page
-            else:
-                np.take(mapping, page, out=out[start : start + len(page)])
-            start += len(page)
+            for part in range(0, len(page), 1 << 20):  # indexing makes a 64-bit copy of the indices
+                piece = page[part : part + (1 << 20)]
+                out[start : start + len(piece)] = piece if mapping is None else mapping[piece]
+                start += len(piece)
         return out
 
     def _drained(self):
