@@ -205,8 +205,8 @@ def main():
         return peak_of_reader(*args.peak[:2], args.parsers, args.peak[2])
 
     print("time: seconds, best of --repeat in one process (one run above 10 M lines); ratio to the baseline's")
-    print("memory: peak resident set of one read (fresh process) above the process before it, / the result's bytes "
-          "(CSR + ids)")
+    print("memory: peak resident set of one read (fresh process) above the process before it, / the bytes of "
+          "read_ratings' result (CSR + id tables)")
     header = f"{'lines':>12} {'format':>7} {'MB':>6} {'result GiB':>10} {'baseline s':>10} {'peak x':>6}"
     for name in args.parsers:
         header += f" {name + ' s':>9} {'ratio':>6} {'peak x':>6}"
@@ -220,13 +220,13 @@ def main():
                 result = _child("--time", path, format_name, "--parsers", *args.parsers, "--repeat", str(repeat))
                 for name in result:
                     result[name].update(_child("--peak", path, format_name, name, "--parsers", *args.parsers))
-                base = result["baseline"]
+                base, size = result["baseline"], result[args.parsers[0]]["result"]  # the matrix and its ids
                 line = (f"{result[args.parsers[0]]['nnz']:>12,} {format_name:>7} {os.path.getsize(path) / 1e6:>6.0f} "
-                        f"{base['result']:>10.3f} {base['seconds']:>10.2f} {base['peak'] / base['result']:>6.2f}")
+                        f"{size:>10.3f} {base['seconds']:>10.2f} {base['peak'] / size:>6.2f}")
                 for name in args.parsers:
                     ours = result[name]
                     line += (f" {ours['seconds']:>9.2f} {ours['seconds'] / base['seconds']:>6.2f}"
-                             f" {ours['peak'] / ours['result']:>6.2f}")
+                             f" {ours['peak'] / size:>6.2f}")
                 print(line, flush=True)
             if not args.folder:
                 for path in [*paths.values(), os.path.join(folder, "written.json")]:

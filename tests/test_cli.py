@@ -1,8 +1,10 @@
+import csv
 import gzip
-import re
+import io
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
 import zipfile
@@ -17,7 +19,8 @@ from reference_figures import NETFLIX_BEST_LL, load_course_solutions
 from test_persistence import PlantingPayload
 from skgmmfill import PRESET_COURSE, MaskedGaussianMixtureImputer, load_model
 from skgmmfill.datasets import read_ratings
-from skgmmfill.cli import course_experiment, main
+from skgmmfill._commands import course_experiment
+from skgmmfill.cli import main
 
 COURSE_TEST = Path(__file__).parents[1] / "skgmmfill" / "datasets" / "data" / "test_incomplete.txt.gz"
 
@@ -179,7 +182,8 @@ def test_preset_options_for_another_family_are_dropped(tmp_path, options, expect
     text = "\n".join(",".join("" if np.isnan(v) else str(int(v)) for v in row) for row in X)
     (tmp_path / "in.csv").write_text(text + "\n")
     assert main(["complete", str(tmp_path / "in.csv"), str(tmp_path / "out.csv"), *options, "-q"]) == 0
-    from skgmmfill.cli import _imputer_from, _parser
+    from skgmmfill._commands import _imputer_from
+    from skgmmfill.cli import _parser
     params = _imputer_from(_parser().parse_args(["complete", "in.csv", "out.csv", *options])).get_params()
     assert {name: params[name] for name in expected} == expected
 
@@ -312,7 +316,7 @@ def test_predict_keeps_the_fields_of_the_pairs_file_so_that_its_output_can_be_sc
 
 def test_conflicting_options_and_impossible_fits_are_refused_before_fitting(tmp_path, capsys, ratings_matrix,
                                                                           monkeypatch):
-    from skgmmfill import cli
+    from skgmmfill import _commands as cli
 
     source = write_movielens(tmp_path / "u.data", ratings_matrix, "tab")
     assert main(["recommend", str(source), str(tmp_path / "top.csv"), "--save", str(tmp_path / "m.npz"), "-q"]) == 0
@@ -337,7 +341,8 @@ def test_conflicting_options_and_impossible_fits_are_refused_before_fitting(tmp_
 
 
 def test_every_command_on_a_rating_file_uses_the_ratings_preset(tmp_path, capsys, ratings_matrix):
-    from skgmmfill.cli import _imputer_from, _parser
+    from skgmmfill._commands import _imputer_from
+    from skgmmfill.cli import _parser
 
     source = write_movielens(tmp_path / "u.data", ratings_matrix, "tab")
     for command in (["complete", str(source), "out.csv"], ["choose-k", str(source)], ["recommend", str(source), "-"],
@@ -362,6 +367,31 @@ def test_messages_name_the_input_and_what_to_do(tmp_path, capsys):
                                        "No such file or directory\n")
     assert main(["recommend", str(tmp_path / "full.data"), "-", "--model", str(tmp_path / "full.data")]) == 2
     assert "is not a skgmmfill model file (expected an .npz archive)" in capsys.readouterr().err
+
+
+ITEM_FILES = {
+    "u.item": "1|Toy Story (1995)|01-Jan-1995||http://us.imdb.com/M/title-exact?Toy|0|0|1\n"
+              "7|Caf\u00e9 Society (1995)|01-Jan-1995||http://x|0|1|0\n",
+    "movies.dat": "1::Toy Story (1995)::Animation|Children's|Comedy\n7::Caf\u00e9 Society (1995)::Drama\n",
+    "movies.csv": 'movieId,title,genres\n1,Toy Story (1995),Animation|Comedy\n7,"Caf\u00e9 Society, The (1995)",Drama\n',
+}
+
+
+@pytest.mark.parametrize("name", sorted(ITEM_FILES))
+def test_titles_from_each_movielens_item_file(tmp_path, capsys, ratings_matrix, name):
+    source = write_movielens(tmp_path / "u.data", ratings_matrix, "tab")
+    items = tmp_path / name
+    items.write_bytes(ITEM_FILES[name].encode("latin-1" if name == "u.item" else "utf-8"))
+    title = "Caf\u00e9 Society, The (1995)" if name == "movies.csv" else "Caf\u00e9 Society (1995)"
+    (tmp_path / "pairs.tsv").write_text("3\t7\n3\t1\n3\t2\n")
+    assert main(["predict", str(source), str(tmp_path / "pairs.tsv"), "-", "--items", str(items), "-q"]) == 0
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert rows[0] == ["user", "item", "title", "prediction"]
+    assert [row[2] for row in rows[1:]] == [title, "Toy Story (1995)", ""]  # item 2 has no title in the file
+    assert main(["recommend", str(source), "-", "-n", "60", "--items", str(items), "-q"]) == 0
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert rows[0] == ["user", "item", "title", "score", "rank"]
+    assert {row[2] for row in rows[1:] if row[1] == "7"} <= {title}
 
 
 def _umask():
@@ -436,13 +466,29 @@ def test_version():
     assert result.returncode == 0 and result.stdout.startswith("skgmmfill 0.")
 
 
+@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["recommend", "--help"]])
+def test_version_and_help_import_no_numerical_library(argv):
+    """What makes start-up fast (the time itself is measured, not tested: README)."""
+    code = ("import sys\nfrom skgmmfill.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "print(sorted({'numpy', 'scipy', 'sklearn'} & set(sys.modules)), file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
+    assert result.stderr.splitlines()[-1] == "[]"
+
+
+def test_the_command_lines_choices_are_the_registrys():
+    from skgmmfill import _commands, cli
+    from skgmmfill._imputer import FAMILIES
+
+    assert cli.COVARIANCE_TYPES == ("auto", *FAMILIES) and cli.PRESETS == tuple(_commands._PRESETS)
+
+
 def test_dense_files_are_not_misread(tmp_path):
     # Tabs with empty cells keep their gaps; a header line is skipped; quoted fields are read.
     (tmp_path / "gaps.txt").write_text("1\t\t3\n\t5\t6\n7\t8\t\n")
-    X, _ = __import__("skgmmfill.cli", fromlist=["x"]).read_matrix(str(tmp_path / "gaps.txt"))
+    X, _ = __import__("skgmmfill._commands", fromlist=["x"]).read_matrix(str(tmp_path / "gaps.txt"))
     assert_array_equal(np.isnan(X), [[False, True, False], [True, False, False], [False, False, True]])
     (tmp_path / "header.csv").write_text('a,"b",c\n1,,3\n"4",5,6\n')
-    X, _ = __import__("skgmmfill.cli", fromlist=["x"]).read_matrix(str(tmp_path / "header.csv"))
+    X, _ = __import__("skgmmfill._commands", fromlist=["x"]).read_matrix(str(tmp_path / "header.csv"))
     assert X.shape == (2, 3) and np.isnan(X[0, 1]) and X[1, 0] == 4.0
 
 

@@ -94,24 +94,30 @@ def test_read_ratings_duplicates_and_bad_lines(tmp_path):
         read_ratings(tmp_path / "short.txt")
 
 
-def movielens_archive(folder, member, lines):
+def movielens_archive(folder, member, lines, items=()):
     path = folder / "ml-100k.zip"
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr(member, "".join(lines))
+        archive.writestr("ml-100k/u.item", "".join(items).encode("latin-1"))
     return path
 
 
 def test_fetch_movielens_downloads_once_checks_and_caches(tmp_path, monkeypatch):
     from skgmmfill.datasets import _movielens, fetch_movielens
 
-    source = movielens_archive(tmp_path, "ml-100k/u.data", ["1\t1\t5\t8\n", "1\t2\t3\t8\n", "2\t1\t4\t8\n"])
+    source = movielens_archive(tmp_path, "ml-100k/u.data", ["1\t1\t5\t8\n", "1\t2\t3\t8\n", "2\t1\t4\t8\n"],
+                               ["1|Toy Story (1995)|01-Jan-1995||http://x|0|1\n",
+                                "2|Caf\u00e9 Society (1995)|01-Jan-1995||http://y|1|0\n"])
     md5 = hashlib.md5(source.read_bytes()).hexdigest()
-    monkeypatch.setitem(_movielens.MOVIELENS, "100k", (source.as_uri(), md5, "ml-100k/u.data"))
+    monkeypatch.setitem(_movielens.MOVIELENS, "100k", (source.as_uri(), md5, "ml-100k/u.data", "ml-100k/u.item"))
     home = tmp_path / "home"
-    X, users, items = fetch_movielens(data_home=home)
-    assert_array_equal(X.toarray(), [[5, 3], [4, 0]]) and list(users) == ["1", "2"]
+    data = fetch_movielens(data_home=home)
+    assert_array_equal(data.ratings.toarray(), [[5, 3], [4, 0]]) and list(data.user_ids) == ["1", "2"]
+    assert list(data.item_ids) == ["1", "2"] and list(data.titles) == ["Toy Story (1995)", "Caf\u00e9 Society (1995)"]
+    assert data.DESCR.startswith("MovieLens 100k") and "3 ratings (1-5 stars) of 2 movies by 2 users" in data.DESCR
     source.unlink()  # from now on only the cache can serve it
-    assert fetch_movielens(data_home=home)[0].nnz == 3
+    X, users, items = fetch_movielens(data_home=home, return_X_ids=True)
+    assert X.nnz == 3 and list(items) == ["1", "2"]
     with pytest.raises(OSError, match="download_if_missing=False"):
         fetch_movielens(data_home=tmp_path / "empty", download_if_missing=False)
 
@@ -120,7 +126,7 @@ def test_fetch_movielens_refuses_a_changed_archive(tmp_path, monkeypatch):
     from skgmmfill.datasets import _movielens, fetch_movielens
 
     source = movielens_archive(tmp_path, "ml-100k/u.data", ["1\t1\t5\t8\n"])
-    monkeypatch.setitem(_movielens.MOVIELENS, "100k", (source.as_uri(), "0" * 32, "ml-100k/u.data"))
+    monkeypatch.setitem(_movielens.MOVIELENS, "100k", (source.as_uri(), "0" * 32, "ml-100k/u.data", "ml-100k/u.item"))
     with pytest.raises(OSError, match="not the published"):
         fetch_movielens(data_home=tmp_path / "home")
     assert list((tmp_path / "home" / "movielens").iterdir()) == []  # nothing half-downloaded kept

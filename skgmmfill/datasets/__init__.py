@@ -13,7 +13,7 @@ import numpy as np
 from sklearn.utils import check_random_state
 
 from ._movielens import fetch_movielens
-from ._readers import read_ratings
+from ._readers import read_items, read_ratings
 
 __all__ = [
     "load_netflix",
@@ -21,6 +21,7 @@ __all__ = [
     "load_toy",
     "make_incomplete_mixture",
     "read_ratings",
+    "read_items",
     "fetch_movielens",
     "ratings_to_dask_array",
 ]

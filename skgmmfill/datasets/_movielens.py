@@ -10,21 +10,29 @@ import zipfile
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 from sklearn.datasets import get_data_home
+from sklearn.utils import Bunch
 
-from ._readers import read_opened
+from ._readers import read_items, read_opened
 
 MOVIELENS = {
     "100k": ("https://files.grouplens.org/datasets/movielens/ml-100k.zip",
-             "0e33842e24a9c977be4e0107933c0723", "ml-100k/u.data"),
+             "0e33842e24a9c977be4e0107933c0723", "ml-100k/u.data", "ml-100k/u.item"),
     "1m": ("https://files.grouplens.org/datasets/movielens/ml-1m.zip",
-           "c4d9eecfca2ab87c1945afe126590906", "ml-1m/ratings.dat"),
+           "c4d9eecfca2ab87c1945afe126590906", "ml-1m/ratings.dat", "ml-1m/movies.dat"),
 }
-"""Each variant's archive, its MD5 as GroupLens publishes it, and the ratings file inside."""
+"""Each variant's archive, its MD5 as GroupLens publishes it, and the ratings and movies files inside."""
+
+_DESCRIPTION = """MovieLens {variant} (GroupLens Research, https://grouplens.org/datasets/movielens/)
+{n_ratings:,} ratings (1-5 stars) of {n_items:,} movies by {n_users:,} users, each of whom rated at least
+20 movies. ``ratings``: users x movies, stored = rated; ``user_ids``, ``item_ids``: the MovieLens ids of its
+rows and columns; ``titles``: the title of each movie of ``item_ids``. Read from {archive}; see the archive's README
+for the terms of use (no redistribution, cite Harper and Konstan, ACM TiiS 2015)."""
 
 
-def fetch_movielens(variant="100k", *, data_home=None, download_if_missing=True):
-    """The MovieLens ratings of ``variant``, downloaded from GroupLens once.
+def fetch_movielens(variant="100k", *, data_home=None, download_if_missing=True, return_X_ids=False):
+    """The MovieLens ratings and movie titles of ``variant``, downloaded from GroupLens once.
 
     The archive is kept in ``data_home/movielens/`` and its MD5 checked
     against the published one after the download and at every load, so a
@@ -40,18 +48,23 @@ def fetch_movielens(variant="100k", *, data_home=None, download_if_missing=True)
         (``~/scikit_learn_data``, or ``$SCIKIT_LEARN_DATA``).
     download_if_missing : bool, default=True
         If False, a missing archive is an error instead of a download.
+    return_X_ids : bool, default=False
+        Return ``(ratings, user_ids, item_ids)`` instead of the Bunch.
 
     Returns
     -------
-    X : scipy.sparse.csr_array of shape (n_users, n_movies)
-        The ratings; unstored entries are unrated.
-    user_ids, item_ids : ndarray of str
-        The MovieLens user and movie ids of the rows and columns, in
-        numerical order.
+    data : :class:`~sklearn.utils.Bunch`
+        ``ratings``: a ``scipy.sparse.csr_array`` of shape
+        ``(n_users, n_movies)``, unstored entries unrated; ``user_ids``,
+        ``item_ids``: the MovieLens user and movie ids (str) of its rows and
+        columns, in numerical order; ``titles``: the title of each movie of
+        ``item_ids``; ``DESCR``: a description.
+    (ratings, user_ids, item_ids) : tuple
+        With ``return_X_ids=True``.
     """
     if variant not in MOVIELENS:
         raise ValueError(f"variant must be one of {sorted(MOVIELENS)}, got {variant!r}")
-    url, md5, member = MOVIELENS[variant]
+    url, md5, member, movies = MOVIELENS[variant]
     folder = Path(get_data_home(data_home)) / "movielens"
     archive = folder / url.rsplit("/", 1)[1]
     if not archive.exists():
@@ -62,7 +75,14 @@ def fetch_movielens(variant="100k", *, data_home=None, download_if_missing=True)
     digest = _md5(archive)
     if digest != md5:
         raise OSError(f"{archive} has MD5 {digest}, not the published {md5}: delete it to download it again")
-    return read_opened(f"{archive}:{member}", partial(_open_member, archive, member))
+    X, users, items = read_opened(f"{archive}:{member}", partial(_open_member, archive, member))
+    if return_X_ids:
+        return X, users, items
+    title_of = dict(zip(*read_items(f"{archive}:{movies}", opener=partial(_open_member, archive, movies))))
+    titles = np.array([title_of.get(item, "") for item in items], dtype=str)
+    description = _DESCRIPTION.format(variant=variant, n_ratings=X.nnz, n_users=X.shape[0], n_items=X.shape[1],
+                                      archive=archive)
+    return Bunch(ratings=X, user_ids=users, item_ids=items, titles=titles, DESCR=description)
 
 
 @contextlib.contextmanager

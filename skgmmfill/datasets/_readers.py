@@ -625,3 +625,56 @@ def _positions(columns, names, path):
 
 def _describe(separator):
     return {"\t": "tabs", " ": "spaces", ",": "commas", ";": "semicolons"}.get(separator, repr(separator))
+
+
+ITEM_SEPARATORS = ("::", "|", "\t", ",", ";")
+"""Item files: MovieLens' ``movies.dat`` (``::``), ``u.item`` (``|``), ``movies.csv`` (comma)."""
+
+
+def read_items(path, *, sep=None, opener=open_binary):
+    """Read an item file (one ``item id, title, ...`` per line): the ids and titles of items.
+
+    MovieLens' ``u.item`` (``|``-separated, Latin-1), ``movies.dat``
+    (``::``) and ``movies.csv`` (CSV with a header, quoted titles) are
+    detected as rating files are: the separator among ``::``, ``|``, tab,
+    comma and semicolon that splits the first lines alike into at least two
+    fields, a header line when the first line's first field is not an id of
+    the lines below (a word such as ``movieId``). Further fields (genres,
+    dates) are ignored.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Plain or compressed, as :func:`read_ratings` takes it.
+    sep : str or None, default=None
+        The field separator; None detects it.
+    opener : callable, default=open_binary
+        ``opener(path)`` opens the file as a binary stream's context (an
+        archive member, say).
+
+    Returns
+    -------
+    item_ids, titles : ndarray of str
+        In the file's order.
+    """
+    lines = [line for line in text_lines(path, opener) if is_data_line(line)]
+    if not lines:
+        raise ValueError(f"'{path}' is empty")
+    if sep is None:
+        sample = lines[1 : _SNIFF_LINES + 1] or lines
+        sep = next((s for s in ITEM_SEPARATORS if len({len(split_line(line, s)) for line in sample}) == 1
+                    and len(split_line(sample[0], s)) >= 2), None)
+        if sep is None:
+            raise SeparatorNotFound(f"'{path}': cannot tell how the fields are separated (tried '::', '|', tab, "
+                                    "comma and semicolon, needing at least item id and title)")
+    first = split_line(lines[0], sep)[0].strip()
+    if first and not first[0].isdigit() and all(split_line(line, sep)[0].strip()[:1].isdigit() for line in lines[1:6]):
+        lines = lines[1:]  # a header: "movieId,title,genres"
+    ids, titles = [], []
+    for line in lines:
+        fields = split_line(line, sep)
+        if len(fields) < 2:
+            raise ValueError(f"'{path}': the line {line[:60]!r} has no title (fields separated by {_describe(sep)})")
+        ids.append(fields[0].strip())
+        titles.append(fields[1].strip())
+    return np.array(ids, dtype=str), np.array(titles, dtype=str)
