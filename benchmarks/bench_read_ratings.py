@@ -14,7 +14,7 @@ ids as integers; for ``::`` files ``sep=":"`` and every other field, since
 pandas' C parser takes one-character separators only) followed by
 ``pandas.factorize(..., sort=True)`` of the ids and a ``csr_array`` of the
 ratings: the same matrix. Times are the best of ``--repeat`` runs in that
-process (one run above 10 M lines). Memory is measured in a fresh process per
+process, the readers taking turns (one run above 10 M lines). Memory is measured in a fresh process per
 reader (one read, after a read of the file's first lines has set the libraries
 up): the process's peak resident set above what it held before the read
 (Linux), as a multiple of the result's bytes (CSR arrays plus id tables).
@@ -152,17 +152,17 @@ def readers(path, format_name, parsers):
 
 
 def time_readers(path, format_name, parsers, repeat):
-    """In a fresh process: each reader's best time of ``repeat`` runs, and its matrix's size."""
+    """In a fresh process: each reader's best time of ``repeat`` runs, taken in turns, and its matrix's size."""
     results = {}
-    for name, reader in readers(path, format_name, parsers).items():
-        seconds = np.inf
-        for _ in range(repeat):
+    for _ in range(repeat):  # the readers take turns, so that none gains from going first or last
+        for name, reader in readers(path, format_name, parsers).items():
             tic = time.perf_counter()
             X, users, items = reader()
-            seconds = min(seconds, time.perf_counter() - tic)
-        result_gib = (X.data.nbytes + X.indices.nbytes + X.indptr.nbytes + users.nbytes + items.nbytes) / 2**30
-        results[name] = {"seconds": seconds, "result": result_gib, "nnz": X.nnz}
-        del X, users, items
+            seconds = time.perf_counter() - tic
+            result_gib = (X.data.nbytes + X.indices.nbytes + X.indptr.nbytes + users.nbytes + items.nbytes) / 2**30
+            best = results.get(name, {}).get("seconds", np.inf)
+            results[name] = {"seconds": min(seconds, best), "result": result_gib, "nnz": X.nnz}
+            del X, users, items
     assert len({r["nnz"] for r in results.values()}) == 1, "the readers read different matrices"
     print(json.dumps(results))
 

@@ -344,7 +344,7 @@ def _fit_bytes(imputer, covariance_type, X):
     """A rough upper estimate of a fit's memory: copies of the data, per-row work arrays, parameters."""
     n, d, K = X.shape[0], X.shape[1], imputer.n_components
     q = imputer.n_factors if covariance_type == "factor" else 0
-    data = 3 * 8 * (X.nnz if sp.issparse(X) else n * d)  # standardised values, mask, residuals
+    data = 4 * 8 * (X.nnz if sp.issparse(X) else n * d)  # standardised values, mask, residuals, temporaries
     per_row = 8 * n * K * (8 + 2 * q + q * q)  # log-densities, responsibilities, factor posteriors
     per_component = 8 * K * d * {"full": 4 * d, "factor": 4 * q + 4}.get(covariance_type, 4)
     return data + per_row + per_component
@@ -583,7 +583,7 @@ def evaluate_command(args):
     print(f"every test rating is scored, {new_users:,} of them by users and {new_items:,} on items without "
           "training ratings (predicted from the offsets)" + (", over the folds" if len(folds) > 1 else ""))
     columns = ["RMSE", "MAE", f"prec@{k}", f"recall@{k}", f"NDCG@{k}", "RMSE new items"]
-    width = 2 + max(15 if len(folds) > 1 else 6, *map(len, columns))
+    width = 2 + max(16 if len(folds) > 1 else 6, *map(len, columns))
     print(f"{'model':<28}" + "".join(f"{c:>{width}}" for c in columns))
     for name, per_fold in results.items():
         per_fold = np.array(per_fold)

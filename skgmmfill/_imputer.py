@@ -1080,13 +1080,15 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
             resp, _ = family.posterior(block, self._mixture)
             scores = family.impute(block, resp, self._mixture)
             self._in_data_units(scores, row_offsets, batch)  # not clipped: ties at max_value stay ranked
-            if missing is None:
-                observed_here, values_here = block.dense_mask(), X[batch].toarray()
+            if missing is None:  # the rated entries, from the sparse rows (no dense copy of them)
+                rated = X[batch]
+                where = (np.repeat(np.arange(rated.shape[0]), np.diff(rated.indptr)), rated.indices)
+                scores[where] = -np.inf if exclude_observed else rated.data
             else:
-                observed_here, values_here = ~missing[batch], X[batch]
-            scores[observed_here] = -np.inf if exclude_observed else values_here[observed_here]
+                observed_here = ~missing[batch]
+                scores[observed_here] = -np.inf if exclude_observed else X[batch][observed_here]
             scores[:, self._empty_features] = -np.inf
-            top = np.argpartition(-scores, n - 1, axis=1)[:, :n]
+            top = np.argpartition(scores, -n, axis=1)[:, -n:]
             top_scores = np.take_along_axis(scores, top, axis=1)
             order = np.argsort(-top_scores, axis=1, kind="stable")
             top = np.take_along_axis(top, order, axis=1)

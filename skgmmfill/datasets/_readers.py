@@ -212,13 +212,6 @@ def read_ratings(path, *, sep=None, columns=(0, 1, 2), duplicates="error", parse
     verbose : bool, default=False
         Report the lines read and the rate on standard error every few seconds.
 
-    Blank lines and lines whose first character (after spaces) is ``#``
-    are skipped: comments, as NumPy's text readers take them (line numbers in
-    messages still count them). Ids are kept as written, except that when
-    those of the first lines are all integers, ids are compared as integers
-    (``007`` is then user ``7``). Bytes that are not UTF-8 are read as
-    Latin-1.
-
     Returns
     -------
     X : scipy.sparse.csr_array of shape (n_users, n_items)
@@ -234,6 +227,15 @@ def read_ratings(path, *, sep=None, columns=(0, 1, 2), duplicates="error", parse
         that is not a number, or (with ``duplicates="error"``) a repeated pair;
         when no separator can be detected (then pass ``sep``); and for a file
         that does not fit in memory.
+
+    Notes
+    -----
+    Blank lines and lines whose first character (after spaces) is ``#``
+    are skipped: comments, as NumPy's text readers take them (line numbers in
+    messages still count them). Ids are kept as written, except that when
+    those of the first lines are all integers, ids are compared as integers
+    (``007`` is then user ``7``). Bytes that are not UTF-8 are read as
+    Latin-1. A line longer than :data:`MAX_LINE_BYTES` (1 MiB) is refused.
     """
     return read_opened(path, open_binary, sep=sep, columns=columns, duplicates=duplicates, parser=parser,
                        verbose=verbose)
