@@ -37,7 +37,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from bench_sparse_scale import N_RATINGS, synthetic_ratings  # noqa: E402
+from bench_sparse_scale import N_RATINGS, memory_gib, synthetic_ratings  # noqa: E402
 
 FORMATS = {"tab": ("ratings.data", b"\t", False), "colons": ("ratings.dat", b"::", False),
            "csv.gz": ("ratings.csv.gz", b",", True)}
@@ -109,14 +109,6 @@ def write_files(folder, n_lines):
     with open(done, "w") as f:
         json.dump({"lines": n_lines, "ratings": X.nnz}, f)
     return paths, X.nnz
-
-
-def memory_gib(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 2**20
-    raise RuntimeError(f"{field} not found")
 
 
 def reset_peak():
