@@ -32,6 +32,14 @@ _CHUNK_ENTRIES = 2**18
 many, so that their temporaries stay small whatever the size of the data."""
 
 
+@functools.cache
+def _blas_threads():
+    """threadpoolctl's view of the BLAS libraries loaded (found once: finding them takes milliseconds)."""
+    from threadpoolctl import ThreadpoolController  # scikit-learn's dependency
+
+    return ThreadpoolController()
+
+
 def _available_cores():
     """The cores this process may use, or 1 inside a dask.distributed task:
     there the cluster already runs one task per worker thread, and more
@@ -261,7 +269,8 @@ class ObservedEntries:
         blocks = self._thread_blocks
         if not blocks:
             return function(self)
-        with ThreadPoolExecutor(len(blocks)) as pool:
+        # one BLAS thread inside each of ours: a thread per core already keeps the cores busy
+        with ThreadPoolExecutor(len(blocks)) as pool, _blas_threads().limit(limits=1, user_api="blas"):
             return functools.reduce(operator.add, pool.map(function, blocks))
 
     @cached_property

@@ -65,3 +65,19 @@ def test_sparse_ignored_features_drop_their_entries():
     assert_array_equal(sparse.values.toarray(), dense.values)
     assert_array_equal(sparse.mask.toarray(), dense.mask)
     assert_array_equal(sparse.n_observed, [1, 1, 1])
+
+
+def test_row_block_threads_run_blas_single_threaded(monkeypatch):
+    """A thread per core reduces large sparse data; BLAS inside them keeps to one thread."""
+    import scipy.sparse as sp
+    from threadpoolctl import threadpool_info
+
+    from skgmmfill import _observed
+
+    monkeypatch.setattr(_observed, "THREADED_MIN_ENTRIES", 1)
+    monkeypatch.setattr(_observed, "_available_cores", lambda: 2)
+    X = sp.random_array((40, 6), density=0.5, format="csr", random_state=0)
+    observed = ObservedEntries.from_sparse(X)
+    seen = observed.reduce(lambda block: [max((i["num_threads"] for i in threadpool_info()
+                                               if i["user_api"] == "blas"), default=1)])
+    assert len(seen) == 2 and set(seen) == {1}
