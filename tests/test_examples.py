@@ -24,5 +24,5 @@ def test_example_draws_a_figure(path, monkeypatch):
     plt.close("all")
 
 
-def test_there_are_seven_examples():
-    assert len(EXAMPLES) == 7
+def test_there_are_eight_examples():
+    assert len(EXAMPLES) == 8
