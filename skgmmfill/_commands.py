@@ -147,7 +147,8 @@ def read_matrix(path, *, triplets=False, missing_values=np.nan, sep=None, column
     except SeparatorNotFound as error:
         raise InputError(f"{error.problem}; give --sep") from error
     except RepeatedRatings as error:
-        raise InputError(f"{error.problem}; keep one rating per pair, or average them with --duplicates mean") from error
+        raise InputError(f"{error.problem}; keep one rating per pair, or average them with --duplicates mean") \
+            from error
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         message = (error.strerror if isinstance(error, OSError) else None) or str(error).splitlines()[0]
         if isinstance(error, OSError) or f"'{path}'" not in message:

@@ -99,7 +99,7 @@ def _is_nan(value):
 
 
 class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
-    """Impute missing entries with a Gaussian mixture fitted on the observed entries.
+    r"""Impute missing entries with a Gaussian mixture fitted on the observed entries.
 
     The mixture is fitted by EM in which each row's likelihood counts only the
     row's observed entries; a missing entry is then filled with the
@@ -133,14 +133,14 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
           matrices (once for all rows of a frequent missingness pattern).
           Meant for tables of up to a few hundred features; a fit whose
           iterations are slow says so with a warning;
-        - ``"factor"``: ``W_j W_j^T + diag(psi_j)`` with ``n_factors``
-          columns in the loadings ``W_j`` (a mixture of factor analysers):
+        - ``"factor"``: :math:`W_j W_j^\top + \operatorname{diag}(\psi_j)` with ``n_factors``
+          columns in the loadings :math:`W_j` (a mixture of factor analysers):
           correlations between any number of features at a cost linear in
           ``d``, on dense and sparse input. A missing entry is imputed by its
-          exact conditional mean, ``mu_jl + w_jl^T E[t | x_{u,o}]`` with
-          ``t | x_{u,o} ~ N(A^{-1} b, A^{-1})``,
-          ``A = I + sum_{l in o} w_jl w_jl^T / psi_jl`` and
-          ``b = sum_{l in o} w_jl (x_ul - mu_jl) / psi_jl``. With one
+          exact conditional mean, :math:`\mu_{jl} + w_{jl}^\top \mathbb{E}[t \mid x_{u,o}]` with
+          :math:`t \mid x_{u,o} \sim \mathcal{N}(A^{-1} b, A^{-1})`,
+          :math:`A = I + \sum_{l \in o} w_{jl} w_{jl}^\top / \psi_{jl}` and
+          :math:`b = \sum_{l \in o} w_{jl} (x_{ul} - \mu_{jl}) / \psi_{jl}`. With one
           component and ``biases=True``, probabilistic matrix factorisation
           (see ``PRESET_RATINGS``).
 
@@ -163,7 +163,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         - ``"random_from_data"`` (the course's rule): the means are
           ``n_components`` distinct rows drawn at random, with 0 at their
           missing entries; the weights are uniform; the variances are the mean
-          of ``(x - mu_j)**2`` over all entries, missing ones counted as 0.
+          of :math:`(x - \mu_j)^2` over all entries, missing ones counted as 0.
           Because it puts missing entries at the data's 0, it depends on
           where that 0 is: poor for data far from 0.
 
@@ -181,11 +181,11 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         When EM stops, with ``L`` the mean per-row log-likelihood (plus the
         scaled log prior, with ``mean_precision_prior``) of each E-step:
 
-        - ``"mean_gain"``: after the first E-step with ``L_new - L_old <= tol``,
+        - ``"mean_gain"``: after the first E-step with :math:`L_\mathrm{new} - L_\mathrm{old} \le \mathrm{tol}`,
           as :class:`~sklearn.mixture.GaussianMixture`. Rescaling the data
           shifts ``L`` by a constant, so the rule does not depend on units.
-        - ``"relative_gain"`` (the course's rule): ``L_new - L_old <= tol *
-          |L_new|``. ``|L|`` changes with the data's units, and so does when
+        - ``"relative_gain"`` (the course's rule): :math:`L_\mathrm{new} - L_\mathrm{old} \le \mathrm{tol}\,
+          |L_\mathrm{new}|`. ``|L|`` changes with the data's units, and so does when
           this rule stops.
 
     min_variance : float or "auto", default="auto"
@@ -201,8 +201,8 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
     reg_covar : float or "auto", default="auto"
         For ``"full"``: a floor ``D`` under every covariance, at
         initialisation and in each M-step, so that they stay positive
-        definite: ``Sigma_j - D`` is kept positive semi-definite by clipping
-        the eigenvalues of ``D^{-1/2} Sigma_j D^{-1/2}`` at 1, the exact
+        definite: :math:`\Sigma_j - D` is kept positive semi-definite by clipping
+        the eigenvalues of :math:`D^{-1/2} \Sigma_j D^{-1/2}` at 1, the exact
         M-step under that constraint (as ``min_variance`` is for
         ``"diag"``), so EM never lowers its objective. Unlike
         :class:`~sklearn.mixture.GaussianMixture`, which adds ``reg_covar`` to
@@ -219,7 +219,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
 
     loading_precision_prior : float or None, default=None
         For ``"factor"``: strength ``beta`` of the prior
-        ``w_jl ~ N(0, psi_jl I / beta)`` on each feature's loadings, worth
+        :math:`w_{jl} \sim \mathcal{N}(0, \psi_{jl} I / \beta)` on each feature's loadings, worth
         ``beta`` observations of the feature at 0 (MAP-EM); what keeps
         rarely observed features (items with few ratings) from overfitting.
         None fits the loadings by maximum likelihood. Setting it with another
@@ -228,12 +228,12 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
     noise_variance_prior : float or None, default=None
         For ``"factor"``: strength ``nu`` of a conjugate (inverse-gamma) prior
         on each feature's noise variance, worth ``nu`` observations of the
-        feature with the pooled variance ``s^2`` of all observed entries as
+        feature with the pooled variance :math:`s^2` of all observed entries as
         their squared residual: the MAP update is
-        ``psi_jl = (R_jl + nu s^2) / (D_jl + nu)`` for a feature whose
-        observations give the residual sum ``R_jl`` over ``D_jl`` degrees of
+        :math:`\psi_{jl} = (R_{jl} + \nu s^2) / (D_{jl} + \nu)` for a feature whose
+        observations give the residual sum :math:`R_{jl}` over :math:`D_{jl}` degrees of
         freedom. A feature observed a handful of times (an item rated once)
-        then keeps a noise variance near ``s^2`` instead of one at the floor,
+        then keeps a noise variance near :math:`s^2` instead of one at the floor,
         so its few values neither dominate the factors of the rows that
         observe it nor make its own predictions overconfident. None fits the
         noise variances by maximum likelihood. Setting it with another
@@ -243,17 +243,17 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         For ``"factor"``: implicit feedback, SVD++'s insight that *which*
         entries a row observes (the items a user rated) says something of the
         row. With a number ``lambda``, each row's factors get the prior mean
-        ``C_j^T y_u`` instead of 0, where ``y_u`` is the row's indicator of
-        observed entries divided by ``sqrt(|O_u|)`` and the ``d x q`` map
-        ``C_j`` (``implicit_loadings_``) is learnt by EM under the prior
-        ``C_j ~ N(0, I / lambda)``, at the cost of one more product with the
+        :math:`C_j^\top y_u` instead of 0, where :math:`y_u` is the row's indicator of
+        observed entries divided by :math:`\sqrt{|O_u|}` and the ``d x q`` map
+        :math:`C_j` (``implicit_loadings_``) is learnt by EM under the prior
+        :math:`C_j \sim \mathcal{N}(0, I / \lambda)`, at the cost of one more product with the
         pattern per iteration. None: no implicit feedback. Setting it with
         another covariance type is an error.
 
     mean_precision_prior : float or None, default=None
         Strength ``kappa`` of a prior that shrinks each component's mean
         towards the column means of the data (towards 0, the residuals'
-        expected mean, when ``biases=True``), ``mu_j ~ N(m, Sigma_j / kappa)``
+        expected mean, when ``biases=True``), :math:`\mu_j \sim \mathcal{N}(m, \Sigma_j / \kappa)`
         (conjugate, as the mean part of
         :class:`~sklearn.mixture.BayesianGaussianMixture`'s prior, and with
         the same name). EM then finds the MAP parameters; ``kappa`` acts as
@@ -262,17 +262,17 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         fits by maximum likelihood (the course's model).
 
     biases : bool, default=False
-        If True, model ``x_ul = b + r_u + c_l + e_ul`` with a global mean
-        ``b``, row offsets ``r_u`` and column offsets ``c_l`` (user and item
+        If True, model :math:`x_{ul} = b + r_u + c_l + e_{ul}` with a global mean
+        ``b``, row offsets :math:`r_u` and column offsets :math:`c_l` (user and item
         biases for ratings) estimated on the observed entries with ridge
         shrinkage ``bias_shrinkage``, and fit the mixture to the residuals
-        ``e_ul``. Every prediction adds the offsets back; a row not seen in fit
+        :math:`e_{ul}`. Every prediction adds the offsets back; a row not seen in fit
         gets its offset from its own observed entries.
 
     bias_shrinkage : float, default=25.0
         Ridge strength of the offsets, as a number of pseudo-entries at 0:
-        ``c_l = sum_u (x_ul - b - r_u) / (n_l + bias_shrinkage)`` and likewise
-        for ``r_u``. Used only when ``biases=True``.
+        :math:`c_l = \sum_u (x_{ul} - b - r_u) / (n_l + \lambda_b)` (:math:`\lambda_b` = ``bias_shrinkage``) and likewise
+        for :math:`r_u`. Used only when ``biases=True``.
 
     sample_posterior : bool, default=False
         If True, :meth:`transform` fills each missing entry with a draw from
@@ -342,11 +342,11 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         Component covariances, of shape ``(n_components,)`` (spherical: the
         variances), ``(n_components, n_features)`` (diag: the variances) or
         ``(n_components, n_features, n_features)`` (full). Not set for
-        ``"factor"``, whose covariances ``W_j W_j^T + diag(psi_j)`` are given by
+        ``"factor"``, whose covariances :math:`W_j W_j^\top + \operatorname{diag}(\psi_j)` are given by
         the next two attributes.
 
     loadings_ : ndarray of shape (n_components, n_features, n_factors)
-        ``"factor"`` only: the loadings ``W_j`` (up to a rotation of the factors).
+        ``"factor"`` only: the loadings :math:`W_j` (up to a rotation of the factors).
 
     noise_variances_ : ndarray of shape (n_components, n_features)
         ``"factor"`` only: the noise variances ``psi_j``.
@@ -383,7 +383,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         ``b``, the mean of the observed entries. Only with ``biases=True``.
 
     column_offsets_ : ndarray of shape (n_features,)
-        The column offsets ``c_l``. Only with ``biases=True``.
+        The column offsets :math:`c_l`. Only with ``biases=True``.
 
     n_features_in_ : int
         Number of features seen during ``fit``.

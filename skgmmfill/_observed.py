@@ -238,8 +238,8 @@ class ObservedEntries:
             X, data = self.values, np.empty_like(self.values.data)
             for start, stop in _row_chunks(X.indptr):  # temporaries of a chunk's size
                 first, last = X.indptr[start], X.indptr[stop]
-                chunk = np.subtract(X.data[first:last], np.repeat(row_shift[start:stop], np.diff(X.indptr[start:stop + 1])),
-                                    out=data[first:last])
+                row_shifts = np.repeat(row_shift[start:stop], np.diff(X.indptr[start : stop + 1]))
+                chunk = np.subtract(X.data[first:last], row_shifts, out=data[first:last])
                 chunk -= column_shift[X.indices[first:last]]
                 if scale != 1.0:
                     chunk /= self.dtype.type(scale)

@@ -375,8 +375,8 @@ def _parse_with_pandas(layout, block):
 def _parse_with_loadtxt(layout, block):
     block, separator, positions = layout.for_c_parsers(block)
     table = np.loadtxt(
-        io.BytesIO(block), delimiter=separator, comments="#", quotechar='"', usecols=positions, dtype=[("user", np.int64), ("item", np.int64), ("rating", np.float64)],
-        ndmin=1, encoding="utf-8",
+        io.BytesIO(block), delimiter=separator, comments="#", quotechar='"', usecols=positions, ndmin=1,
+        dtype=[("user", np.int64), ("item", np.int64), ("rating", np.float64)], encoding="utf-8",
     )
     return table["user"], table["item"], table["rating"]
 
