@@ -355,17 +355,11 @@ def _parse_with_pandas(layout, block):
     pandas = _pandas()
     id_type = np.int64 if layout.integer_ids else object
     block, separator, (user, item, rating) = layout.for_c_parsers(block)
-    try:
-        frame = pandas.read_csv(
-            io.BytesIO(block), sep=separator or r"\s+", header=None, usecols=sorted({user, item, rating}),
-            dtype={user: id_type, item: id_type, rating: np.float64}, comment="#", engine="c", encoding="utf-8",
-            na_filter=layout.integer_ids,  # text ids such as "NA" are ids
-        )
-    except UnicodeDecodeError:
-        frame = pandas.read_csv(io.StringIO(decode(block)), sep=separator or r"\s+", header=None,
-                                usecols=sorted({user, item, rating}), comment="#", engine="c",
-                                dtype={user: id_type, item: id_type, rating: np.float64},
-                                na_filter=layout.integer_ids)
+    frame = pandas.read_csv(  # a block that is not UTF-8 (Latin-1 text ids) goes line by line
+        io.BytesIO(block), sep=separator or r"\s+", header=None, usecols=sorted({user, item, rating}),
+        dtype={user: id_type, item: id_type, rating: np.float64}, comment="#", engine="c", encoding="utf-8",
+        na_filter=layout.integer_ids,  # text ids such as "NA" are ids
+    )
     users, items = frame[user].to_numpy(), frame[item].to_numpy()
     if not layout.integer_ids:
         users, items = _stripped(users), _stripped(items)
@@ -497,7 +491,8 @@ def _read(path, opener, sep, columns, duplicates, use_pandas, verbose, integer_i
     shape = (len(user_ids), len(item_ids))
     grouped = _non_decreasing(rows)
     if grouped:  # lines grouped by user (ratings.dat, ratings.csv): the matrix takes the arrays
-        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=shape[0]))]).astype(np.int32)
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=shape[0]))])
+        indptr = indptr.astype(np.int32 if len(values) < 2**31 else np.int64)
         X = sp.csr_array((values, cols, indptr), shape=shape, copy=False)
         X.sort_indices()  # each row's (item, rating) pairs, in place: rows stays aligned
         X = sp.csr_array((X.data, X.indices, X.indptr), shape=shape, copy=False)
