@@ -117,11 +117,11 @@ def text_lines(path, opener=open_binary):
         yield from decode(block).splitlines()
 
 
-def sniff_separator(lines, min_fields):
-    """The separator of :data:`SEPARATORS` that splits every sample line alike
-    into at least ``min_fields`` fields, or None."""
+def sniff_separator(lines, min_fields, separators=SEPARATORS):
+    """The first of ``separators`` that splits every sample line alike into at
+    least ``min_fields`` fields, or None."""
     lines = [line for line in lines if line.strip()][:_SNIFF_LINES]
-    for separator in SEPARATORS:
+    for separator in separators:
         counts = {len(split_line(line, separator)) for line in lines}
         if len(counts) == 1 and counts.pop() >= min_fields:
             return separator
@@ -658,9 +658,7 @@ def read_items(path, *, sep=None, opener=open_binary):
     if not lines:
         raise ValueError(f"'{path}' is empty")
     if sep is None:
-        sample = lines[1 : _SNIFF_LINES + 1] or lines
-        sep = next((s for s in ITEM_SEPARATORS if len({len(split_line(line, s)) for line in sample}) == 1
-                    and len(split_line(sample[0], s)) >= 2), None)
+        sep = sniff_separator(lines[1:] or lines, 2, ITEM_SEPARATORS)  # the first line may be a header
         if sep is None:
             raise SeparatorNotFound(f"'{path}': cannot tell how the fields are separated (tried '::', '|', tab, "
                                     "comma and semicolon, needing at least item id and title)")
