@@ -410,11 +410,8 @@ def _ratings_and_model(args, more_items=()):
         check_output(args.save)
     X, (users, items) = read_matrix(args.ratings, triplets=True, **_rating_options(args))
     if args.model is None:
-        known = set(items.tolist())
-        new_items = list(dict.fromkeys(item for item in more_items if item not in known))
-        if new_items:
-            items = np.concatenate([items, np.asarray(new_items, dtype=str)])
-            X = sp.csr_array((X.data, X.indices, X.indptr), shape=(X.shape[0], len(items)))
+        items = np.asarray(_joined(items, more_items)[0], dtype=str)
+        X = _widened(X, X.shape[0], len(items))
         imputer = _fit(args, _imputer_from(args, X).set_params(keep_empty_features=True), X)
         if args.save is not None:
             save_model(imputer, args.save, feature_ids=items)
@@ -465,18 +462,15 @@ def predict_command(args):
     check_output(args.output)
     pair_users, pair_items, extra, extra_names = _read_pairs(args.pairs, args.sep)
     X, users, items, imputer = _ratings_and_model(args, more_items=pair_items)
-    row = {user: index for index, user in enumerate(users)}
     column = {item: index for index, item in enumerate(items)}
     unknown = sorted({item for item in pair_items if item not in column})
     if unknown:
         raise InputError(f"'{args.pairs}': {len(unknown)} item(s) the model in '{args.model}' was not fitted on "
                          f"(e.g. {', '.join(unknown[:3])}); refit without --model to predict them from the "
                          "offsets")
-    new_users = list(dict.fromkeys(user for user in pair_users if user not in row))
-    for user in new_users:  # users without ratings: predicted from the population
-        row[user] = len(row)
-    X = sp.vstack([X, sp.csr_array((len(new_users), X.shape[1]))], format="csr") if new_users else X
-    rows = np.array([row[user] for user in pair_users], dtype=np.intp)
+    user_ids, rows = _joined(users, pair_users)
+    new_users = len(user_ids) - len(users)  # users without ratings: predicted from the population
+    X = _widened(X, len(user_ids), X.shape[1])
     cols = np.array([column[item] for item in pair_items], dtype=np.intp)
     predictions = imputer.predict_entries(X, rows, cols)
     titles = _titles(args)
@@ -486,7 +480,7 @@ def predict_command(args):
         for user, item, more, value in zip(pair_users, pair_items, extra, predictions):
             writer.writerow([user, item, *([titles.get(item, "")] if titles else []), *more, f"{value:.6g}"])
     unrated = int(np.count_nonzero(np.bincount(X.indices, minlength=X.shape[1])[cols] == 0))
-    notes = [f"{len(new_users)} user(s) without ratings"] if new_users else []
+    notes = [f"{new_users} user(s) without ratings"] if new_users else []
     if unrated:
         notes.append(f"{unrated:,} prediction(s) of items without ratings, "
                      + ("from the user's and the global offsets" if imputer.biases else "0 without --biases"))
@@ -645,10 +639,15 @@ def _train_and_test(train_path, test_path, options):
     T, (test_users, test_items) = read_matrix(test_path, triplets=True, **options)
     user_ids, rows = _joined(users, test_users)
     item_ids, cols = _joined(items, test_items)
-    indptr = np.concatenate([X.indptr, np.full(len(user_ids) - len(users), X.indptr[-1])])
-    train = sp.csr_array((X.data, X.indices, indptr), shape=(len(user_ids), len(item_ids)))
+    train = _widened(X, len(user_ids), len(item_ids))
     test_rows = rows[np.repeat(np.arange(T.shape[0]), np.diff(T.indptr))]
     return train, (test_rows, cols[T.indices], T.data)
+
+
+def _widened(X, n_rows, n_cols):
+    """``X`` (CSR) with empty rows and columns added after its own, sharing its arrays."""
+    indptr = np.concatenate([X.indptr, np.full(n_rows - X.shape[0], X.indptr[-1], dtype=X.indptr.dtype)])
+    return sp.csr_array((X.data, X.indices, indptr), shape=(n_rows, n_cols))
 
 
 def _joined(ids, more):
