@@ -2,12 +2,12 @@
 
 import importlib
 
-__all__ = ["MaskedGaussianMixtureImputer", "PRESET_COURSE", "PRESET_RATINGS", "RATINGS_GRID",
+__all__ = ["MaskedGaussianMixtureImputer", "EmptyFeatureWarning", "PRESET_COURSE", "PRESET_RATINGS", "RATINGS_GRID",
            "save_model", "load_model", "ModelFileError"]
 __version__ = "0.1.0"
 
 _HOMES = {
-    "MaskedGaussianMixtureImputer": "._imputer", "PRESET_COURSE": "._imputer", "PRESET_RATINGS": "._imputer",
+    "MaskedGaussianMixtureImputer": "._imputer", "EmptyFeatureWarning": "._imputer", "PRESET_COURSE": "._imputer", "PRESET_RATINGS": "._imputer",
     "RATINGS_GRID": "._imputer", "save_model": "._persistence", "load_model": "._persistence",
     "ModelFileError": "._persistence",
 }

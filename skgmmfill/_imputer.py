@@ -98,6 +98,34 @@ def _is_nan(value):
     return isinstance(value, Real) and math.isnan(value)
 
 
+class EmptyFeatureWarning(UserWarning):
+    """Some features have no observed value in the data given to ``fit``.
+
+    Issued once per fit. ``warnings.filterwarnings("ignore",
+    category=EmptyFeatureWarning)`` silences it, in a ``GridSearchCV`` too
+    (scikit-learn passes the filters on to its workers).
+    """
+
+
+_NAMED_EMPTY_FEATURES = 10
+
+
+def _empty_features_message(empty_features, feature_names):
+    """The warning for features without observed values, naming at most ten of
+    them: by ``feature_names_in_`` when the data had names (a DataFrame, or
+    ``read_ratings(..., as_frame=True)``'s item ids), else by column index."""
+    where = np.flatnonzero(empty_features)
+    shown = where[:_NAMED_EMPTY_FEATURES]
+    names = [repr(str(name)) for name in feature_names[shown]] if feature_names is not None else [str(i) for i in shown]
+    more = f" and {where.size - shown.size} more" if where.size > shown.size else ""
+    which = "" if feature_names is not None else "column(s) "
+    return (
+        f"{where.size} of {empty_features.size} feature(s) have no observed value in the data given to fit "
+        f"({which}{', '.join(names)}{more}). They are dropped from the output of transform; set "
+        "keep_empty_features=True to keep them (filled from the offsets with biases=True, else with 0)."
+    )
+
+
 class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
     r"""Impute missing entries with a Gaussian mixture fitted on the observed entries.
 
@@ -808,14 +836,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
             )
         empty_features = prepared.moments.counts == 0
         if empty_features.any() and not self.keep_empty_features:
-            names = fitted.get("feature_names_in_", np.array([f"x{i}" for i in range(X.shape[1])], dtype=object))
-            names = names[empty_features]
-            warnings.warn(
-                f"Skipping features without any observed values: {list(names)}. They are "
-                "dropped from the output of transform; set keep_empty_features=True to keep them "
-                "(filled from the offsets with biases=True, else with 0).",
-                UserWarning,
-            )
+            warnings.warn(_empty_features_message(empty_features, fitted.get("feature_names_in_")), EmptyFeatureWarning)
         fitted.update(self._fitted_parameters(result.mixture, prepared, family))
         fitted.update(
             covariance_type_=covariance_type,

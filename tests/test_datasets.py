@@ -1,6 +1,7 @@
 import bz2
 import gzip
 import hashlib
+import importlib.util
 import zipfile
 from importlib import resources
 
@@ -94,6 +95,23 @@ def test_read_ratings_duplicates_and_bad_lines(tmp_path):
         read_ratings(tmp_path / "short.txt")
 
 
+def test_read_ratings_as_frame_names_the_items_for_the_estimator(tmp_path):
+    pd = pytest.importorskip("pandas")
+    from skgmmfill import EmptyFeatureWarning, MaskedGaussianMixtureImputer
+    from skgmmfill.datasets import read_ratings
+
+    (tmp_path / "r.csv").write_text("u,item,rating\n1,Alien,5\n2,Alien,4\n3,Brazil,2\n1,Casablanca,3\n")
+    frame = read_ratings(tmp_path / "r.csv", as_frame=True)
+    X, users, items = read_ratings(tmp_path / "r.csv")
+    assert isinstance(frame, pd.DataFrame) and list(frame.index) == list(users) and list(frame.columns) == list(items)
+    assert_array_equal(frame.sparse.to_coo().toarray(), X.toarray())
+    train = frame.copy()
+    train["Brazil"] = pd.arrays.SparseArray([0.0, 0.0, 0.0], fill_value=0.0)  # its one rating held out
+    with pytest.warns(EmptyFeatureWarning, match=r"1 of 3 feature\(s\) have no observed value .* \('Brazil'\)"):
+        imputer = MaskedGaussianMixtureImputer(n_components=1, covariance_type="diag", random_state=0).fit(train)
+    assert list(imputer.feature_names_in_) == ["Alien", "Brazil", "Casablanca"]
+
+
 def movielens_archive(folder, member, lines, items=()):
     path = folder / "ml-100k.zip"
     with zipfile.ZipFile(path, "w") as archive:
@@ -118,6 +136,9 @@ def test_fetch_movielens_downloads_once_checks_and_caches(tmp_path, monkeypatch)
     source.unlink()  # from now on only the cache can serve it
     X, users, items = fetch_movielens(data_home=home, return_X_ids=True)
     assert X.nnz == 3 and list(items) == ["1", "2"]
+    if importlib.util.find_spec("pandas"):
+        frame = fetch_movielens(data_home=home, as_frame=True).ratings
+        assert list(frame.columns) == ["1", "2"] and frame.sparse.density == 0.75
     with pytest.raises(OSError, match="download_if_missing=False"):
         fetch_movielens(data_home=tmp_path / "empty", download_if_missing=False)
 

@@ -11,7 +11,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 
-from skgmmfill import PRESET_COURSE, MaskedGaussianMixtureImputer
+from skgmmfill import PRESET_COURSE, EmptyFeatureWarning, MaskedGaussianMixtureImputer
 
 
 def make_imputer(**params):
@@ -211,7 +211,8 @@ def test_feature_never_observed_during_fit(X_nan, keep_empty_features):
             warnings.simplefilter("error", UserWarning)
             imputer = make_imputer(keep_empty_features=True).fit(X)
     else:
-        with pytest.warns(UserWarning, match=r"Skipping features without any observed values: \['x1'\]"):
+        with pytest.warns(EmptyFeatureWarning, match=r"^1 of 4 feature\(s\) have no observed value in the data given "
+                          r"to fit \(column\(s\) 1\)\. They are dropped"):
             imputer = make_imputer().fit(X)
     X_filled = imputer.transform(X)
     kept = [0, 1, 2, 3] if keep_empty_features else [0, 2, 3]
@@ -224,6 +225,41 @@ def test_feature_never_observed_during_fit(X_nan, keep_empty_features):
     X_new[:, 1] = 1e6
     assert_allclose(imputer.predict_proba(X_new), imputer.predict_proba(X))
     assert np.isfinite(imputer.transform(X_new)).all()
+
+
+def test_empty_feature_warning_names_features_and_stops_at_ten():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 30))
+    X[:, 3:28] = np.nan
+    frame = pd.DataFrame(X, columns=[f"movie {i}" for i in range(30)])
+    with pytest.warns(EmptyFeatureWarning) as record:
+        make_imputer(n_components=1).fit(frame)
+    assert len(record) == 1  # once per fit
+    names = ", ".join(f"'movie {i}'" for i in range(3, 13))
+    assert str(record[0].message).startswith(f"25 of 30 feature(s) have no observed value in the data given to fit "
+                                             f"({names} and 15 more).")
+
+
+def test_empty_feature_warning_once_per_fit_in_a_search_and_silenced_by_its_category():
+    from sklearn.model_selection import GridSearchCV
+
+    from skgmmfill.metrics import make_masked_rmse_scorer
+
+    rng = np.random.default_rng(0)
+    X = rng.integers(1, 6, (90, 12)).astype(float)
+    X[rng.random(X.shape) < 0.5] = 0
+    X[:, 5] = 0
+    search = GridSearchCV(make_imputer(covariance_type="diag"), {"n_components": [1, 2]}, cv=3,
+                          scoring=make_masked_rmse_scorer(random_state=0))
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        search.fit(sp.csr_array(X))
+    assert sum(issubclass(w.category, EmptyFeatureWarning) for w in record) == 2 * 3 + 1  # each fit, refit included
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", category=EmptyFeatureWarning)
+        search.fit(sp.csr_array(X))
 
 
 def test_more_components_than_distinct_rows_stays_finite():

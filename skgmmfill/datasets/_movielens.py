@@ -14,7 +14,7 @@ import numpy as np
 from sklearn.datasets import get_data_home
 from sklearn.utils import Bunch
 
-from ._readers import read_items, read_opened
+from ._readers import _pandas, ratings_frame, read_items, read_opened
 
 MOVIELENS = {
     "100k": ("https://files.grouplens.org/datasets/movielens/ml-100k.zip",
@@ -31,7 +31,8 @@ rows and columns; ``titles``: the title of each movie of ``item_ids``. Read from
 for the terms of use (no redistribution, cite Harper and Konstan, ACM TiiS 2015)."""
 
 
-def fetch_movielens(variant="100k", *, data_home=None, download_if_missing=True, return_X_ids=False):
+def fetch_movielens(variant="100k", *, data_home=None, download_if_missing=True, return_X_ids=False,
+                    as_frame=False):
     """The MovieLens ratings and movie titles of ``variant``, downloaded from GroupLens once.
 
     The archive is kept in ``data_home/movielens/`` and its MD5 checked
@@ -50,18 +51,25 @@ def fetch_movielens(variant="100k", *, data_home=None, download_if_missing=True,
         If False, a missing archive is an error instead of a download.
     return_X_ids : bool, default=False
         Return ``(ratings, user_ids, item_ids)`` instead of the Bunch.
+    as_frame : bool, default=False
+        Give ``ratings`` as a pandas DataFrame of sparse columns indexed by
+        user and movie ids (needs pandas), as
+        :func:`~skgmmfill.datasets.read_ratings` does with ``as_frame=True``.
 
     Returns
     -------
     data : :class:`~sklearn.utils.Bunch`
         ``ratings``: a ``scipy.sparse.csr_array`` of shape
-        ``(n_users, n_movies)``, unstored entries unrated; ``user_ids``,
+        ``(n_users, n_movies)``, unstored entries unrated (a DataFrame with
+        ``as_frame=True``); ``user_ids``,
         ``item_ids``: the MovieLens user and movie ids (str) of its rows and
         columns, in numerical order; ``titles``: the title of each movie of
         ``item_ids``; ``DESCR``: a description.
     (ratings, user_ids, item_ids) : tuple
         With ``return_X_ids=True``.
     """
+    if as_frame and _pandas() is None:
+        raise ImportError("as_frame=True needs pandas: pip install pandas")
     if variant not in MOVIELENS:
         raise ValueError(f"variant must be one of {sorted(MOVIELENS)}, got {variant!r}")
     url, md5, member, movies = MOVIELENS[variant]
@@ -76,11 +84,14 @@ def fetch_movielens(variant="100k", *, data_home=None, download_if_missing=True,
     if digest != md5:
         raise OSError(f"{archive} has MD5 {digest}, not the published {md5}: delete it to download it again")
     X, users, items = read_opened(f"{archive}:{member}", partial(_open_member, archive, member))
+    n_ratings = X.nnz
+    if as_frame:
+        X = ratings_frame(X, users, items)
     if return_X_ids:
         return X, users, items
     title_of = dict(zip(*read_items(f"{archive}:{movies}", opener=partial(_open_member, archive, movies))))
     titles = np.array([title_of.get(item, "") for item in items], dtype=str)
-    description = _DESCRIPTION.format(variant=variant, n_ratings=X.nnz, n_users=X.shape[0], n_items=X.shape[1],
+    description = _DESCRIPTION.format(variant=variant, n_ratings=n_ratings, n_users=len(users), n_items=len(items),
                                       archive=archive)
     return Bunch(ratings=X, user_ids=users, item_ids=items, titles=titles, DESCR=description)
 

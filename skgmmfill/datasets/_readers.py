@@ -184,7 +184,8 @@ class RepeatedRatings(ValueError):
         self.problem = problem
 
 
-def read_ratings(path, *, sep=None, columns=(0, 1, 2), duplicates="error", parser="auto", verbose=False):
+def read_ratings(path, *, sep=None, columns=(0, 1, 2), duplicates="error", parser="auto", as_frame=False,
+                 verbose=False):
     """Read a rating file (one ``user, item, rating`` per line) into a sparse matrix.
 
     Parameters
@@ -209,6 +210,12 @@ def read_ratings(path, *, sep=None, columns=(0, 1, 2), duplicates="error", parse
         What parses the lines: pandas' CSV parser ("auto" when pandas is
         installed: several times faster), or NumPy's ``loadtxt`` for files
         whose ids are integers and Python otherwise. The result is the same.
+    as_frame : bool, default=False
+        Return one pandas DataFrame of sparse columns (needs pandas): users as
+        its index, items as its columns. An estimator fitted on it knows the
+        item ids (``feature_names_in_``) and names them in its warnings and
+        model files. Building the frame costs time at prize scale (one pandas
+        column per item); the matrix and id arrays are the fast path.
     verbose : bool, default=False
         Report the lines read and the rate on standard error every few seconds.
 
@@ -219,6 +226,9 @@ def read_ratings(path, *, sep=None, columns=(0, 1, 2), duplicates="error", parse
     user_ids, item_ids : ndarray of str
         The ids of the rows and columns as written in the file, in natural
         order (numerically when they are all integers).
+    frame : pandas.DataFrame of shape (n_users, n_items)
+        With ``as_frame=True``: the ratings as sparse columns (unstored:
+        unrated) indexed by ``user_ids``, with ``item_ids`` as columns.
 
     Raises
     ------
@@ -237,8 +247,16 @@ def read_ratings(path, *, sep=None, columns=(0, 1, 2), duplicates="error", parse
     (``007`` is then user ``7``). Bytes that are not UTF-8 are read as
     Latin-1. A line longer than :data:`MAX_LINE_BYTES` (1 MiB) is refused.
     """
-    return read_opened(path, open_binary, sep=sep, columns=columns, duplicates=duplicates, parser=parser,
+    if as_frame and _pandas() is None:
+        raise ImportError("as_frame=True needs pandas: pip install pandas")
+    read = read_opened(path, open_binary, sep=sep, columns=columns, duplicates=duplicates, parser=parser,
                        verbose=verbose)
+    return ratings_frame(*read) if as_frame else read
+
+
+def ratings_frame(X, user_ids, item_ids):
+    """A rating matrix as a pandas DataFrame of sparse columns, indexed by user and item ids."""
+    return _pandas().DataFrame.sparse.from_spmatrix(X, index=user_ids, columns=item_ids)
 
 
 def read_opened(path, opener, *, sep=None, columns=(0, 1, 2), duplicates="error", parser="auto", verbose=False):
