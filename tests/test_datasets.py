@@ -66,6 +66,19 @@ def test_make_incomplete_mixture():
     assert_array_equal(X_again, X)
 
 
+def test_generated_and_bundled_pairs_name_their_matrices_alike():
+    """make_incomplete_mixture gives the truth first and load_netflix the incomplete matrix first (kept: a swap
+    would silently break callers); both carry the same field names, which do not depend on the order."""
+    from skgmmfill.datasets import make_incomplete_mixture
+
+    drawn = make_incomplete_mixture(50, 3, random_state=0)
+    course = load_course_test()
+    for data in (drawn, course):
+        observed = ~np.isnan(data.incomplete)
+        assert_array_equal(data.incomplete[observed], data.complete[observed]) and np.isnan(data.incomplete).any()
+    assert drawn.complete is drawn[0] and course.complete is course[1] and set(drawn.parameters) >= {"means"}
+
+
 # ------------------------------------------------------------ rating files
 
 

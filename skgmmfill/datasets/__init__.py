@@ -8,6 +8,7 @@ the SHA-256 of each uncompressed file.
 
 import gzip
 from importlib import resources
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.utils import check_random_state
@@ -20,11 +21,39 @@ __all__ = [
     "load_course_test",
     "load_toy",
     "make_incomplete_mixture",
+    "IncompletePair",
+    "IncompleteMixture",
     "read_ratings",
     "read_items",
     "fetch_movielens",
     "ratings_to_dask_array",
 ]
+
+
+class IncompletePair(NamedTuple):
+    """A matrix with missing entries and the same matrix with them revealed.
+
+    Unpack it (``X, X_gold = load_netflix()``) or read its fields by name
+    (``.incomplete``, ``.complete``), as for :class:`IncompleteMixture`.
+    """
+
+    incomplete: np.ndarray
+    complete: np.ndarray
+
+
+class IncompleteMixture(NamedTuple):
+    """Draws from a Gaussian mixture, the draws with entries hidden, and the mixture.
+
+    The positional order is ``(complete, incomplete, parameters)``, the
+    opposite of :class:`IncompletePair`'s for the two matrices (scikit-learn's
+    ``make_*`` generators give the truth first); the field names are the same
+    in both, so code that reads ``.incomplete`` and ``.complete`` does not
+    depend on the order.
+    """
+
+    complete: np.ndarray
+    incomplete: np.ndarray
+    parameters: dict
 
 
 def _load(name):
@@ -54,6 +83,9 @@ def load_netflix(*, missing_values=np.nan):
 
     Returns
     -------
+    data : IncompletePair
+        ``(X_incomplete, X_complete)``, also as ``data.incomplete`` and
+        ``data.complete``:
     X_incomplete : ndarray of shape (1200, 1200)
         Observed ratings, with ``missing_values`` at the missing ones.
     X_complete : ndarray of shape (1200, 1200)
@@ -71,7 +103,7 @@ def load_netflix(*, missing_values=np.nan):
     ((1200, 1200), 328232, 2429)
     """
     X_incomplete = _recode_missing(_load("netflix_incomplete"), missing_values)
-    return X_incomplete, _load("netflix_complete")
+    return IncompletePair(X_incomplete, _load("netflix_complete"))
 
 
 def load_course_test(*, missing_values=np.nan):
@@ -84,14 +116,13 @@ def load_course_test(*, missing_values=np.nan):
 
     Returns
     -------
+    data : IncompletePair
+        ``(X_incomplete, X_complete)``, also by name:
     X_incomplete : ndarray of shape (20, 5)
     X_complete : ndarray of shape (20, 5)
         Fully observed; equal to ``X_incomplete`` on its observed entries.
     """
-    return (
-        _recode_missing(_load("test_incomplete"), missing_values),
-        _load("test_complete"),
-    )
+    return IncompletePair(_recode_missing(_load("test_incomplete"), missing_values), _load("test_complete"))
 
 
 def load_toy():
@@ -130,6 +161,9 @@ def make_incomplete_mixture(
 
     Returns
     -------
+    data : IncompleteMixture
+        ``(X_complete, X_incomplete, parameters)``, also as
+        ``data.complete``, ``data.incomplete`` and ``data.parameters``:
     X_complete : ndarray of shape (n_samples, n_features)
     X_incomplete : ndarray of shape (n_samples, n_features)
         ``X_complete`` with NaN at the missing entries.
@@ -149,7 +183,7 @@ def make_incomplete_mixture(
         X[chosen] = rng.multivariate_normal(means[j], covariances[j], size=chosen.sum())
     missing = rng.uniform(size=X.shape) < missing_fraction
     parameters = {"weights": weights, "means": means, "covariances": covariances}
-    return X, np.where(missing, np.nan, X), parameters
+    return IncompleteMixture(X, np.where(missing, np.nan, X), parameters)
 
 
 def ratings_to_dask_array(ratings, *, user="user", item="item", rating="rating", rows_per_block=50_000):
