@@ -1,9 +1,9 @@
 """Threads: the library's default against BLAS's default threads and one BLAS thread.
 
-Large sparse input is reduced on a thread per core; inside those threads the
-library runs BLAS single-threaded (threadpoolctl), so that the two layers of
-threads do not compete for the cores. Dense input is one block, where BLAS
-keeps its own threads. This script times, in one process and in turns:
+Large input, dense or sparse, is reduced on a thread per core (row blocks);
+inside those threads the library runs BLAS single-threaded (threadpoolctl), so
+that the two layers of threads do not compete for the cores. This script
+times, in one process and in turns:
 
 - the main job (``skgmmfill``: the course experiment on the bundled Netflix
   matrix, K=1 and 12, five seeds each, dense);
@@ -11,17 +11,19 @@ keeps its own threads. This script times, in one process and in turns:
   (``--scale``): K=12 spherical, and ``PRESET_RATINGS``' model (K=1, 10 factors,
   biases);
 
-each under three settings: BLAS's default threads everywhere (the library's
-limit switched off), one BLAS thread for everything (``threadpool_limits(1)``),
-and the library's default. It prints the best of ``--repeat`` times and each as
-a ratio to the best of the three.
+each under the four :data:`SETTINGS`. It prints the median and the worst of
+``--repeat`` runs, each as a ratio to the fastest setting's.
 
-Run: ``python benchmarks/bench_threads.py [--scale 0.1] [--repeat 3]``
+``--load N`` keeps N other processes spinning on the CPU meanwhile, as on a
+busy machine (the case where BLAS threads that spin while they wait hurt most).
+
+Run: ``python benchmarks/bench_threads.py [--scale 0.1] [--repeat 5] [--load 0]``
 """
 
 import argparse
 import contextlib
 import io
+import multiprocessing
 import os
 import sys
 import time
@@ -47,16 +49,43 @@ class _NoLimit:
         return contextlib.nullcontext()
 
 
+SETTINGS = ["BLAS threads only", "one BLAS thread", "both, no limit", "library default"]
+"""BLAS's own threads and no row threads (dense input's rule before: one block); the
+library's row threads with one BLAS thread for everything; the row threads with
+BLAS's default threads inside each (oversubscribed); the library as shipped."""
+
+
 @contextlib.contextmanager
 def setting(name):
-    library_limit = _observed._blas_threads
-    if name == "BLAS default threads":
+    library_limit, library_threshold = _observed._blas_threads, _observed.THREADED_MIN_ENTRIES
+    if name in ("both, no limit", "BLAS threads only"):
         _observed._blas_threads = _NoLimit
+    if name == "BLAS threads only":
+        _observed.THREADED_MIN_ENTRIES = np.inf
     try:
         with threadpool_limits(1, user_api="blas") if name == "one BLAS thread" else contextlib.nullcontext():
             yield
     finally:
-        _observed._blas_threads = library_limit
+        _observed._blas_threads, _observed.THREADED_MIN_ENTRIES = library_limit, library_threshold
+
+
+def _spin():
+    while True:
+        pass
+
+
+@contextlib.contextmanager
+def busy(n_processes):
+    """``n_processes`` other processes using the CPU until the block ends."""
+    spinners = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(n_processes)]
+    for spinner in spinners:
+        spinner.start()
+    try:
+        yield
+    finally:
+        for spinner in spinners:
+            spinner.terminate()
+            spinner.join()
 
 
 def main_job():
@@ -72,6 +101,7 @@ def em_iteration(X, family, n_components, biases):
                                           prepared.data_zero)
 
     def iterate():
+        prepared.source.__dict__.pop("_thread_blocks", None)  # cut again under the setting being timed
         run_em(prepared.source, mixture, family, max_iter=2, tol=-np.inf, units=prepared.units)
 
     return iterate
@@ -80,7 +110,8 @@ def em_iteration(X, family, n_components, biases):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scale", type=float, default=0.1)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--load", type=int, default=0, help="other processes kept busy meanwhile")
     args = parser.parse_args()
     X = synthetic_ratings(args.scale)
     jobs = {
@@ -90,21 +121,31 @@ def main():
         f"EM iteration, PRESET_RATINGS, CSR x{args.scale:g}": (
             em_iteration(X, FactorCovariance(n_factors=10), 1, True), 2),
     }
-    settings = ["BLAS default threads", "one BLAS thread", "library default"]
-    print(f"{os.cpu_count()} cores; seconds, best of {args.repeat} in turns; (ratio to the best of the three)")
-    print(f"{'':<44}" + "".join(f"{name:>24}" for name in settings))
-    for job, (run, per) in jobs.items():
-        run()  # warm up
-        best = dict.fromkeys(settings, np.inf)
-        for _ in range(args.repeat):
-            for name in settings:
-                with setting(name):
-                    tic = time.perf_counter()
-                    run()
-                    best[name] = min(best[name], (time.perf_counter() - tic) / per)
-        fastest = min(best.values())
-        print(f"{job:<44}" + "".join(f"{f'{best[n]:.3f} ({best[n] / fastest:.2f})':>24}" for n in settings),
-              flush=True)
+    print(f"{os.cpu_count()} cores, {args.load} other busy process(es); seconds over {args.repeat} runs in turns "
+          "(ratio to the setting fastest by that statistic)")
+    print(f"{'':<52}" + "".join(f"{name:>20}" for name in SETTINGS))
+    with busy(args.load):
+        for job, (run, per) in jobs.items():
+            time_settings(job, run, per, SETTINGS, args.repeat)
+
+
+def time_settings(job, run, per, settings, repeat):
+    """Print the median and the worst of ``run``'s times under each setting, taken in turns,
+    and their ratios to the fastest setting's: on a busy machine the best time hides
+    the stalls that BLAS's own threads suffer, the median and the worst show them."""
+    run()  # warm up
+    times = {name: [] for name in settings}
+    for _ in range(repeat):
+        for name in settings:
+            with setting(name):
+                tic = time.perf_counter()
+                run()
+                times[name].append((time.perf_counter() - tic) / per)
+    for statistic, of in (("median", np.median), ("worst", np.max)):
+        value = {name: of(times[name]) for name in settings}
+        fastest = min(value.values())
+        print(f"{f'{job}, {statistic}':<52}"
+              + "".join(f"{f'{value[n]:.3f} ({value[n] / fastest:.2f})':>20}" for n in settings), flush=True)
 
 
 if __name__ == "__main__":

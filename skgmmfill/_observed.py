@@ -24,8 +24,12 @@ import numpy as np
 import scipy.sparse as sp
 
 
-THREADED_MIN_ENTRIES = 2**21
-"""Sparse data with at least this many stored entries is reduced on a thread pool."""
+THREADED_MIN_ENTRIES = 2**20
+"""Data with at least this many entries (stored entries if sparse) is reduced on a
+thread pool, one block of rows per core, BLAS single-threaded inside: one coarse
+split per pass keeps the cores busy on an idle machine and, unlike BLAS's own
+threads that synchronise on every product, does not collapse on a busy one
+(``benchmarks/bench_threads.py --load 2``)."""
 
 _CHUNK_ENTRIES = 2**18
 """Passes over the stored entries of sparse data work through chunks of about this
@@ -260,11 +264,10 @@ class ObservedEntries:
         The EM driver reads data only through :meth:`reduce`, :meth:`map`,
         :meth:`dense_rows` and :meth:`filled_rows`, so a backend holding the
         rows elsewhere (several blocks, a cluster) provides the same four.
-        In memory, dense rows are one block (BLAS already uses every core);
-        large sparse matrices are cut into one block of rows per core, run on
-        a thread pool (scipy's sparse products and NumPy's batched linear
-        algebra release the GIL, and are single-threaded) and summed in
-        block order, so the result does not depend on timing.
+        In memory, large data (dense or sparse) is cut into one block of rows
+        per core, run on a thread pool (NumPy's and scipy's products release
+        the GIL; BLAS is held to one thread inside) and summed in block order,
+        so the result does not depend on timing; small data is one block.
         """
         blocks = self._thread_blocks
         if not blocks:
@@ -275,14 +278,18 @@ class ObservedEntries:
 
     @cached_property
     def _thread_blocks(self):
-        """Row blocks of about equal numbers of stored entries, one per core;
-        none for dense or small data (not ``[self]``: a reference cycle would
+        """Row blocks of about equal numbers of entries, one per core;
+        none for small data (not ``[self]``: a reference cycle would
         keep these arrays alive until the garbage collector's next run)."""
         n_threads = min(_available_cores(), self.n_samples)
-        if not self.is_sparse or self.values.nnz < THREADED_MIN_ENTRIES or n_threads < 2:
+        n_entries = self.values.nnz if self.is_sparse else self.values.size
+        if n_entries < THREADED_MIN_ENTRIES or n_threads < 2:
             return ()
-        targets = np.linspace(0, self.values.nnz, n_threads + 1)[1:-1]
-        bounds = np.concatenate([[0], np.searchsorted(self.values.indptr, targets), [self.n_samples]])
+        if self.is_sparse:
+            targets = np.linspace(0, self.values.nnz, n_threads + 1)[1:-1]
+            bounds = np.concatenate([[0], np.searchsorted(self.values.indptr, targets), [self.n_samples]])
+        else:
+            bounds = np.linspace(0, self.n_samples, n_threads + 1).astype(int)
         return [self.row_block(slice(start, stop)) for start, stop in zip(bounds[:-1], bounds[1:]) if stop > start]
 
     def map(self, function):
