@@ -56,6 +56,12 @@ class IncompleteMixture(NamedTuple):
     parameters: dict
 
 
+for _pair in (IncompletePair, IncompleteMixture):
+    _pair.incomplete.__doc__ = "The matrix with NaN (or the chosen code) at its missing entries."
+    _pair.complete.__doc__ = "The same matrix with its missing entries revealed."
+IncompleteMixture.parameters.__doc__ = 'The mixture drawn from: ``"weights"``, ``"means"``, ``"covariances"``.'
+
+
 def _load(name):
     path = resources.files(__package__).joinpath("data", f"{name}.txt.gz")
     with path.open("rb") as compressed, gzip.open(compressed, "rt") as text:
