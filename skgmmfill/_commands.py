@@ -441,7 +441,7 @@ def recommend_command(args):
     check_output(args.output)
     X, users, items, imputer = _ratings_and_model(args)
     n = min(args.n, X.shape[1])
-    columns = imputer.recommend(X, n=n)
+    columns = imputer.recommend(X, n=n, rank_by=args.rank_by)
     rows = np.repeat(np.arange(X.shape[0]), n)
     cols = columns.ravel()
     ranks = np.tile(np.arange(1, n + 1), X.shape[0])
@@ -544,7 +544,9 @@ def evaluate_command(args):
     preset = _preset(args, folds[0][0])
     names = ["skgmmfill (" + (preset if preset != "none" else "options") + ")", "user + item biases",
              "item means"]
-    results = {name: [] for name in names}
+    if args.rank_by != "rating":
+        names = [f"{name}, by {args.rank_by}" for name in names]
+    results = {name: [] for name in [*names, "item popularity"]}
     new_users = new_items = 0
     for number, (train, (test_rows, test_cols, test_values)) in enumerate(folds, start=1):
         # users and items without training ratings are predicted from the offsets, and counted
@@ -553,6 +555,12 @@ def evaluate_command(args):
         new_users += int(unrated_user.sum())
         new_items += int(unrated_item.sum())
         low, high = train.data.min(), train.data.max()
+        liked = test_values >= relevant
+
+        def top_n(top):
+            return [metric(top, test_rows[liked], test_cols[liked], top.shape[1])
+                    for metric in (precision_at_k, recall_at_k, ndcg_at_k)]
+
         models = {
             names[0]: _imputer_from(args, train),
             names[1]: MaskedGaussianMixtureImputer(biases=True, covariance_type="diag", mean_precision_prior=1e4,
@@ -566,14 +574,13 @@ def evaluate_command(args):
             with _progress_to_stderr(True):
                 imputer.set_params(keep_empty_features=True).fit(train)
             errors = imputer.predict_entries(train, test_rows, test_cols) - test_values
-            top = imputer.recommend(train, n=min(k, train.shape[1]))
-            liked = test_values >= relevant
+            top = imputer.recommend(train, n=min(k, train.shape[1]), rank_by=args.rank_by, **(
+                {"relevant_above": relevant} if args.rank_by == "hits" else {}))
             results[name].append((
-                np.sqrt(np.mean(errors**2)), np.mean(np.abs(errors)),
-                *(metric(top, test_rows[liked], test_cols[liked], top.shape[1])
-                  for metric in (precision_at_k, recall_at_k, ndcg_at_k)),
+                np.sqrt(np.mean(errors**2)), np.mean(np.abs(errors)), *top_n(top),
                 np.sqrt(np.mean(errors[unrated_item] ** 2)) if unrated_item.any() else np.nan,
             ))
+        results["item popularity"].append((np.nan, np.nan, *top_n(_most_rated(train, k)), np.nan))
     print(f"{plan}; top-{k} metrics count test ratings >= {relevant:.3g} as relevant")
     print(f"every test rating is scored, {new_users:,} of them by users and {new_items:,} on items without "
           "training ratings (predicted from the offsets)" + (", over the folds" if len(folds) > 1 else ""))
@@ -591,6 +598,24 @@ def evaluate_command(args):
         print(f"{name:<28}" + "".join(f"{cell:>{width}}" for cell in cells))
     if len(folds) > 1:
         print(f"(mean +- standard deviation over the {len(folds)} folds)")
+
+
+def _most_rated(train, k):
+    """Each user's ``k`` most rated items among those they have not rated, in blocks of users."""
+    counts = np.bincount(train.indices, minlength=train.shape[1]).astype(np.float64)
+    k = min(k, train.shape[1])
+    top = np.empty((train.shape[0], k), dtype=np.intp)
+    block = max(1, 2**22 // train.shape[1])
+    for start in range(0, train.shape[0], block):
+        rated = train[start:start + block]
+        scores = np.tile(counts, (rated.shape[0], 1))
+        scores[np.repeat(np.arange(rated.shape[0]), np.diff(rated.indptr)), rated.indices] = -np.inf
+        best = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        best = np.take_along_axis(best, np.argsort(-np.take_along_axis(scores, best, axis=1), axis=1,
+                                                   kind="stable"), axis=1)
+        best[np.take_along_axis(scores, best, axis=1) == -np.inf] = -1
+        top[start:start + block] = best
+    return top
 
 
 def _evaluation_folds(args):

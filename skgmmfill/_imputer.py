@@ -8,6 +8,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.special import log_ndtr
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context, clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
@@ -412,6 +413,11 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
 
     column_offsets_ : ndarray of shape (n_features,)
         The column offsets :math:`c_l`. Only with ``biases=True``.
+
+    n_observed_ : ndarray of int64, shape (n_features,)
+        Number of observed entries of each feature in the data given to
+        ``fit`` (an item's number of ratings): the popularity that
+        ``recommend(rank_by="hits")`` weighs.
 
     n_features_in_ : int
         Number of features seen during ``fit``.
@@ -845,6 +851,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
             lower_bound_=result.lower_bound,
             lower_bounds_=result.lower_bounds,
             map_objectives_=result.objectives,
+            n_observed_=np.rint(prepared.moments.counts).astype(np.int64),
             _empty_features=empty_features,
             _fitted_family=family,
             _sampling_random_state=check_random_state(self.random_state),
@@ -1054,12 +1061,30 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
             values[batch] = np.where(stored, stored_values, predicted)
         return values
 
-    def recommend(self, X, n=10, *, exclude_observed=True):
-        """The ``n`` columns with the highest predicted value in each row.
+    def recommend(self, X, n=10, *, exclude_observed=True, rank_by="rating", relevant_above=None):
+        """The ``n`` best columns of each row: by predicted value, or by expected hits.
 
-        The columns are ranked by their posterior means before clipping to
-        ``[min_value, max_value]`` (clipping would tie every prediction above
-        ``max_value``); :meth:`predict_entries` gives the clipped values.
+        ``rank_by="rating"`` ranks the columns by their posterior means
+        before clipping to ``[min_value, max_value]`` (clipping would tie
+        every prediction above ``max_value``); :meth:`predict_entries` gives
+        the clipped values.
+
+        ``rank_by="hits"`` ranks them by the chance that the row's user both
+        rates the item and likes it, what top-N evaluations on held-out
+        ratings count (precision, recall, NDCG at ``n``):
+
+        .. math::
+
+            \\log(N_l + 1) + \\log \\Phi\\big((\\hat x_{ul} - t) / s_{ul}\\big)
+
+        where :math:`N_l` is the feature's number of observed entries in
+        ``fit`` (:attr:`n_observed_`; users rate an item about in proportion to
+        its popularity), :math:`\\hat x_{ul}` and :math:`s_{ul}` the
+        posterior predictive mean and standard deviation (as
+        :meth:`imputation_std`) and :math:`t` = ``relevant_above``. An item
+        rated once with five stars has a wide predictive distribution and no
+        popularity, so it tops no list; a popular item the model expects the
+        user to dislike ranks low.
 
         Rows are processed in blocks, so the memory used is
         ``O(n_samples * n + block)`` whatever the number of columns.
@@ -1072,15 +1097,22 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
             Number of columns per row.
         exclude_observed : bool, default=True
             Never recommend a column the row has observed (rated). If False,
-            observed columns compete with their observed values, so the ranking
-            is that of the row of :meth:`transform`.
+            observed columns compete with their observed values, so the
+            ranking is that of the row of :meth:`transform` (with
+            ``rank_by="rating"`` only: hits are counted among unrated items).
+        rank_by : {"rating", "hits"}, default="rating"
+            The ranking rule, as above.
+        relevant_above : float, default=None
+            The value :math:`t` above which a rating counts as liked (only
+            with ``rank_by="hits"``); None takes the mean of ``X``'s observed
+            entries.
 
         Returns
         -------
         columns : ndarray of int, shape (n_samples, n)
-            Column indices by decreasing predicted value. Features empty
-            during ``fit`` are never recommended; where fewer than ``n``
-            columns remain, the row is padded with -1.
+            Column indices, best first. Features empty during ``fit`` are
+            never recommended; where fewer than ``n`` columns remain, the row
+            is padded with -1.
         """
         check_is_fitted(self)
         if not isinstance(n, Integral) or not 1 <= n <= self.n_features_in_:
@@ -1088,19 +1120,33 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
                 f"n must be an integer in [1, n_features_in_={self.n_features_in_}], "
                 f"got {n!r}."
             )
+        if rank_by not in ("rating", "hits"):
+            raise ValueError(f"rank_by must be 'rating' or 'hits', got {rank_by!r}.")
+        if rank_by == "hits" and not exclude_observed:
+            raise ValueError("rank_by='hits' ranks the unrated columns: exclude_observed=False needs rank_by='rating'.")
+        if rank_by == "hits" and not hasattr(self, "n_observed_"):
+            raise ValueError("rank_by='hits' needs n_observed_, which models saved before it existed lack: refit.")
         if is_dask_array(X):
-            recommend = partial(self.recommend, n=n, exclude_observed=exclude_observed)
+            recommend = partial(self.recommend, n=n, exclude_observed=exclude_observed, rank_by=rank_by,
+                                relevant_above=relevant_above)
             return self._on_dask_blocks(X, recommend, np.intp, n)
         X, missing = self._validate_input(X, reset=False)
         self._limits(X.shape[1])  # validates min_value and max_value
+        if rank_by == "hits":
+            relevant_above = _relevance_threshold(X, missing, relevant_above)
         observed, row_offsets = self._observed_entries(X, missing)
         columns = np.empty((X.shape[0], n), dtype=np.intp)
+        family = self._fitted_family
         for batch in _batches(X.shape[0], _BATCH_ENTRIES // X.shape[1]):
             block = observed.row_block(batch)
-            family = self._fitted_family
             resp, _ = family.posterior(block, self._mixture)
             scores = family.impute(block, resp, self._mixture)
             self._in_data_units(scores, row_offsets, batch)  # not clipped: ties at max_value stay ranked
+            if rank_by == "hits":
+                std = np.sqrt(family.predictive_variance(block, resp, self._mixture)) * self._standardization.scale
+                scores -= relevant_above
+                scores /= np.maximum(std, np.finfo(std.dtype).tiny)
+                scores = log_ndtr(scores, out=scores) + np.log1p(self.n_observed_).astype(scores.dtype)
             if missing is None:  # the rated entries, from the sparse rows (no dense copy of them)
                 rated = X[batch]
                 where = (np.repeat(np.arange(rated.shape[0]), np.diff(rated.indptr)), rated.indices)
@@ -1294,6 +1340,18 @@ def _num_rows(X):
 def _row_of_entry(X):
     """Row index of each stored entry of a CSR array."""
     return np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+
+
+def _relevance_threshold(X, missing, relevant_above):
+    """``relevant_above``, or the mean of ``X``'s observed entries when None."""
+    if relevant_above is not None:
+        if not isinstance(relevant_above, Real) or not np.isfinite(relevant_above):
+            raise ValueError(f"relevant_above must be a finite number or None, got {relevant_above!r}.")
+        return float(relevant_above)
+    values = X.data if missing is None else X[~missing]
+    if values.size == 0:
+        raise ValueError("X has no observed entries to take the mean of: pass relevant_above.")
+    return float(values.mean())
 
 
 def _batches(n_items, batch_size):

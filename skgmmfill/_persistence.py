@@ -329,6 +329,8 @@ def _check_consistent(estimator):
         "location": (estimator._standardization.location, (n_features,)),
         "empty features": (estimator._empty_features, (n_features,)),
     }
+    if hasattr(estimator, "n_observed_"):  # absent from files saved before it existed
+        expected["observation counts"] = (estimator.n_observed_, (n_features,))
     if estimator._offsets is not None:
         expected["column offsets"] = (estimator._offsets[1], (n_features,))
     for what, (array, shape) in expected.items():

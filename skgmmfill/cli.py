@@ -113,7 +113,7 @@ def _parser():
         "recommend", help="the top N unrated items of every user",
         description="Fit on RATINGS (or use --model) and write OUT ('-' for stdout) as "
         "user,item,score,rank lines: each user's N best items among those they have not "
-        "rated, by decreasing predicted rating. " + ratings_help,
+        "rated (score: the predicted rating), by --rank-by. " + ratings_help,
     )
     recommend.add_argument("ratings", metavar="RATINGS")
     recommend.add_argument("output", metavar="OUT")
@@ -144,8 +144,9 @@ def _parser():
     evaluate = commands.add_parser(
         "evaluate", help="RMSE, MAE and top-N metrics on test ratings, against baselines",
         description="Fit on training ratings and print RMSE and MAE of the test ratings and precision, "
-        "recall and NDCG of each user's top-N recommendations, for this model, the bias model and item "
-        "means. The test ratings are given (--test, or --folds-files for several folds, as MovieLens' "
+        "recall and NDCG of each user's top-N recommendations, for this model, the bias model, item "
+        "means and (top-N only) item popularity. The test ratings are given (--test, or --folds-files for "
+        "several folds, as MovieLens' "
         "u1.base/u1.test ... u5) or held out of RATINGS (--test-size, or --folds for cross-validation). "
         "Every test rating is scored: users and items without training ratings are predicted from the "
         "offsets, and counted. " + ratings_help,
@@ -165,6 +166,12 @@ def _parser():
                           help="test ratings at least this are relevant (default: the mean training rating)")
     evaluate.add_argument("-k", "--n-components", type=int, default=None, metavar="K",
                           help="number of components (default: the preset's)")
+    for command in (recommend, evaluate):
+        command.add_argument("--rank-by", choices=("rating", "hits"), default="rating",
+                             help="rating: the highest predicted ratings; hits: the items the user is likeliest "
+                             "both to rate (an item's chance grows with its number of ratings) and to rate at "
+                             "least the mean rating (--relevant for evaluate), what top-N metrics count "
+                             "(default: rating)")
     _add_model_options(evaluate, ratings=True)
     return parser
 

@@ -437,7 +437,7 @@ def evaluation_table(out):
     return lines[header].split()[1:], {
         line[:28].strip(): [float(cell.split()[0]) if cell != "-" else np.nan
                             for cell in re.findall(r"\d+\.\d+(?: \+- \d+\.\d+)?|(?<= )-(?= |$)", line[28:])]
-        for line in lines[header + 1 : header + 4]
+        for line in lines[header + 1 : header + 5]
     }
 
 
@@ -447,11 +447,25 @@ def test_evaluate_prints_the_metrics_beside_the_baselines(tmp_path, capsys, rati
     out = capsys.readouterr().out
     columns, table = evaluation_table(out)
     assert columns[:5] == ["RMSE", "MAE", "prec@5", "recall@5", "NDCG@5"]
-    assert set(table) == {"skgmmfill (ratings)", "user + item biases", "item means"}
-    for values in table.values():
-        assert 0 < values[1] < values[0] < 2 and all(0 <= v <= 1 for v in values[2:5])
+    assert set(table) == {"skgmmfill (ratings)", "user + item biases", "item means", "item popularity"}
+    for name, values in table.items():
+        assert all(0 <= v <= 1 for v in values[2:5])
+        assert 0 < values[1] < values[0] < 2 if name != "item popularity" else np.isnan(values[:2]).all()
     assert table["user + item biases"][0] < table["item means"][0]
     assert "(mean +- standard deviation over the 2 folds)" in out
+
+
+def test_evaluate_and_recommend_rank_by_hits(tmp_path, capsys, ratings_matrix):
+    source = write_movielens(tmp_path / "u.data", ratings_matrix, "tab")
+    assert main(["evaluate", str(source), "--top", "5", "--rank-by", "hits", "-q"]) == 0
+    columns, table = evaluation_table(capsys.readouterr().out)
+    assert set(table) == {"skgmmfill (ratings), by hits", "user + item biases, by hits", "item means, by hits",
+                          "item popularity"}
+    assert main(["recommend", str(source), str(tmp_path / "hits.csv"), "-n", "4", "--rank-by", "hits", "-q"]) == 0
+    assert main(["recommend", str(source), str(tmp_path / "rating.csv"), "-n", "4", "-q"]) == 0
+    hits, rating = (read_csv_rows((tmp_path / name).read_text()) for name in ("hits.csv", "rating.csv"))
+    assert len(hits) == len(rating) == 150 * 4 and hits != rating
+    assert all(np.isnan(ratings_matrix[int(user) - 1, int(item) - 1]) for user, item, _, _ in hits)
 
 
 def test_output_directory_is_checked_before_fitting(tmp_path, capsys, ratings_matrix):
@@ -551,7 +565,8 @@ def test_evaluate_on_fold_files(tmp_path, capsys, ratings_matrix):
     out = capsys.readouterr().out
     assert out.startswith(f"3 folds from {pattern}.base and {pattern}.test")
     assert "(mean +- standard deviation over the 3 folds)" in out
-    assert all(np.isfinite(values[:5]).all() for values in evaluation_table(out)[1].values())
+    for name, values in evaluation_table(out)[1].items():  # item popularity has no RMSE or MAE
+        assert np.isfinite(values[2 if name == "item popularity" else 0 : 5]).all()
     assert main(["evaluate", "--folds-files", str(tmp_path / "v%d.base"), str(tmp_path / "v%d.test")]) == 2
     assert "no fold files" in capsys.readouterr().err
 

@@ -225,6 +225,7 @@ def test_an_item_rated_once_predicts_as_the_bias_model_with_the_noise_and_mean_p
     predictions = shrunk.predict_entries(ratings, users, np.full(len(users), once))
     assert np.abs(predictions - bias_predictions)[1:].max() < 0.1
     assert once not in shrunk.recommend(ratings, 10)
+    assert once not in shrunk.recommend(ratings, 10, rank_by="hits")
     unshrunk = MaskedGaussianMixtureImputer(**factor).fit(ratings)
     assert np.mean(unshrunk.recommend(ratings, 10)[:, 0] == once) > 0.5  # what the priors prevent
     pooled = np.nanvar(X - shrunk.global_mean_ - shrunk.column_offsets_)

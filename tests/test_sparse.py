@@ -199,6 +199,35 @@ def test_recommend_including_observed_and_padding():
         imputer.recommend(X, n=4)
 
 
+def test_recommend_by_hits_is_the_documented_formula_dense_and_sparse(sparse_and_dense, monkeypatch):
+    from scipy.special import log_ndtr
+
+    X_sparse, X_dense = sparse_and_dense
+    imputer = make_imputer().fit(X_sparse)
+    assert_array_equal(imputer.n_observed_, (~np.isnan(X_dense)).sum(axis=0))
+    threshold = np.nanmean(X_dense)
+    with np.errstate(divide="ignore", invalid="ignore"):  # std 0 at the observed entries, set aside below
+        hits = (np.log1p(imputer.n_observed_)
+                + log_ndtr((imputer.transform(X_dense) - threshold) / imputer.imputation_std(X_dense)))
+    hits[~np.isnan(X_dense)] = -np.inf
+    expected = np.argsort(-hits, axis=1, kind="stable")[:, :4]
+    monkeypatch.setattr(_imputer, "_BATCH_ENTRIES", 30 * 17)  # blocks of 17 rows
+    for X in (X_sparse, X_dense):
+        top = imputer.recommend(X, n=4, rank_by="hits")
+        assert_allclose(np.take_along_axis(hits, top, axis=1), np.take_along_axis(hits, expected, axis=1))
+    assert not np.array_equal(expected, imputer.recommend(X_dense, n=4))  # not the ranking by rating
+    moved = imputer.recommend(X_dense, n=4, rank_by="hits", relevant_above=threshold + 1.0)
+    assert moved.shape == (200, 4)
+    with pytest.raises(ValueError, match="rank_by must be 'rating' or 'hits', got 'popularity'"):
+        imputer.recommend(X_dense, rank_by="popularity")
+    with pytest.raises(ValueError, match="exclude_observed=False needs rank_by='rating'"):
+        imputer.recommend(X_dense, rank_by="hits", exclude_observed=False)
+    with pytest.raises(ValueError, match="X has no observed entries to take the mean of: pass relevant_above"):
+        imputer.recommend(np.full((1, X_dense.shape[1]), np.nan), rank_by="hits")
+    with pytest.raises(ValueError, match="relevant_above must be a finite number or None"):
+        imputer.recommend(X_dense, rank_by="hits", relevant_above=np.nan)
+
+
 # ------------------------------------------------------------------- float32
 
 
