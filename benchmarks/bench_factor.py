@@ -11,8 +11,8 @@ iteration is timed as the library runs it (large sparse input is cut into
 one row block per core on a thread pool) and on one thread: three
 iterations of the EM driver from a k-means start, set-up not counted.
 That model (loading prior 100, no other prior) is then set against
-``PRESET_RATINGS``'s (mean prior 25 and noise prior 50 added) and the same
-with implicit feedback (``implicit_precision_prior=1``), per iteration on both
+``PRESET_RATINGS``'s (20 factors with ARD on the loading precisions, mean
+prior 25 and noise prior 50) and the same with implicit feedback (``implicit_precision_prior=1``), per iteration on both
 cores, in the same process. Each scale runs in a fresh process that reports
 its peak memory.
 
@@ -42,7 +42,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_em_iteration import best_time  # noqa: E402
 from bench_sparse_scale import memory_gib, one_thread, synthetic_ratings  # noqa: E402
 
-from skgmmfill import MaskedGaussianMixtureImputer, _observed  # noqa: E402
+from skgmmfill import PRESET_RATINGS, MaskedGaussianMixtureImputer, _observed  # noqa: E402
 from skgmmfill._em import initialize_kmeans, prepare, run_em  # noqa: E402
 from skgmmfill._factor import FactorCovariance  # noqa: E402
 from skgmmfill._observed import ObservedEntries  # noqa: E402
@@ -50,10 +50,13 @@ from skgmmfill._observed import ObservedEntries  # noqa: E402
 N_FACTORS = 10
 
 
+PLAIN = {"n_factors": N_FACTORS, "loading_precision_prior": 100.0}
+PRESET = {name: PRESET_RATINGS[name] for name in (*FactorCovariance.hyperparameters, "mean_precision_prior")
+          if name in PRESET_RATINGS}
 MODELS = {
-    "plain": {},  # the factor model the first rows of this table measured
-    "preset": {"mean_precision_prior": 25.0, "noise_variance_prior": 50.0},  # PRESET_RATINGS
-    "implicit": {"mean_precision_prior": 25.0, "noise_variance_prior": 50.0, "implicit_precision_prior": 1.0},
+    "plain": PLAIN,  # the factor model the first rows of this table measured
+    "preset": PRESET,  # PRESET_RATINGS: 20 factors with ARD, mean and noise priors
+    "implicit": {**PRESET, "implicit_precision_prior": 1.0},
 }
 
 
@@ -62,7 +65,7 @@ def seconds_per_iteration(X, n_iterations=3, mean_precision_prior=None, **family
     data), from a k-means start; the set-up is not counted."""
     prepared = prepare(ObservedEntries.from_sparse(X), biases=True, bias_shrinkage=25.0,
                        mean_precision_prior=mean_precision_prior)
-    family = FactorCovariance(n_factors=N_FACTORS, loading_precision_prior=100.0, **family_options)
+    family = FactorCovariance(**family_options)
     family = family.for_features(X.shape[1]).for_data(prepared.moments, prepared.standardization.scale, X.dtype)
     mixture = initialize_kmeans(prepared.source, 1, family, np.random.RandomState(0))
     tic = time.perf_counter()
@@ -89,7 +92,7 @@ def measure(path):
     user_step, item_step = als_products(X)
     threaded = {name: seconds_per_iteration(X, **options) for name, options in MODELS.items()}
     with one_thread():
-        single = seconds_per_iteration(X)
+        single = seconds_per_iteration(X, **PLAIN)
     print(json.dumps({"user_step": user_step, "item_step": item_step, "threaded": threaded, "single": single,
                       "peak": memory_gib("VmHWM")}))
 

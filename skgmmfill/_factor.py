@@ -43,7 +43,15 @@ and feature solves one ``(q+1) x (q+1)`` system from
 where ``n_l = sum_u r_uj m_ul`` and the priors ``w_l ~ N(0, psi_l I / beta)``
 (``beta = loading_precision_prior``) and ``mu_l ~ N(m_l, psi_l / kappa)``
 (``kappa = mean_precision_prior``) give ``D = diag(beta, ..., beta, kappa)``
-and ``c_l = (0, ..., 0, m_l)``; both count as pseudo-observations. The sums
+and ``c_l = (0, ..., 0, m_l)``; both count as pseudo-observations. With
+``loading_ard_prior`` (automatic relevance determination) each component's
+loading column ``k`` has its own precision, ``w_lk ~ N(0, psi_l / beta_k)``,
+re-estimated before each M-step as the exact maximiser
+``beta_k = (d + a) / (sum_l w_lk^2 / psi_l + a / beta)`` under the
+hyperprior ``p(beta_k) ~ beta_k^(a/2) exp(-a beta_k / (2 beta))``
+(``a = loading_ard_prior * d``): columns the data do not support are shrunk
+away, so ``n_factors`` becomes an upper bound. The objective, with each
+``beta_k`` at its maximiser, never decreases. The sums
 are products of the transposed mask and values with per-row moments, packed
 as ``(q+1)(q+2)/2`` numbers.
 
@@ -160,6 +168,10 @@ class FactorCovariance(CovarianceFamily):
         ``s^2``, in the coordinates EM runs in: the pooled variance of the
         observed entries (set by :meth:`for_data`; 1 if unset, the pooled
         variance of standardised data).
+    loading_ard_prior : float or None
+        ``a / d`` of the hyperprior on per-column loading precisions (see the
+        module docstring); None: every column has ``loading_precision_prior``.
+        Needs ``loading_precision_prior``, the precision it is centred on.
     implicit_precision_prior : float or None
         Implicit feedback (SVD++'s insight: *which* features a row observes
         says something of its factors). With ``lambda`` a number, the factors'
@@ -172,16 +184,19 @@ class FactorCovariance(CovarianceFamily):
     n_factors: object = None
     min_variance: object = "auto"
     loading_precision_prior: object = None
+    loading_ard_prior: object = None
     noise_variance_prior: object = None
     noise_variance_target: object = None
     implicit_precision_prior: object = None
 
     name = "factor"
     hyperparameters = (
-        "n_factors", "min_variance", "loading_precision_prior", "noise_variance_prior", "implicit_precision_prior"
+        "n_factors", "min_variance", "loading_precision_prior", "loading_ard_prior", "noise_variance_prior",
+        "implicit_precision_prior",
     )
     exclusive_hyperparameters = (
-        "n_factors", "loading_precision_prior", "noise_variance_prior", "implicit_precision_prior"
+        "n_factors", "loading_precision_prior", "loading_ard_prior", "noise_variance_prior",
+        "implicit_precision_prior",
     )
     fitted_attribute_names = ("loadings_", "noise_variances_", "implicit_loadings_")
 
@@ -190,6 +205,11 @@ class FactorCovariance(CovarianceFamily):
         return self.n_factors if self.implicit_precision_prior is not None else 0
 
     def for_features(self, n_features):
+        if self.loading_ard_prior is not None and self.loading_precision_prior is None:
+            raise ValueError(
+                f"loading_ard_prior={self.loading_ard_prior!r} needs loading_precision_prior, the loading "
+                "precision its hyperprior is centred on."
+            )
         if n_features < 2:
             raise ValueError(
                 "covariance_type='factor' needs at least 2 features (n_factors < n_features), "
@@ -391,23 +411,27 @@ class FactorCovariance(CovarianceFamily):
         moments = _unpack(statistics.moment_sums.astype(np.float64), q + 1)
         value_sums = statistics.value_sums.astype(np.float64)
         counts = moments[..., q, q]
-        precision, centre = self._prior_terms(prior, mixture.means.shape[1])
+        precision, centre = self._prior_terms(prior, mixture)
         previous_loadings, previous_noise, implicit = _split(mixture.covariances, q)
         rows = np.concatenate([previous_loadings, mixture.means[:, :, np.newaxis]], axis=2).astype(np.float64)
         # (j, l) pairs with too little data keep their parameters (a
         # generalised M-step), unless both priors make the system definite.
         solvable = counts >= 1.0 if not precision.all() else np.ones(counts.shape, dtype=bool)
-        lhs = moments[solvable] + np.diag(precision)
-        rhs = value_sums[solvable] + precision * centre[np.nonzero(solvable)[1]]
+        component, feature = np.nonzero(solvable)
+        prior_precision = precision[component]  # diag(D) of each (j, l) pair solved
+        lhs = moments[solvable]
+        diagonal = np.arange(q + 1)
+        lhs[:, diagonal, diagonal] += prior_precision
+        rhs = value_sums[solvable] + prior_precision * centre[feature]
         rows[solvable] = np.linalg.solve(lhs, rhs[:, :, np.newaxis])[:, :, 0]
-        deviation = rows[solvable] - centre[np.nonzero(solvable)[1]]
+        deviation = rows[solvable] - centre[feature]
         residuals = (
             statistics.squared_sums[solvable]
             - 2.0 * np.einsum("ia,ia->i", rows[solvable], value_sums[solvable])
             + np.einsum("ia,iab,ib->i", rows[solvable], moments[solvable], rows[solvable])
-            + np.einsum("ia,a,ia->i", deviation, precision, deviation)
+            + np.einsum("ia,ia,ia->i", deviation, prior_precision, deviation)
         )
-        degrees = counts[solvable] + q * (precision[0] > 0) + (precision[q] > 0)
+        degrees = counts[solvable] + q * (prior_precision[:, 0] > 0) + (prior_precision[:, q] > 0)
         if self.noise_variance_prior is not None:  # nu pseudo-observations of squared residual s^2
             residuals = residuals + self.noise_variance_prior * self._noise_target()
             degrees = degrees + self.noise_variance_prior
@@ -421,16 +445,30 @@ class FactorCovariance(CovarianceFamily):
         covariances = _join(rows[:, :, :q], noise, implicit).astype(dtype)
         return Mixture(mixture_weights(statistics), rows[:, :, q].astype(dtype), covariances)
 
-    def _prior_terms(self, prior, n_features):
-        """``diag(D)`` of shape ``(q+1,)`` and the centres ``c_l``, ``(d, q+1)``."""
+    def _prior_terms(self, prior, mixture):
+        """``diag(D)`` of each component, ``(K, q+1)``, and the centres ``c_l``, ``(d, q+1)``:
+        with ARD the loading precisions are the maximisers for ``mixture``'s loadings."""
         q = self.n_factors
-        precision = np.zeros(q + 1)
+        n_components, n_features = mixture.means.shape
+        precision = np.zeros((n_components, q + 1))
         centre = np.zeros((n_features, q + 1))
         if self.loading_precision_prior is not None:
-            precision[:q] = self.loading_precision_prior
+            loadings, noise, _ = _split(mixture.covariances.astype(np.float64), q)
+            precision[:, :q] = self._loading_precisions(loadings, noise)
         if prior is not None:
-            precision[q], centre[:, q] = prior
+            precision[:, q], centre[:, q] = prior
         return precision, centre
+
+    def _loading_precisions(self, loadings, noise):
+        """``beta_jk`` of the loading prior, ``(K, q)``: ``loading_precision_prior``,
+        or with ARD each column's maximiser ``(d + a) / (sum_l w_jlk^2 / psi_jl + a / beta)``."""
+        n_components, n_features, q = loadings.shape
+        beta = self.loading_precision_prior
+        if self.loading_ard_prior is None:
+            return np.full((n_components, q), float(beta))
+        a = self.loading_ard_prior * n_features
+        spread = np.einsum("jlk,jl->jk", loadings**2, 1.0 / noise)
+        return (n_features + a) / (spread + a / beta)
 
     def _noise_target(self):
         return 1.0 if self.noise_variance_target is None else self.noise_variance_target
@@ -449,12 +487,16 @@ class FactorCovariance(CovarianceFamily):
                 (np.log(2.0 * np.pi * noise / kappa) + kappa * (mixture.means - prior_means) ** 2 / noise).sum()
             )
             total -= n_components * n_features * log_scale
-        if self.loading_precision_prior is not None:
-            beta = self.loading_precision_prior
+        if self.loading_precision_prior is not None:  # w_jlk ~ N(0, psi_jl / beta_jk)
+            beta = self._loading_precisions(loadings, noise)
             total += -0.5 * float(
-                (q * np.log(2.0 * np.pi * noise / beta) + beta * (loadings**2).sum(axis=2) / noise).sum()
+                q * np.log(2.0 * np.pi * noise).sum() - n_features * np.log(beta).sum()
+                + np.einsum("jlk,jk,jl->", loadings**2, beta, 1.0 / noise)
             )
             total -= n_components * n_features * q * log_scale
+            if self.loading_ard_prior is not None:  # the hyperprior on each beta_jk, up to a constant
+                a = self.loading_ard_prior * n_features
+                total += 0.5 * a * float((np.log(beta) - beta / self.loading_precision_prior).sum())
         if self.noise_variance_prior is not None:
             nu = self.noise_variance_prior
             total += -0.5 * nu * float((np.log(noise) + self._noise_target() / noise).sum())

@@ -72,27 +72,30 @@ PRESET_RATINGS = {
     "bias_shrinkage": 25.0,
     "covariance_type": "factor",
     "n_components": 1,
-    "n_factors": 10,
+    "n_factors": 20,
     "loading_precision_prior": 100.0,
+    "loading_ard_prior": 0.2,
     "mean_precision_prior": 25.0,
     "noise_variance_prior": 50.0,
     "init_params": "kmeans",
 }
 """Parameters we recommend for rating matrices (see the README): user and item
-biases, then one factor component with 10 factors (probabilistic matrix
-factorisation of the residuals) whose loadings are shrunk by a prior worth
-100 ratings per item, whose means are shrunk towards the offsets by one worth
-25 ratings and whose noise variances are shrunk towards the pooled variance by
-one worth 50 (so that an item rated once or twice is predicted about as the
-bias model predicts it, and tops no list). Add the rating scale, e.g.
-``MaskedGaussianMixtureImputer(**PRESET_RATINGS, min_value=1, max_value=5)``,
-and tune over :data:`RATINGS_GRID` by cross-validation where the data allow it."""
+biases, then one factor component (probabilistic matrix factorisation of the
+residuals) of at most 20 factors, each factor column's loadings shrunk by its
+own precision, estimated from the data (automatic relevance determination)
+under a hyperprior centred on 100 ratings' worth, so that the data decide how
+many factors they support; the means are shrunk towards the offsets by a prior
+worth 25 ratings and the noise variances towards the pooled variance by one
+worth 50 (so that an item rated once or twice is predicted about as the bias
+model predicts it, and tops no list). Add the rating scale, e.g.
+``MaskedGaussianMixtureImputer(**PRESET_RATINGS, min_value=1, max_value=5)``;
+tuning over :data:`RATINGS_GRID` by cross-validation gains little."""
 
-RATINGS_GRID = {"n_factors": [3, 10, 20], "loading_precision_prior": [30.0, 100.0, 300.0]}
+RATINGS_GRID = {"n_factors": [10, 20, 30], "loading_ard_prior": [0.05, 0.2, 1.0]}
 """The grid we recommend searching from :data:`PRESET_RATINGS` with
 :class:`~sklearn.model_selection.GridSearchCV` and
-:func:`~skgmmfill.metrics.make_masked_rmse_scorer`: sparse data want few
-factors, strongly shrunk; dense data more factors."""
+:func:`~skgmmfill.metrics.make_masked_rmse_scorer`: the most factors allowed
+and how firmly their precisions are held near the preset's."""
 
 
 def _is_nan(value):
@@ -253,6 +256,18 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         rarely observed features (items with few ratings) from overfitting.
         None fits the loadings by maximum likelihood. Setting it with another
         covariance type is an error.
+
+    loading_ard_prior : float or None, default=None
+        For ``"factor"``, with ``loading_precision_prior``: automatic
+        relevance determination. Each component's loading column ``k`` gets
+        its own precision, :math:`w_{jlk} \sim \mathcal{N}(0, \psi_{jl} / \beta_{jk})`,
+        re-estimated at every M-step under a gamma hyperprior centred on
+        ``loading_precision_prior`` and worth ``loading_ard_prior *
+        n_features`` loadings: columns the data do not support are shrunk
+        towards 0, so ``n_factors`` becomes an upper bound rather than a
+        choice (0.2 in :data:`PRESET_RATINGS`). None: every column has
+        ``loading_precision_prior``. Setting it with another covariance type
+        is an error.
 
     noise_variance_prior : float or None, default=None
         For ``"factor"``: strength ``nu`` of a conjugate (inverse-gamma) prior
@@ -493,6 +508,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         "reg_covar": [StrOptions({"auto"}), Interval(Real, 0.0, None, closed="neither")],
         "n_factors": [None, Interval(Integral, 1, None, closed="left")],
         "loading_precision_prior": [None, Interval(Real, 0.0, None, closed="neither")],
+        "loading_ard_prior": [None, Interval(Real, 0.0, None, closed="neither")],
         "noise_variance_prior": [None, Interval(Real, 0.0, None, closed="neither")],
         "implicit_precision_prior": [None, Interval(Real, 0.0, None, closed="neither")],
         "mean_precision_prior": [None, Interval(Real, 0.0, None, closed="neither")],
@@ -524,6 +540,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         reg_covar="auto",
         n_factors=None,
         loading_precision_prior=None,
+        loading_ard_prior=None,
         noise_variance_prior=None,
         implicit_precision_prior=None,
         mean_precision_prior=None,
@@ -551,6 +568,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         self.reg_covar = reg_covar
         self.n_factors = n_factors
         self.loading_precision_prior = loading_precision_prior
+        self.loading_ard_prior = loading_ard_prior
         self.noise_variance_prior = noise_variance_prior
         self.implicit_precision_prior = implicit_precision_prior
         self.mean_precision_prior = mean_precision_prior

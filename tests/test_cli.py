@@ -170,9 +170,9 @@ def test_choose_k_on_triplets_prints_finite_cv_rmse(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("options, expected", [
-    (["--preset", "ratings"], {"covariance_type": "factor", "n_factors": 10}),
+    (["--preset", "ratings"], {"covariance_type": "factor", "n_factors": 20, "loading_ard_prior": 0.2}),
     (["--preset", "ratings", "--n-factors", "3"], {"covariance_type": "factor", "n_factors": 3}),
-    (["--preset", "ratings", "--covariance-type", "diag"], {"covariance_type": "diag", "n_factors": None,
+    (["--preset", "ratings", "--covariance-type", "diag"], {"covariance_type": "diag", "n_factors": None, "loading_ard_prior": None,
                                                             "loading_precision_prior": None, "biases": True}),
 ])
 def test_preset_options_for_another_family_are_dropped(tmp_path, options, expected):
@@ -328,7 +328,7 @@ def test_conflicting_options_and_impossible_fits_are_refused_before_fitting(tmp_
     monkeypatch.setattr(cli, "_available_bytes", lambda: 2**10)  # a machine with 1 KiB free
     assert main(["recommend", str(source), "-", "-k", "3"]) == 2
     err = capsys.readouterr().err
-    assert "fitting 3 factor component(s) of 10 factors with user and item biases on 150 x 60 needs about" in err
+    assert "fitting 3 factor component(s) of 20 factors with user and item biases on 150 x 60 needs about" in err
     assert "more than the 0.0 GiB of memory available: lower -k or --n-factors" in err
     assert "fitted" not in err
     (tmp_path / "three.csv").write_text("1,1,5\n1,2,3\n1,3,4\n2,1,4\n2,2,2\n3,3,1\n")

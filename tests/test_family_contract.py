@@ -21,7 +21,8 @@ from skgmmfill._observed import ObservedEntries
 N_SAMPLES, N_FEATURES, N_COMPONENTS = 60, 5, 3
 HYPERPARAMETERS = {"min_variance": 1e-3, "reg_covar": 1e-6, "n_factors": 2, "loading_precision_prior": 0.5,
                    "noise_variance_prior": 3.0}
-VARIANTS = {"factor-implicit": ("factor", {"implicit_precision_prior": 1.0})}
+VARIANTS = {"factor-implicit": ("factor", {"implicit_precision_prior": 1.0}),
+            "factor-ard": ("factor", {"loading_ard_prior": 0.5})}
 """Families run again with options that change their E-step (named ``family-option``)."""
 
 
