@@ -47,10 +47,12 @@ and ``c_l = (0, ..., 0, m_l)``; both count as pseudo-observations. With
 ``loading_ard_prior`` (automatic relevance determination) each component's
 loading column ``k`` has its own precision, ``w_lk ~ N(0, psi_l / beta_k)``,
 re-estimated before each M-step as the exact maximiser
-``beta_k = (d + a) / (sum_l w_lk^2 / psi_l + a / beta)`` under the
-hyperprior ``p(beta_k) ~ beta_k^(a/2) exp(-a beta_k / (2 beta))``
-(``a = loading_ard_prior * d``): columns the data do not support are shrunk
-away, so ``n_factors`` becomes an upper bound. The objective, with each
+``beta_k = max(beta, (d + a) / (sum_l w_lk^2 / psi_l + a / beta))`` under the
+hyperprior ``p(beta_k) ~ beta_k^(a/2) exp(-a beta_k / (2 beta))`` on
+``beta_k >= beta`` (``a = loading_ard_prior * d``): columns the data do not
+support are shrunk away, so ``n_factors`` becomes an upper bound, and no
+column is shrunk less than ``beta`` says (a precision fitted below it from
+MAP loadings would let them overfit). The objective, with each
 ``beta_k`` at its maximiser, never decreases. The sums
 are products of the transposed mask and values with per-row moments, packed
 as ``(q+1)(q+2)/2`` numbers.
@@ -461,14 +463,15 @@ class FactorCovariance(CovarianceFamily):
 
     def _loading_precisions(self, loadings, noise):
         """``beta_jk`` of the loading prior, ``(K, q)``: ``loading_precision_prior``,
-        or with ARD each column's maximiser ``(d + a) / (sum_l w_jlk^2 / psi_jl + a / beta)``."""
+        or with ARD each column's maximiser ``(d + a) / (sum_l w_jlk^2 / psi_jl + a / beta)``,
+        at least ``beta``."""
         n_components, n_features, q = loadings.shape
         beta = self.loading_precision_prior
         if self.loading_ard_prior is None:
             return np.full((n_components, q), float(beta))
         a = self.loading_ard_prior * n_features
         spread = np.einsum("jlk,jl->jk", loadings**2, 1.0 / noise)
-        return (n_features + a) / (spread + a / beta)
+        return np.maximum((n_features + a) / (spread + a / beta), beta)
 
     def _noise_target(self):
         return 1.0 if self.noise_variance_target is None else self.noise_variance_target

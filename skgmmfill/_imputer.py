@@ -74,7 +74,7 @@ PRESET_RATINGS = {
     "n_components": 1,
     "n_factors": 20,
     "loading_precision_prior": 100.0,
-    "loading_ard_prior": 0.2,
+    "loading_ard_prior": 2.0,
     "mean_precision_prior": 25.0,
     "noise_variance_prior": 50.0,
     "init_params": "kmeans",
@@ -83,7 +83,8 @@ PRESET_RATINGS = {
 biases, then one factor component (probabilistic matrix factorisation of the
 residuals) of at most 20 factors, each factor column's loadings shrunk by its
 own precision, estimated from the data (automatic relevance determination)
-under a hyperprior centred on 100 ratings' worth, so that the data decide how
+under a hyperprior worth twice the items, centred on (and never below) 100
+ratings' worth, so that the data decide how
 many factors they support; the means are shrunk towards the offsets by a prior
 worth 25 ratings and the noise variances towards the pooled variance by one
 worth 50 (so that an item rated once or twice is predicted about as the bias
@@ -91,7 +92,7 @@ model predicts it, and tops no list). Add the rating scale, e.g.
 ``MaskedGaussianMixtureImputer(**PRESET_RATINGS, min_value=1, max_value=5)``;
 tuning over :data:`RATINGS_GRID` by cross-validation gains little."""
 
-RATINGS_GRID = {"n_factors": [10, 20, 30], "loading_ard_prior": [0.05, 0.2, 1.0]}
+RATINGS_GRID = {"n_factors": [10, 20, 30], "loading_ard_prior": [1.0, 2.0, 5.0]}
 """The grid we recommend searching from :data:`PRESET_RATINGS` with
 :class:`~sklearn.model_selection.GridSearchCV` and
 :func:`~skgmmfill.metrics.make_masked_rmse_scorer`: the most factors allowed
@@ -262,10 +263,11 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         relevance determination. Each component's loading column ``k`` gets
         its own precision, :math:`w_{jlk} \sim \mathcal{N}(0, \psi_{jl} / \beta_{jk})`,
         re-estimated at every M-step under a gamma hyperprior centred on
-        ``loading_precision_prior`` and worth ``loading_ard_prior *
-        n_features`` loadings: columns the data do not support are shrunk
-        towards 0, so ``n_factors`` becomes an upper bound rather than a
-        choice (0.2 in :data:`PRESET_RATINGS`). None: every column has
+        ``loading_precision_prior`` (never below it) and worth
+        ``loading_ard_prior * n_features`` loadings: columns the data do not
+        support are shrunk towards 0, so ``n_factors`` becomes an upper bound
+        rather than a choice (2 in :data:`PRESET_RATINGS`; weak hyperpriors
+        such as 0.2 can prune every column of sparse data). None: every column has
         ``loading_precision_prior``. Setting it with another covariance type
         is an error.
 

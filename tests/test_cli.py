@@ -170,7 +170,7 @@ def test_choose_k_on_triplets_prints_finite_cv_rmse(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("options, expected", [
-    (["--preset", "ratings"], {"covariance_type": "factor", "n_factors": 20, "loading_ard_prior": 0.2}),
+    (["--preset", "ratings"], {"covariance_type": "factor", "n_factors": 20, "loading_ard_prior": 2.0}),
     (["--preset", "ratings", "--n-factors", "3"], {"covariance_type": "factor", "n_factors": 3}),
     (["--preset", "ratings", "--covariance-type", "diag"], {"covariance_type": "diag", "n_factors": None, "loading_ard_prior": None,
                                                             "loading_precision_prior": None, "biases": True}),
@@ -334,7 +334,7 @@ def test_conflicting_options_and_impossible_fits_are_refused_before_fitting(tmp_
     (tmp_path / "three.csv").write_text("1,1,5\n1,2,3\n1,3,4\n2,1,4\n2,2,2\n3,3,1\n")
     monkeypatch.undo()
     assert main(["recommend", str(tmp_path / "three.csv"), "-"]) == 0  # the preset's factors, where the user set none
-    assert "the ratings preset's 10 factors, capped at 2 for 3 columns" in capsys.readouterr().err
+    assert "the ratings preset's 20 factors, capped at 2 for 3 columns" in capsys.readouterr().err
     assert main(["recommend", str(tmp_path / "three.csv"), "-", "-q", "--n-factors", "3"]) == 2
     assert capsys.readouterr().err.endswith("error: 3 factors need more than 3 columns, but the data have 3: "
                                             "give --n-factors 2 or fewer\n")
