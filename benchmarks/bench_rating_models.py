@@ -151,7 +151,7 @@ def observed_entry_cv(X, label, quick):
     (f, reg), best = min(als_results.items(), key=lambda item: item[1][0])
     report(f"ALS with biases, best of {len(ALS_GRID)} on these folds (f={f}, reg={reg:g})", best)
     report("previous PRESET_RATINGS (biases + 4 shrunk spherical components)", cross_validate(ours(PREVIOUS_PRESET)))
-    report("PRESET_RATINGS (biases + factor K=1, q=10, priors 100/25/50)", cross_validate(ours(
+    report("PRESET_RATINGS (biases + factor K=1, q<=20 ARD, priors)", cross_validate(ours(
         {**PRESET_RATINGS, "random_state": 0})))
     report("  the same, K=2, mean prior 10", cross_validate(ours(
         {**PRESET_RATINGS, "n_components": 2, "mean_precision_prior": 10.0, "random_state": 0})))
@@ -219,9 +219,9 @@ def main():
     for n_factors, reg in ((20, 0.03), (5, 0.2)):
         score(f"ALS with biases, f={n_factors}, reg={reg:g}, clipped 1-5", lambda n_factors=n_factors, reg=reg: np.clip(
             als(observed_csr, n_factors, reg)(*grid).reshape(X.shape), 1, 5))
-    score("PRESET_RATINGS (factor K=1, q=10, biases)",
+    score("PRESET_RATINGS (factor K=1, q<=20 ARD, biases)",
           lambda: MaskedGaussianMixtureImputer(**PRESET_RATINGS, random_state=0, **RATINGS).fit_transform(X))
-    score("factor K=1, q=10, no biases", lambda: MaskedGaussianMixtureImputer(
+    score("the same, no biases", lambda: MaskedGaussianMixtureImputer(
         **{**PRESET_RATINGS, "biases": False}, random_state=0, **RATINGS).fit_transform(X))
     score("previous PRESET_RATINGS (4 shrunk spherical components)",
           lambda: MaskedGaussianMixtureImputer(**PREVIOUS_PRESET, random_state=0, **RATINGS).fit_transform(X))
