@@ -165,7 +165,7 @@ def observed_entry_cv(X, label, quick):
             return search.best_estimator_.predict_entries(train, r, c)
 
         result = cross_validate(nested)
-        picks = "; ".join(f"q={p['n_factors']}, prior {p['loading_precision_prior']:g}" for p in chosen)
+        picks = "; ".join(", ".join(f"{name}={value:g}" for name, value in sorted(p.items())) for p in chosen)
         report("PRESET_RATINGS tuned over RATINGS_GRID (inner CV per fold)", result)
         print(f"  inner CV picked: {picks}")
 
