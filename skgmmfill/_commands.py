@@ -19,7 +19,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import KFold, cross_val_score
 
 from . import PRESET_COURSE, PRESET_RATINGS, MaskedGaussianMixtureImputer
-from ._imputer import EXCLUSIVE_HYPERPARAMETERS
+from ._imputer import EXCLUSIVE_HYPERPARAMETERS, best_columns
 from ._output import check_output, open_output
 from ._persistence import load_model, save_model
 from .datasets import load_netflix, read_ratings
@@ -610,11 +610,7 @@ def _most_rated(train, k):
         rated = train[start:start + block]
         scores = np.tile(counts, (rated.shape[0], 1))
         scores[np.repeat(np.arange(rated.shape[0]), np.diff(rated.indptr)), rated.indices] = -np.inf
-        best = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        best = np.take_along_axis(best, np.argsort(-np.take_along_axis(scores, best, axis=1), axis=1,
-                                                   kind="stable"), axis=1)
-        best[np.take_along_axis(scores, best, axis=1) == -np.inf] = -1
-        top[start:start + block] = best
+        top[start:start + block] = best_columns(scores, k)
     return top
 
 

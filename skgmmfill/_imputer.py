@@ -1175,12 +1175,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
                 observed_here = ~missing[batch]
                 scores[observed_here] = -np.inf if exclude_observed else X[batch][observed_here]
             scores[:, self._empty_features] = -np.inf
-            top = np.argpartition(scores, -n, axis=1)[:, -n:]
-            top_scores = np.take_along_axis(scores, top, axis=1)
-            order = np.argsort(-top_scores, axis=1, kind="stable")
-            top = np.take_along_axis(top, order, axis=1)
-            top[np.take_along_axis(top_scores, order, axis=1) == -np.inf] = -1
-            columns[batch] = top
+            columns[batch] = best_columns(scores, n)
         return columns
 
     def score_samples(self, X):
@@ -1360,6 +1355,17 @@ def _num_rows(X):
 def _row_of_entry(X):
     """Row index of each stored entry of a CSR array."""
     return np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+
+
+def best_columns(scores, n):
+    """The ``n`` columns of highest score in each row, best first (ties by column order); -1 where
+    fewer than ``n`` columns score above ``-inf``."""
+    top = np.argpartition(scores, -n, axis=1)[:, -n:]
+    top_scores = np.take_along_axis(scores, top, axis=1)
+    order = np.argsort(-top_scores, axis=1, kind="stable")
+    top = np.take_along_axis(top, order, axis=1)
+    top[np.take_along_axis(top_scores, order, axis=1) == -np.inf] = -1
+    return top
 
 
 def _relevance_threshold(X, missing, relevant_above):
