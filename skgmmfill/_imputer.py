@@ -1358,7 +1358,7 @@ def _row_of_entry(X):
 
 
 def best_columns(scores, n):
-    """The ``n`` columns of highest score in each row, best first (ties by column order); -1 where
+    """The ``n`` columns of highest score in each row, best first (equal scores in a fixed order); -1 where
     fewer than ``n`` columns score above ``-inf``."""
     top = np.argpartition(scores, -n, axis=1)[:, -n:]
     top_scores = np.take_along_axis(scores, top, axis=1)
