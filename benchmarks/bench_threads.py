@@ -8,7 +8,7 @@ times, in one process and in turns:
 - the main job (``skgmmfill``: the course experiment on the bundled Netflix
   matrix, K=1 and 12, five seeds each, dense);
 - one EM iteration on the Netflix-prize shaped CSR of ``bench_sparse_scale.py``
-  (``--scale``): K=12 spherical, and ``PRESET_RATINGS``' model (K=1, 10 factors,
+  (``--scale``): K=12 spherical, and the 10-factor rating model (K=1, 10 factors,
   biases);
 
 each under the four :data:`SETTINGS`. It prints the median and the worst of
@@ -118,7 +118,7 @@ def main():
         "main job (course experiment)": (main_job, 1),
         f"EM iteration, spherical K=12, CSR x{args.scale:g}": (
             em_iteration(X, SphericalCovariance(min_variance=0.25), 12, False), 2),
-        f"EM iteration, PRESET_RATINGS, CSR x{args.scale:g}": (
+        f"EM iteration, factor q=10, CSR x{args.scale:g}": (
             em_iteration(X, FactorCovariance(n_factors=10), 1, True), 2),
     }
     print(f"{os.cpu_count()} cores, {args.load} other busy process(es); seconds over {args.repeat} runs in turns "
