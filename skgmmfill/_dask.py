@@ -209,7 +209,15 @@ def _broadcast(value):
     client = _client()
     if client is None:
         return delayed(_identity)(value)
-    return client.scatter(value, broadcast=True, hash=False, direct=True)
+    try:
+        return client.scatter(value, broadcast=True, hash=False, direct=True, timeout=_DIRECT_SCATTER_TIMEOUT)
+    except (TimeoutError, OSError):  # a worker died mid-scatter: the scheduler knows who is alive now
+        return client.scatter(value, broadcast=True, hash=False, direct=False)
+
+
+_DIRECT_SCATTER_TIMEOUT = 30
+"""Seconds a scatter straight to the workers may take before it goes through the scheduler
+instead: one to a worker that has just died can otherwise wait for ever."""
 
 
 _FAN_IN = 8  # statistics summed per task of the reduction tree
