@@ -1154,6 +1154,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         self._limits(X.shape[1])  # validates min_value and max_value
         if rank_by == "hits":
             relevant_above = _relevance_threshold(X, missing, relevant_above)
+            log_popularity = np.log1p(self.n_observed_)  # the chance of being rated, up to a constant
         observed, row_offsets = self._observed_entries(X, missing)
         columns = np.empty((X.shape[0], n), dtype=np.intp)
         family = self._fitted_family
@@ -1166,7 +1167,8 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
                 std = np.sqrt(family.predictive_variance(block, resp, self._mixture)) * self._standardization.scale
                 scores -= relevant_above
                 scores /= np.maximum(std, np.finfo(std.dtype).tiny)
-                scores = log_ndtr(scores, out=scores) + np.log1p(self.n_observed_).astype(scores.dtype)
+                scores = log_ndtr(scores, out=scores)
+                scores += log_popularity
             if missing is None:  # the rated entries, from the sparse rows (no dense copy of them)
                 rated = X[batch]
                 where = (np.repeat(np.arange(rated.shape[0]), np.diff(rated.indptr)), rated.indices)
