@@ -7,9 +7,8 @@ __all__ = ["MaskedGaussianMixtureImputer", "EmptyFeatureWarning", "PRESET_COURSE
 __version__ = "0.1.0"
 
 _HOMES = {
-    "MaskedGaussianMixtureImputer": "._imputer", "EmptyFeatureWarning": "._imputer", "PRESET_COURSE": "._imputer",
-    "PRESET_RATINGS": "._imputer",
-    "RATINGS_GRID": "._imputer", "save_model": "._persistence", "load_model": "._persistence",
+    "MaskedGaussianMixtureImputer": "._imputer", "EmptyFeatureWarning": "._validation", "PRESET_COURSE": "._presets",
+    "PRESET_RATINGS": "._presets", "RATINGS_GRID": "._presets", "save_model": "._persistence", "load_model": "._persistence",
     "ModelFileError": "._persistence",
 }
 

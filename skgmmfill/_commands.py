@@ -19,9 +19,12 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import KFold, cross_val_score
 
 from . import PRESET_COURSE, PRESET_RATINGS, MaskedGaussianMixtureImputer
-from ._imputer import EXCLUSIVE_HYPERPARAMETERS, best_columns
+from ._families import foreign_hyperparameters, resolve_covariance_type
+from ._fitted import BATCH_ENTRIES, best_columns
+from ._observed import row_batches
 from ._output import check_output, open_output
 from ._persistence import load_model, save_model
+from ._validation import rows_of_entries
 from .datasets import load_netflix, read_ratings
 from .datasets._readers import (
     RepeatedRatings, SeparatorNotFound, is_data_line, is_number, read_items, sniff_separator, split_line, text_lines,
@@ -236,9 +239,8 @@ def _imputer_from(args, ratings=None):
         params["n_components"] = args.n_components
     if args.covariance_type is not None and args.covariance_type != params.get("covariance_type"):
         # a preset's options for its own family do not carry over to another
-        for name, owner in EXCLUSIVE_HYPERPARAMETERS.items():
-            if owner != args.covariance_type:
-                params.pop(name, None)
+        for name in foreign_hyperparameters(params, args.covariance_type):
+            del params[name]
         params["covariance_type"] = args.covariance_type
     for name in ("n_factors", "n_init", "max_iter", "biases"):
         if getattr(args, name) is not None:
@@ -272,7 +274,7 @@ def _say(args, message):
 
 def _fit(args, imputer, X):
     """Fit, saying first what is fitted and refusing what cannot be (too many factors, too little memory)."""
-    covariance_type = imputer._covariance_type(X.shape, sp.issparse(X))
+    covariance_type = resolve_covariance_type(imputer.covariance_type, X.shape, sp.issparse(X), imputer.n_components)
     if covariance_type == "factor" and imputer.n_factors >= X.shape[1]:
         if args.n_factors is not None or X.shape[1] < 2:
             raise InputError(f"{imputer.n_factors} factors need more than {imputer.n_factors} columns, but the data "
@@ -327,14 +329,15 @@ def _write_completed_ratings(path, imputer, X, labels, everything):
     0), and with ``everything`` the observed ones too (1), row block by row
     block, so that no dense users x items array is formed."""
     users, items = labels
-    rows_per_block = max(1, 2**22 // X.shape[1])
+    rows_per_block = BATCH_ENTRIES // X.shape[1]
     with open_output(path) as stream:
         writer = csv.writer(stream)
         writer.writerow(["user", "item", "rating", "observed"])
-        for start in range(0, X.shape[0], rows_per_block):
-            block = sp.csr_array(X[start:start + rows_per_block])
+        for batch in row_batches(X.shape[0], rows_per_block):
+            start = batch.start
+            block = sp.csr_array(X[batch])
             observed = np.zeros(block.shape, dtype=bool)  # stored = rated, a rating of 0 included
-            observed[np.arange(block.shape[0]).repeat(np.diff(block.indptr)), block.indices] = True
+            observed[rows_of_entries(block), block.indices] = True
             rows, cols = np.nonzero(np.ones_like(observed) if everything else ~observed)
             values = imputer.predict_entries(X, rows + start, cols)
             for r, c, value, seen in zip(rows + start, cols, values, observed[rows, cols]):
@@ -605,12 +608,11 @@ def _most_rated(train, k):
     counts = np.bincount(train.indices, minlength=train.shape[1]).astype(np.float64)
     k = min(k, train.shape[1])
     top = np.empty((train.shape[0], k), dtype=np.intp)
-    block = max(1, 2**22 // train.shape[1])
-    for start in range(0, train.shape[0], block):
-        rated = train[start:start + block]
+    for batch in row_batches(train.shape[0], BATCH_ENTRIES // train.shape[1]):
+        rated = train[batch]
         scores = np.tile(counts, (rated.shape[0], 1))
-        scores[np.repeat(np.arange(rated.shape[0]), np.diff(rated.indptr)), rated.indices] = -np.inf
-        top[start:start + block] = best_columns(scores, k)
+        scores[rows_of_entries(rated), rated.indices] = -np.inf
+        top[batch] = best_columns(scores, k)
     return top
 
 
@@ -646,11 +648,11 @@ def _evaluation_folds(args):
     else:
         splits = [rng.uniform(size=X.nnz) < args.test_size]
         plan = f"{args.test_size:g} of the ratings held out"
-    rows_of_entries = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+    entry_rows = rows_of_entries(X)
     folds = []
     for held_out in splits:
-        train = sp.csr_array((X.data[~held_out], (rows_of_entries[~held_out], X.indices[~held_out])), shape=X.shape)
-        folds.append((train, (rows_of_entries[held_out], X.indices[held_out], X.data[held_out])))
+        train = sp.csr_array((X.data[~held_out], (entry_rows[~held_out], X.indices[~held_out])), shape=X.shape)
+        folds.append((train, (entry_rows[held_out], X.indices[held_out], X.data[held_out])))
     return folds, plan
 
 
@@ -661,7 +663,7 @@ def _train_and_test(train_path, test_path, options):
     user_ids, rows = _joined(users, test_users)
     item_ids, cols = _joined(items, test_items)
     train = _widened(X, len(user_ids), len(item_ids))
-    test_rows = rows[np.repeat(np.arange(T.shape[0]), np.diff(T.indptr))]
+    test_rows = rows[rows_of_entries(T)]
     return train, (test_rows, cols[T.indices], T.data)
 
 

@@ -1,6 +1,13 @@
-"""The Dask backend: the EM driver's data source over a row-partitioned dask array.
+"""The Dask backend: the EM driver's data source over a row-partitioned dask
+array, and the estimator's methods applied where its row blocks live.
 
-Imported only when a dask array comes in, so the core never needs dask. Each
+Imported only when a dask array comes in, so the core never needs dask. The
+estimator meets it in two places, :func:`fit_source` (the data a fit runs on)
+and :func:`apply` (a method of the fitted model on every row block); the
+blocks are validated by the same pure functions as data in memory
+(:mod:`skgmmfill._validation`), and only the small fitted model
+(:class:`~skgmmfill._fitted.FittedMixture`) travels to them, never the
+estimator. Each
 block of rows becomes an :class:`~skgmmfill._observed.ObservedEntries` where
 the block lives (on a worker, with a ``dask.distributed`` client; in this
 process otherwise). Every EM iteration then sends the parameters, which are
@@ -29,6 +36,7 @@ from dask import delayed
 from dask.sizeof import sizeof
 
 from ._observed import ObservedEntries
+from ._validation import check_entries, float_dtype, observed_entries, validate_input
 
 @sizeof.register(ObservedEntries)
 def _sizeof_entries(entries):
@@ -42,6 +50,56 @@ def _sizeof_entries(entries):
 def is_sparse(X):
     """Whether the blocks of the dask array ``X`` are scipy sparse matrices."""
     return sp.issparse(X._meta)
+
+
+def fit_source(X, missing_values, n_features=None, persist=True):
+    """The data source a fit runs on, and whether its blocks are sparse.
+
+    Each block is validated where it lives as data in memory are, against
+    ``missing_values`` (and the whole array against ``n_features``, the
+    fitted model's, for a warm start).
+    """
+    X = check_row_partitioned(X, n_features)
+    dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    return DaskRows.from_array(X, partial(_block_entries, missing_values), dtype, persist=persist), is_sparse(X)
+
+
+def _block_entries(missing_values, block):
+    return observed_entries(*validate_input(block, missing_values))
+
+
+def apply(model, method, X, missing_values, n_features, *, n_columns=None, dtype=None, **options):
+    """``model.method(block, missing, **options)`` on every validated row block of ``X``, lazily.
+
+    A dask array with ``X``'s row chunks and ``n_columns`` columns (1-D if
+    None), in ``dtype`` (the data's float type if None). Two options change
+    how blocks are cut: ``rows`` and ``cols`` (entries, sent to the blocks
+    holding them, the result in their order) and ``random_state`` (block
+    ``i`` draws from a generator seeded by the ``i``-th of a stream of seeds
+    drawn from it, so a seed and the row chunks fix the draws).
+    """
+    X = check_row_partitioned(X, n_features)
+    dtype = float_dtype(X) if dtype is None else dtype
+    if "rows" in options:
+        rows, cols = check_entries(options.pop("rows"), options.pop("cols"), X.shape)
+        return entries_of_rows(X, rows, cols, partial(_entries_of_block, model, method, missing_values, options), dtype)
+    on_block = partial(_on_block, model, method, missing_values)
+    if "random_state" in options:
+        seeds = options.pop("random_state").randint(np.iinfo(np.int32).max, size=len(X.chunks[0]))
+        return with_block_seeds(X, seeds, partial(_on_seeded_block, on_block, options), dtype, n_columns)
+    return map_rows(X, partial(on_block, options), dtype, n_columns)
+
+
+def _on_block(model, method, missing_values, options, block):
+    return getattr(model, method)(*validate_input(block, missing_values), **options)
+
+
+def _on_seeded_block(on_block, options, block, seed):
+    return on_block({**options, "random_state": np.random.RandomState(seed)}, block)
+
+
+def _entries_of_block(model, method, missing_values, options, block, rows, cols):
+    return getattr(model, method)(*validate_input(block, missing_values), rows, cols, **options)
 
 
 def check_row_partitioned(X, n_features=None):
@@ -210,9 +268,14 @@ def _broadcast(value):
     if client is None:
         return delayed(_identity)(value)
     try:
-        return client.scatter(value, broadcast=True, hash=False, direct=True, timeout=_DIRECT_SCATTER_TIMEOUT)
+        # scatter's own timeout bounds only the wait for workers to appear: this bounds the whole scatter
+        return client.sync(_scatter_directly, client, value, callback_timeout=_DIRECT_SCATTER_TIMEOUT)
     except (TimeoutError, OSError):  # a worker died mid-scatter: the scheduler knows who is alive now
         return client.scatter(value, broadcast=True, hash=False, direct=False)
+
+
+async def _scatter_directly(client, value):
+    return await client.scatter(value, broadcast=True, hash=False, direct=True, asynchronous=True)
 
 
 _DIRECT_SCATTER_TIMEOUT = 30

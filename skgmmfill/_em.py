@@ -28,6 +28,7 @@ from sklearn.cluster import KMeans
 
 from ._biases import fit_offsets, remove_offsets
 from ._family import Mixture
+from ._fitted import FittedMixture, Standardization, Units, standardized
 
 
 class ObjectiveDecreaseWarning(RuntimeWarning):
@@ -61,41 +62,6 @@ class EMResult(NamedTuple):
     objectives: list
     n_iter: int
     converged: bool
-
-
-class Standardization(NamedTuple):
-    """The affine map from the data's units to the coordinates EM works in.
-
-    EM sees ``z_ul = (x_ul - location_l) / scale``: each feature centred on
-    the mean of its observed entries (with ``biases``, all on the global
-    mean, which the offsets model relative to), divided by one global scale,
-    the root mean square of the centred observed entries. A shift moves only
-    the means and one scale keeps every family in its form, so the model is
-    the same; but no sum of squares cancels catastrophically whatever the
-    data's offset, and variance floors and stopping rules can be stated
-    relative to the data.
-
-    Attributes
-    ----------
-    location : ndarray of shape (n_features,)
-    scale : float
-    """
-
-    location: np.ndarray
-    scale: float
-
-
-class Units(NamedTuple):
-    """What turns log-densities of the standardised data into the data's units.
-
-    A density in ``z`` is ``scale**n`` times one in ``x`` over ``n``
-    coordinates, so the mean log-likelihood shifts by
-    ``-observed_per_row * log_scale`` and the log prior density of each
-    parameter vector by ``-log_scale`` per coordinate.
-    """
-
-    log_scale: float = 0.0
-    observed_per_row: float = 0.0
 
 
 class Prepared(NamedTuple):
@@ -158,7 +124,7 @@ def _squared_deviations(location, unit, block):
     return block.squared_deviations(location, unit)
 
 
-def prepare(source, *, biases, bias_shrinkage, mean_precision_prior, standardized=None):
+def prepare(source, *, biases, bias_shrinkage, mean_precision_prior, standardized_as=None):
     """Standardisation, offsets and the prior's centre, by reductions shared by every backend.
 
     The data are first standardised (:func:`standardization`, or the given
@@ -169,10 +135,9 @@ def prepare(source, *, biases, bias_shrinkage, mean_precision_prior, standardize
     ``kappa = mean_precision_prior`` centres on the column means of the
     observed entries, or on 0 (the residuals' expected mean) with ``biases``.
     """
-    if standardized is None:
-        standardized = standardization(source, biases=biases)
-    location, scale = standardized
-    source = source.map(partial(_standardized, location, scale))
+    standardized_as = standardization(source, biases=biases) if standardized_as is None else standardized_as
+    location, scale = standardized_as
+    source = source.map(partial(standardized, standardized_as))
     moments = source.reduce(methodcaller("moments"))
     units = Units(np.log(scale), moments.counts.sum() / moments.n_samples)
     data_zero = np.zeros(len(location)) if biases else -location / scale
@@ -183,11 +148,7 @@ def prepare(source, *, biases, bias_shrinkage, mean_precision_prior, standardize
     if mean_precision_prior is not None:
         centre = np.zeros(len(moments.sums)) if biases else moments.column_means()
         prior = (mean_precision_prior, centre.astype(source.dtype))
-    return Prepared(source, moments, standardized, units, data_zero.astype(source.dtype), offsets, prior)
-
-
-def _standardized(location, scale, block):
-    return block.shifted(0.0, location, scale)
+    return Prepared(source, moments, standardized_as, units, data_zero.astype(source.dtype), offsets, prior)
 
 
 def _residuals(global_mean, column_offsets, shrinkage, block):
@@ -329,7 +290,7 @@ def run_em(
     for n_iter in range(1, max_iter + 1):
         previous = current
         statistics = source.reduce(partial(family.accumulate, mixture=mixture))
-        lower_bound = statistics.log_likelihood / statistics.n_samples - units.observed_per_row * units.log_scale
+        lower_bound = units.log_density(statistics.log_likelihood / statistics.n_samples, units.observed_per_row)
         current = objective(lower_bound, mixture, family, prior, statistics.n_samples, units)
         mixture = family.update(statistics, mixture, prior)
         lower_bounds.append(lower_bound)
@@ -431,6 +392,57 @@ def fit_mixture(
         if best is None or result.objectives[-1] > best.objectives[-1]:
             best = result
     return best
+
+
+class Fit(NamedTuple):
+    """What :func:`fit_model` returns.
+
+    Attributes
+    ----------
+    model : FittedMixture
+    result : EMResult
+        The best run.
+    counts : ndarray of shape (n_features,)
+        Observed entries per feature.
+    mean_prior : ndarray of shape (n_features,) or None
+        The centre ``m`` of the prior on the means (standardised), with ``mean_precision_prior``.
+    """
+
+    model: FittedMixture
+    result: EMResult
+    counts: np.ndarray
+    mean_prior: object
+
+
+def fit_model(source, family, *, biases, bias_shrinkage, mean_precision_prior, warm_start=None, **options):
+    """Everything a fit does: :func:`prepare`, the family resolved for the data,
+    :func:`fit_mixture`, and the :class:`~skgmmfill._fitted.FittedMixture`.
+
+    ``warm_start`` is ``(model, objective)``, a previous fit's model and final
+    objective: EM continues from its parameters in its coordinates. The other
+    ``options`` are those of :func:`fit_mixture`.
+    """
+    warm_model = None if warm_start is None else warm_start[0]
+    prepared = prepare(
+        source,
+        biases=biases,
+        bias_shrinkage=bias_shrinkage,
+        mean_precision_prior=mean_precision_prior,
+        standardized_as=None if warm_model is None else warm_model.standardization,
+    )
+    family = family.for_data(prepared.moments, prepared.standardization.scale, source.dtype)
+    result = fit_mixture(
+        prepared.source,
+        family,
+        prior=prepared.prior,
+        units=prepared.units,
+        data_zero=prepared.data_zero,
+        warm_start=None if warm_start is None else (warm_model.mixture, warm_start[1]),
+        **options,
+    )
+    counts = prepared.moments.counts
+    model = FittedMixture(family, result.mixture, prepared.standardization, prepared.offsets, bias_shrinkage, counts == 0)
+    return Fit(model, result, counts, None if prepared.prior is None else prepared.prior[1])
 
 
 class _Progress:

@@ -67,6 +67,9 @@ from typing import NamedTuple
 import numpy as np
 
 from ._family import (
+    COUNT_OR_NONE,
+    POSITIVE_OR_AUTO,
+    POSITIVE_OR_NONE,
     CovarianceFamily,
     Mixture,
     Statistics,
@@ -77,7 +80,7 @@ from ._family import (
     variance_floor,
 )
 from ._independent import MIN_VARIANCE_FRACTION
-from ._observed import DataMoments
+from ._observed import DataMoments, row_batches
 
 DEFAULT_MAX_FACTORS = 10
 """``n_factors=None``: ``min(DEFAULT_MAX_FACTORS, n_features - 1)`` factors."""
@@ -201,6 +204,16 @@ class FactorCovariance(CovarianceFamily):
         "implicit_precision_prior",
     )
     fitted_attribute_names = ("loadings_", "noise_variances_", "implicit_loadings_")
+    hyperparameter_constraints = {
+        "n_factors": COUNT_OR_NONE,
+        "min_variance": POSITIVE_OR_AUTO,
+        **dict.fromkeys(
+            ("loading_precision_prior", "loading_ard_prior", "noise_variance_prior", "implicit_precision_prior"),
+            POSITIVE_OR_NONE,
+        ),
+    }
+    contract_hyperparameters = {"min_variance": 1e-3, "n_factors": 2, "loading_precision_prior": 0.5,
+                                "noise_variance_prior": 3.0}
 
     @property
     def _implicit_width(self):
@@ -328,8 +341,7 @@ class FactorCovariance(CovarianceFamily):
         if observed.n_samples <= size:
             yield slice(None), observed
             return
-        for start in range(0, observed.n_samples, size):
-            rows = slice(start, start + size)
+        for rows in row_batches(observed.n_samples, size):
             yield rows, observed.row_block(rows)
 
     def _factors(self, observed, mixture):

@@ -28,11 +28,20 @@ columns of row ``u``, ``r_uj`` the responsibility of component ``j`` for row
 """
 
 from dataclasses import dataclass, replace
+from numbers import Integral, Real
 from typing import ClassVar, NamedTuple
 
 import numpy as np
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._observed import Sums
+
+
+POSITIVE_OR_NONE = [None, Interval(Real, 0.0, None, closed="neither")]
+"""The constraint on a prior strength: a positive number, or None for no prior."""
+POSITIVE_OR_AUTO = [StrOptions({"auto"}), Interval(Real, 0.0, None, closed="neither")]
+"""The constraint on a floor: a positive number, or "auto" (relative to the data's variance)."""
+COUNT_OR_NONE = [None, Interval(Integral, 1, None, closed="left")]
 
 
 class Mixture(NamedTuple):
@@ -98,6 +107,15 @@ class CovarianceFamily:
         default is None): setting one for another family is an error.
     fitted_attribute_names : tuple of str
         The estimator attributes that :meth:`fitted_attributes` may set.
+    hyperparameter_constraints : dict
+        scikit-learn's constraints (``_parameter_constraints``) on the
+        estimator parameters of :attr:`hyperparameters`.
+    contract_hyperparameters : dict
+        Values of the hyperparameters that the family contract test builds
+        the family with (small data: 60 rows, 5 features, 3 components).
+    singular_hint : str
+        What to change when an update meets a singular covariance (the end of
+        the fit's error message).
     """
 
     name: ClassVar[str]
@@ -105,6 +123,9 @@ class CovarianceFamily:
     hyperparameters: ClassVar[tuple] = ()
     exclusive_hyperparameters: ClassVar[tuple] = ()
     fitted_attribute_names: ClassVar[tuple] = ("covariances_",)
+    hyperparameter_constraints: ClassVar[dict] = {}
+    contract_hyperparameters: ClassVar[dict] = {}
+    singular_hint: ClassVar[str] = "decrease n_components"
 
     # -- model description ----------------------------------------------------
 

@@ -52,12 +52,13 @@ positive semi-definite, and the update is the exact maximiser under it (see
 degenerate data where adding ``reg_covar`` to the diagonal after the update did.
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import NamedTuple
 
 import numpy as np
 
 from ._family import (
+    POSITIVE_OR_AUTO,
     CovarianceFamily,
     Mixture,
     Statistics,
@@ -67,6 +68,7 @@ from ._family import (
     normalize_log_prob,
     variance_floor,
 )
+from ._observed import DataMoments, row_batches
 
 REG_COVAR_FRACTION = 1e-6
 """``reg_covar="auto"``: the regularisation as a fraction of each feature's variance
@@ -89,6 +91,42 @@ _STEP_FLOPS = 2**16
 # all its rows; rows of rarer patterns are batched by route and block size and
 # factorised row by row in stacked calls.
 _SHARED_PATTERN_ROWS = 16
+
+
+@dataclass(frozen=True)
+class FullMoments(DataMoments):
+    """:class:`~skgmmfill._observed.DataMoments` plus the ``d x d`` products that the
+    initial covariances need (dense data only).
+
+    Attributes
+    ----------
+    gram, value_mask_gram, mask_gram : ndarray of shape (n_features, n_features) or 0.0
+        ``V^T V``, ``V^T M`` and ``M^T M`` with ``V`` the values (0 at missing
+        entries) and ``M`` the mask; after :meth:`filled`, ``gram`` alone.
+    """
+
+    gram: object = 0.0
+    value_mask_gram: object = 0.0
+    mask_gram: object = 0.0
+
+    @classmethod
+    def of(cls, observed):
+        base = observed.moments()
+        return cls(**{f.name: getattr(base, f.name) for f in fields(base)}, gram=observed.values.T @ observed.values,
+                   value_mask_gram=observed.values.T @ observed.mask, mask_gram=observed.mask.T @ observed.mask)
+
+    def filled(self, fill):
+        """With ``f`` the fill, the filled rows are ``V + (1 - M) diag(f)``, so ``gram`` gains
+        ``(s 1^T - V^T M) diag(f)``, its transpose and ``diag(f) (n 1 1^T - c 1^T - 1 c^T + M^T M)
+        diag(f)`` (``s`` and ``c`` the column sums and counts); the pairwise products that only
+        ``gram`` needs are then spent."""
+        fill = np.asarray(fill, dtype=np.float64)
+        if not fill.any():
+            return self
+        cross = (self.sums[:, np.newaxis] - self.value_mask_gram) * fill
+        both_missing = self.n_samples - self.counts[:, np.newaxis] - self.counts + self.mask_gram
+        gram = self.gram + cross + cross.T + both_missing * np.outer(fill, fill)
+        return replace(super().filled(fill), gram=gram, value_mask_gram=0.0, mask_gram=0.0)
 
 
 @dataclass(frozen=True)
@@ -134,6 +172,9 @@ class FullCovariance(CovarianceFamily):
     name = "full"
     supports_sparse = False
     hyperparameters = ("reg_covar",)
+    hyperparameter_constraints = {"reg_covar": POSITIVE_OR_AUTO}
+    contract_hyperparameters = {"reg_covar": 1e-6}
+    singular_hint = "increase reg_covar or decrease n_components"
 
     def for_data(self, moments, scale, dtype):
         regularization = variance_floor(self.reg_covar, REG_COVAR_FRACTION, moments, scale, dtype, per_feature=True)
@@ -149,7 +190,7 @@ class FullCovariance(CovarianceFamily):
         return (n_components, n_features, n_features)
 
     def moments(self, observed):
-        return observed.moments(with_gram=True)
+        return observed.cached("full moments", lambda: FullMoments.of(observed))
 
     def initial_covariances(self, moments, means):
         """The mean over all rows of ``(values_u - mu_j)(values_u - mu_j)^T``, floored by ``reg_covar``.
@@ -231,7 +272,9 @@ class FullCovariance(CovarianceFamily):
         return imputed
 
     def impute_entries(self, observed, resp, mixture, rows, cols):
-        return self.impute(observed, resp, mixture)[rows, cols]
+        # only the rows holding entries are conditioned on (each once), not every row of `observed`
+        unique_rows, positions = np.unique(rows, return_inverse=True)
+        return self.impute(observed.row_block(unique_rows), resp[unique_rows], mixture)[positions, cols]
 
     def predictive_variance(self, observed, resp, mixture):
         """``sum_j r_uj (C_ujll + x_tilde_ujl^2) - x_hat_ul^2``; 0 where observed.
@@ -445,13 +488,13 @@ def _chunks(observed, n_features, n_components, block_width=0):
 
     for rows, block, precision_route in _row_groups(observed, n_components, chunk_rows):
         chunk_size = chunk_rows(block.shape[-1])
-        for start in range(0, len(rows), chunk_size):
-            these = rows[start : start + chunk_size]
+        for batch in row_batches(len(rows), chunk_size):
+            these = rows[batch]
             yield _Chunk(
                 rows=these,
                 values=observed.values[these],
                 observed=observed.mask[these] != 0,
-                block=block if block.ndim == 1 else block[start : start + chunk_size],
+                block=block if block.ndim == 1 else block[batch],
                 precision_route=precision_route,
             )
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ._family import CovarianceFamily, Statistics, draw_components, variance_floor
+from ._family import POSITIVE_OR_AUTO, CovarianceFamily, Statistics, draw_components, variance_floor
 
 MIN_VARIANCE_FRACTION = 1e-3
 """``min_variance="auto"``: the floor as a fraction of the data's variance."""
@@ -53,6 +53,8 @@ class IndependentFeatures(CovarianceFamily):
 
     min_variance: object = 0.25
     hyperparameters = ("min_variance",)
+    hyperparameter_constraints = {"min_variance": POSITIVE_OR_AUTO}
+    contract_hyperparameters = {"min_variance": 1e-3}
     per_feature_floor = True
 
     def for_data(self, moments, scale, dtype):

@@ -78,8 +78,8 @@ class DataMoments(Sums):
     """Per-feature sums of the stored values, missing entries counting as 0.
 
     What initialisations, the prior's centre and the offsets need from the
-    data; additive over row blocks. ``gram`` (``values^T values``) is formed
-    only when asked for (the full family's initial covariances).
+    data; additive over row blocks. A family that needs more adds fields in a
+    subclass (the full family's ``d x d`` products, the factor family's sketch).
 
     Attributes
     ----------
@@ -88,16 +88,12 @@ class DataMoments(Sums):
         Observed entries per feature.
     sums, squared_sums : ndarray of shape (n_features,)
         ``sum_u m_ul x_ul`` and ``sum_u m_ul x_ul**2``.
-    gram : ndarray of shape (n_features, n_features) or 0.0
     """
 
     n_samples: int
     counts: np.ndarray
     sums: np.ndarray
     squared_sums: np.ndarray
-    gram: object = 0.0
-    value_mask_gram: object = 0.0
-    mask_gram: object = 0.0
 
     def column_means(self, empty=0.0):
         """Mean of each feature's observed entries (``empty`` where none is observed)."""
@@ -115,31 +111,18 @@ class DataMoments(Sums):
     def filled(self, fill):
         """The moments of the rows with every missing entry set to ``fill`` (shape ``(d,)``).
 
-        Exact, from the sums alone: with ``f`` the fill, ``V`` the values and
-        ``M`` the mask, the filled rows are ``V + (1 - M) diag(f)``, so
-        ``gram`` gains ``(s 1^T - V^T M) diag(f)``, its transpose and
-        ``diag(f) (n 1 1^T - c 1^T - 1 c^T + M^T M) diag(f)`` (``s`` and ``c``
-        the column sums and counts). The pairwise products that only ``gram``
-        needs are then spent; fields a family adds are kept as they are.
+        Exact, from the sums alone. Fields a subclass adds are kept as they
+        are unless it says otherwise.
         """
         fill = np.asarray(fill, dtype=np.float64)
         if not fill.any():
             return self
-        n = self.n_samples
-        unobserved = n - self.counts
-        gram = 0.0
-        if np.ndim(self.gram):
-            cross = (self.sums[:, np.newaxis] - self.value_mask_gram) * fill
-            both_missing = n - self.counts[:, np.newaxis] - self.counts + self.mask_gram
-            gram = self.gram + cross + cross.T + both_missing * np.outer(fill, fill)
+        unobserved = self.n_samples - self.counts
         return replace(
             self,
-            counts=np.full(len(self.counts), float(n)),
+            counts=np.full(len(self.counts), float(self.n_samples)),
             sums=self.sums + unobserved * fill,
             squared_sums=self.squared_sums + unobserved * fill**2,
-            gram=gram,
-            value_mask_gram=0.0,
-            mask_gram=0.0,
         )
 
 
@@ -296,25 +279,20 @@ class ObservedEntries:
         """The data source with every block replaced by ``function(block)``."""
         return function(self)
 
-    def moments(self, with_gram=False):
-        """The :class:`DataMoments` of these rows (computed once, then reused).
+    def moments(self):
+        """The :class:`DataMoments` of these rows (computed once, then reused)."""
+        return self.cached("moments", self._moments)
 
-        ``with_gram`` adds the three ``d x d`` products (dense data only).
-        """
-        key = "moments_with_gram" if with_gram else "moments"
+    def _moments(self):
+        if self.is_sparse:
+            return DataMoments(self.n_samples, *_column_moments(self.values))
+        return DataMoments(self.n_samples, self.mask.sum(axis=0), self.values.sum(axis=0),
+                           self.squared_values.sum(axis=0))
+
+    def cached(self, key, compute):
+        """``compute()``, computed once for these rows and then reused (the entries are immutable)."""
         if key not in self._cache:
-            if self.is_sparse:
-                column_sums = _column_moments(self.values)
-            else:
-                column_sums = [self.mask.sum(axis=0), self.values.sum(axis=0), self.squared_values.sum(axis=0)]
-            grams = {}
-            if with_gram:
-                grams = {
-                    "gram": self.values.T @ self.values,
-                    "value_mask_gram": self.values.T @ self.mask,
-                    "mask_gram": self.mask.T @ self.mask,
-                }
-            self._cache[key] = DataMoments(self.n_samples, *column_sums, **grams)
+            self._cache[key] = compute()
         return self._cache[key]
 
     def extent(self):
@@ -538,6 +516,13 @@ def _row_range(X, start, stop):
     block.indptr = X.indptr[start : stop + 1] - first
     block.indices, block.data = X.indices[first:last], X.data[first:last]
     return block
+
+
+def row_batches(n_rows, rows_per_batch):
+    """Consecutive slices of at most ``rows_per_batch`` rows (at least one) covering ``range(n_rows)``:
+    how every loop over rows bounds its temporaries."""
+    rows_per_batch = max(1, int(rows_per_batch))
+    return [slice(start, min(start + rows_per_batch, n_rows)) for start in range(0, n_rows, rows_per_batch)]
 
 
 def _row_chunks(indptr, max_entries=_CHUNK_ENTRIES):

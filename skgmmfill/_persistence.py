@@ -9,7 +9,7 @@ member) and optional ids of the features (the items of a rating file).
 
 Reading runs nothing from the file. The JSON can only name the few types
 listed in :data:`_TUPLES` and the covariance families of
-:data:`~skgmmfill._imputer.FAMILIES`, every array's dtype and shape are checked
+:data:`~skgmmfill._families.FAMILIES`, every array's dtype and shape are checked
 against the header before its data are read, and the assembled model against
 itself (each parameter's shape from the number of components and features).
 A pickle, another format version, a truncated archive, a missing or extra
@@ -27,9 +27,10 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from ._em import Standardization
+from ._families import FAMILIES
 from ._family import CovarianceFamily, Mixture
-from ._imputer import FAMILIES, MaskedGaussianMixtureImputer, _is_fitted_attribute
+from ._fitted import FittedMixture, Standardization
+from ._imputer import MaskedGaussianMixtureImputer, _is_fitted_attribute
 from ._output import open_output
 
 FORMAT = "skgmmfill-model"
@@ -45,6 +46,11 @@ _NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.l
 
 _TUPLES = {"Mixture": Mixture, "Standardization": Standardization, "tuple": tuple}
 """The tuple types a model file may hold, by the name its header uses."""
+
+_MODEL_STATE = {"_fitted_family": "family", "_mixture": "mixture", "_standardization": "standardization",
+                "_offsets": "offsets", "_empty_features": "empty_features"}
+"""The fields of the fitted model (:class:`~skgmmfill._fitted.FittedMixture`) by the names a model file
+gives them (the estimator's attributes when format version 1 was made)."""
 
 
 class ModelFileError(ValueError):
@@ -91,8 +97,7 @@ def save_model(estimator, file, *, feature_ids=None):
         "estimator": type(estimator).__name__,
         "params": {name: _encode(value, f"params.{name}", arrays)
                    for name, value in estimator.get_params(deep=False).items()},
-        "state": {name: _encode(value, name, arrays) for name, value in sorted(vars(estimator).items())
-                  if _is_fitted_attribute(name)},
+        "state": {name: _encode(value, name, arrays) for name, value in sorted(_state(estimator).items())},
         "feature_ids": None,
     }
     if feature_ids is not None:
@@ -106,6 +111,13 @@ def save_model(estimator, file, *, feature_ids=None):
         for key, array in arrays.items():
             with archive.open(key + ".npy", "w", force_zip64=True) as member:
                 np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
+
+
+def _state(estimator):
+    """The fitted attributes to save, the model's fields under their file names."""
+    state = {name: value for name, value in vars(estimator).items() if _is_fitted_attribute(name) and name != "_model"}
+    state.update({name: getattr(estimator._model, field) for name, field in _MODEL_STATE.items()})
+    return state
 
 
 def load_model(file, *, return_feature_ids=False):
@@ -306,39 +318,39 @@ def _assemble(header, arrays):
     estimator.set_params(**params)
     estimator._validate_params()
     state = {name: _decode(value, arrays) for name, value in header["state"].items()}
-    strangers = [name for name in state if not _is_fitted_attribute(name)]
+    strangers = [name for name in state if not (_is_fitted_attribute(name) or name in _MODEL_STATE)]
     if strangers:
         raise ValueError(f"attribute(s) a fit does not set: {strangers}")
-    vars(estimator).update(state)
-    _check_consistent(estimator)
+    model = {field: state.pop(name) for name, field in _MODEL_STATE.items()}
+    _check_consistent(estimator, state, **model)
+    vars(estimator).update(state, _model=FittedMixture(bias_shrinkage=estimator.bias_shrinkage, **model))
     return estimator
 
 
-def _check_consistent(estimator):
+def _check_consistent(estimator, state, family, mixture, standardization, offsets, empty_features):
     """Each fitted parameter's type and shape, from the number of components and features."""
-    n_components, n_features = estimator.n_components, estimator.n_features_in_
-    family, mixture = estimator._fitted_family, estimator._mixture
-    if not isinstance(family, CovarianceFamily) or family.name != estimator.covariance_type_:
-        raise ValueError(f"its family does not match covariance_type_={estimator.covariance_type_!r}")
-    if not isinstance(mixture, Mixture) or not isinstance(estimator._standardization, Standardization):
+    n_components, n_features = estimator.n_components, state["n_features_in_"]
+    if not isinstance(family, CovarianceFamily) or family.name != state["covariance_type_"]:
+        raise ValueError(f"its family does not match covariance_type_={state['covariance_type_']!r}")
+    if not isinstance(mixture, Mixture) or not isinstance(standardization, Standardization):
         raise ValueError("its parameters are not a mixture and a standardisation")
     expected = {
         "weights": (mixture.weights, (n_components,)),
         "means": (mixture.means, (n_components, n_features)),
         "covariances": (mixture.covariances, family.covariances_shape(n_components, n_features)),
-        "location": (estimator._standardization.location, (n_features,)),
-        "empty features": (estimator._empty_features, (n_features,)),
+        "location": (standardization.location, (n_features,)),
+        "empty features": (empty_features, (n_features,)),
     }
-    if hasattr(estimator, "n_observed_"):  # absent from files saved before it existed
-        expected["observation counts"] = (estimator.n_observed_, (n_features,))
-    if estimator._offsets is not None:
-        expected["column offsets"] = (estimator._offsets[1], (n_features,))
+    if "n_observed_" in state:  # absent from files saved before it existed
+        expected["observation counts"] = (state["n_observed_"], (n_features,))
+    if offsets is not None:
+        expected["column offsets"] = (offsets[1], (n_features,))
     for what, (array, shape) in expected.items():
         if not isinstance(array, np.ndarray) or array.shape != shape:
             raise ValueError(f"its {what} have shape {np.shape(array)}, expected {shape}")
     if any(array.dtype not in (np.float32, np.float64) for array in mixture):
         raise ValueError("its parameters are not all float32 or float64")
-    if estimator._empty_features.dtype != bool:
+    if empty_features.dtype != bool:
         raise ValueError("its empty-feature mask is not boolean")
     if not all(np.isfinite(array).all() for array in mixture):
         raise ValueError("its parameters are not all finite")

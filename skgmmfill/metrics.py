@@ -8,7 +8,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array
 
-from ._imputer import _is_nan
+from ._validation import canonical_csr, missing_mask, rows_of_entries
 
 __all__ = ["rmse", "psnr", "make_masked_rmse_scorer", "hide_observed_entries", "precision_at_k", "recall_at_k",
            "ndcg_at_k"]
@@ -181,7 +181,7 @@ def make_masked_rmse_scorer(fraction=0.2, random_state=0):
         marker = _final_imputer(estimator).missing_values
         X_input = X
         X = check_array(X, dtype=np.float64, ensure_all_finite="allow-nan")
-        missing = np.isnan(X) if _is_nan(marker) else X == marker
+        missing = missing_mask(X, marker)
         hidden = hide_observed_entries(X, missing, fraction, random_state)
         if not hidden.any():
             raise ValueError("No observed entry could be hidden: every row has fewer than two.")
@@ -210,11 +210,8 @@ def _sparse_masked_rmse(estimator, X, fraction, random_state):
             "The masked-RMSE scorer takes sparse X only with the imputer itself, not a Pipeline: "
             "its predictions of single entries cannot go back through the other steps."
         )
-    X = sp.csr_array(X, dtype=np.float64)
-    if not X.has_canonical_format:
-        X = X.copy()  # summing duplicates sorts in place: the caller's arrays must not change
-        X.sum_duplicates()
-    rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+    X = canonical_csr(X, dtype=np.float64)
+    rows = rows_of_entries(X)
     chosen = _choose_hidden(rows, X.shape[0], fraction, random_state)
     if not chosen.any():
         raise ValueError("No observed entry could be hidden: every row has fewer than two.")

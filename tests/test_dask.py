@@ -43,7 +43,7 @@ def as_dask(X, rows_per_chunk):
 def assert_same_fit(fitted, reference):
     assert fitted.n_iter_ == reference.n_iter_
     assert_allclose(fitted.lower_bound_, reference.lower_bound_, rtol=1e-10)
-    names = [name for name in reference._fitted_family.fitted_attribute_names if hasattr(reference, name)]
+    names = [name for name in reference._model.family.fitted_attribute_names if hasattr(reference, name)]
     for name in ("weights_", "means_", *names):
         assert_allclose(getattr(fitted, name), getattr(reference, name), rtol=1e-8, atol=1e-12)
 

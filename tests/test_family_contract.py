@@ -1,7 +1,8 @@
 """The contract every covariance family passes (see skgmmfill._family).
 
-Parametrised over :data:`skgmmfill._imputer.FAMILIES`, so a new family is
-tested the moment it is registered.
+Parametrised over :data:`skgmmfill._families.FAMILIES`, so a new family is
+tested the moment it is registered, with the hyperparameters it declares for
+this test (``contract_hyperparameters``).
 """
 
 import pickle
@@ -15,12 +16,10 @@ from scipy.stats import multivariate_normal
 
 from skgmmfill._em import initialize_kmeans, initialize_random_from_data, run_em
 from skgmmfill._family import CovarianceFamily, Statistics
-from skgmmfill._imputer import FAMILIES
+from skgmmfill._families import FAMILIES
 from skgmmfill._observed import ObservedEntries
 
 N_SAMPLES, N_FEATURES, N_COMPONENTS = 60, 5, 3
-HYPERPARAMETERS = {"min_variance": 1e-3, "reg_covar": 1e-6, "n_factors": 2, "loading_precision_prior": 0.5,
-                   "noise_variance_prior": 3.0}
 VARIANTS = {"factor-implicit": ("factor", {"implicit_precision_prior": 1.0}),
             "factor-ard": ("factor", {"loading_ard_prior": 0.5})}
 """Families run again with options that change their E-step (named ``family-option``)."""
@@ -30,7 +29,7 @@ VARIANTS = {"factor-implicit": ("factor", {"implicit_precision_prior": 1.0}),
 def family(request):
     name, extra = VARIANTS.get(request.param, (request.param, {}))
     cls = FAMILIES[name]
-    return cls(**{**{name: HYPERPARAMETERS[name] for name in cls.hyperparameters if name in HYPERPARAMETERS}, **extra})
+    return cls(**{**cls.contract_hyperparameters, **extra})
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import scipy.sparse as sp
 from numpy.testing import assert_allclose, assert_array_equal
 
 from reference_figures import LL_RTOL, NETFLIX_BEST_LL, NETFLIX_RMSE_K12, RMSE_ATOL
-from skgmmfill import PRESET_COURSE, MaskedGaussianMixtureImputer, _imputer
+from skgmmfill import PRESET_COURSE, MaskedGaussianMixtureImputer, _fitted
 from skgmmfill.metrics import rmse
 
 
@@ -111,7 +111,7 @@ def test_empty_sparse_input():
 def test_dense_transform_of_large_sparse_input_is_refused(sparse_and_dense, monkeypatch):
     X_sparse, _ = sparse_and_dense
     imputer = make_imputer().fit(X_sparse)
-    monkeypatch.setattr(_imputer, "_MAX_DENSE_OUTPUT", 1000)
+    monkeypatch.setattr(_fitted, "MAX_DENSE_OUTPUT", 1000)
     with pytest.raises(ValueError, match="dense 200 x 30 array.*use predict_entries.*recommend"):
         imputer.transform(X_sparse)
 
@@ -148,7 +148,7 @@ def test_predict_entries_in_batches(sparse_and_dense, monkeypatch):
     imputer = make_imputer().fit(X_sparse)
     rows, cols = np.repeat(np.arange(200), 30), np.tile(np.arange(30), 200)
     expected = imputer.predict_entries(X_sparse, rows, cols)
-    monkeypatch.setattr(_imputer, "_BATCH_ENTRIES", 7 * 3)
+    monkeypatch.setattr(_fitted, "BATCH_ENTRIES", 7 * 3)
     assert_array_equal(imputer.predict_entries(X_sparse, rows, cols), expected)
     assert_allclose(expected.reshape(200, 30), imputer.transform(X_sparse), rtol=1e-14)
 
@@ -174,7 +174,7 @@ def test_recommend_never_returns_observed_columns(sparse_and_dense, representati
     X_sparse, X_dense = sparse_and_dense
     X = X_sparse if representation == "sparse" else X_dense
     imputer = make_imputer().fit(X)
-    monkeypatch.setattr(_imputer, "_BATCH_ENTRIES", 30 * 17)  # blocks of 17 rows
+    monkeypatch.setattr(_fitted, "BATCH_ENTRIES", 30 * 17)  # blocks of 17 rows
     top = imputer.recommend(X, n=5)
     assert top.shape == (200, 5)
     observed = ~np.isnan(X_dense)
@@ -211,7 +211,7 @@ def test_recommend_by_hits_is_the_documented_formula_dense_and_sparse(sparse_and
                 + log_ndtr((imputer.transform(X_dense) - threshold) / imputer.imputation_std(X_dense)))
     hits[~np.isnan(X_dense)] = -np.inf
     expected = np.argsort(-hits, axis=1, kind="stable")[:, :4]
-    monkeypatch.setattr(_imputer, "_BATCH_ENTRIES", 30 * 17)  # blocks of 17 rows
+    monkeypatch.setattr(_fitted, "BATCH_ENTRIES", 30 * 17)  # blocks of 17 rows
     for X in (X_sparse, X_dense):
         top = imputer.recommend(X, n=4, rank_by="hits")
         assert_allclose(np.take_along_axis(hits, top, axis=1), np.take_along_axis(hits, expected, axis=1))

@@ -585,8 +585,10 @@ class _Pages:
 
 def _repeated_pairs(path, opener, layout, counts, rows, cols, user_ids, item_ids):
     """What :class:`RepeatedRatings` says: how many pairs, and the first three with both lines."""
+    from .._validation import rows_of_entries  # (an error's path: the readers alone import no scikit-learn)
+
     repeated = counts.data > 1
-    pair_rows = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))[repeated][:3]
+    pair_rows = rows_of_entries(counts)[repeated][:3]
     pair_cols = counts.indices[repeated][:3]
     occurrences = [np.flatnonzero((rows == r) & (cols == c))[:2] for r, c in zip(pair_rows, pair_cols)]
     lines = _data_line_numbers(path, opener, layout, sorted({int(k) for pair in occurrences for k in pair}))

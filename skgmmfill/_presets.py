@@ -1,0 +1,49 @@
+"""Parameters we recommend: the course's model and the one for rating matrices."""
+
+PRESET_COURSE = {
+    "covariance_type": "spherical",
+    "init_params": "random_from_data",
+    "min_variance": 0.25,
+    "tol": 1e-6,
+    "stopping_rule": "relative_gain",
+    "max_iter": 1000,
+}
+"""The model of the MITx 6.86x collaborative-filtering project: spherical
+components started from random rows (zeros at their missing entries), a
+variance floor of 0.25 (in the ratings' squared units) and the relative
+stopping rule ``L_new - L_old <= 1e-6 |L_new|``. ``MaskedGaussianMixtureImputer(K,
+**PRESET_COURSE, missing_values=0, random_state=seed)`` reproduces the
+course's figures on the Netflix matrix (see the README). Pinned here so that
+they do not depend on the estimator's defaults."""
+
+
+PRESET_RATINGS = {
+    "biases": True,
+    "bias_shrinkage": 25.0,
+    "covariance_type": "factor",
+    "n_components": 1,
+    "n_factors": 20,
+    "loading_precision_prior": 100.0,
+    "loading_ard_prior": 2.0,
+    "mean_precision_prior": 25.0,
+    "noise_variance_prior": 50.0,
+    "init_params": "kmeans",
+}
+"""Parameters we recommend for rating matrices (see the README): user and item
+biases, then one factor component (probabilistic matrix factorisation of the
+residuals) of at most 20 factors, each factor column's loadings shrunk by its
+own precision, estimated from the data (automatic relevance determination)
+under a hyperprior worth twice the items, centred on (and never below) 100
+ratings' worth, so that the data decide how
+many factors they support; the means are shrunk towards the offsets by a prior
+worth 25 ratings and the noise variances towards the pooled variance by one
+worth 50 (so that an item rated once or twice is predicted about as the bias
+model predicts it, and tops no list). Add the rating scale, e.g.
+``MaskedGaussianMixtureImputer(**PRESET_RATINGS, min_value=1, max_value=5)``;
+tuning over :data:`RATINGS_GRID` by cross-validation gains little."""
+
+RATINGS_GRID = {"n_factors": [10, 20, 30], "loading_ard_prior": [1.0, 2.0, 5.0]}
+"""The grid we recommend searching from :data:`PRESET_RATINGS` with
+:class:`~sklearn.model_selection.GridSearchCV` and
+:func:`~skgmmfill.metrics.make_masked_rmse_scorer`: the most factors allowed
+and how firmly their precisions are held near the preset's."""
