@@ -203,6 +203,8 @@ class FittedMixture:
         resp, _ = self._posterior(observed)
         low, high = limits
         values = np.empty(rows.shape, dtype=X.dtype)
+        # stored or not, from X's own pattern: features empty in fit are not in `observed`
+        pattern = None if missing is not None else _pattern(X)
         n_components = len(self.mixture.weights)
         for batch in row_batches(len(rows), BATCH_ENTRIES // n_components):
             r, c = rows[batch], cols[batch]
@@ -210,9 +212,8 @@ class FittedMixture:
             predicted[self.empty_features[c]] = 0.0  # no residual: the offsets alone
             self.to_data(predicted, row_offsets, r, c)
             np.clip(predicted, low[c], high[c], out=predicted)
-            if missing is None:  # from X's own pattern: features empty in fit are not in `observed`
-                stored_values = np.asarray(X[r, c]).ravel()
-                stored = _stored(X, r, c)
+            if missing is None:
+                stored, stored_values = np.asarray(pattern[r, c]).ravel() != 0, np.asarray(X[r, c]).ravel()
             else:
                 stored, stored_values = ~missing[r, c], X[r, c]
             values[batch] = np.where(stored, stored_values, predicted)
@@ -268,10 +269,9 @@ class FittedMixture:
         return filled
 
 
-def _stored(X, rows, cols):
-    """Whether each entry ``(rows[i], cols[i])`` is stored in the CSR array ``X`` (a stored 0 included)."""
-    pattern = sp.csr_array((np.ones(X.nnz, dtype=np.int8), X.indices, X.indptr), shape=X.shape)
-    return np.asarray(pattern[rows, cols]).ravel() != 0
+def _pattern(X):
+    """The stored entries of the CSR array ``X`` as 1 (a stored 0 included), sharing its index arrays."""
+    return sp.csr_array((np.ones(X.nnz, dtype=np.int8), X.indices, X.indptr), shape=X.shape)
 
 
 def best_columns(scores, n):

@@ -1,12 +1,7 @@
-"""The scikit-learn estimator: parameters, validation and the public methods.
-
-The estimator is a thin shell: it validates parameters and input
-(:mod:`skgmmfill._validation`), fits through the EM driver
-(:func:`skgmmfill._em.fit_model`) and delegates every prediction to the
-:class:`~skgmmfill._fitted.FittedMixture` the fit made; dask arrays go
-through :mod:`skgmmfill._dask`. The model and its EM are described in the
-user guide.
-"""
+"""The scikit-learn estimator, a thin shell: it validates parameters and input
+(:mod:`skgmmfill._validation`), fits through the EM driver (:func:`skgmmfill._em.fit_model`)
+and delegates every prediction to the :class:`~skgmmfill._fitted.FittedMixture` the fit
+made, dask arrays through :mod:`skgmmfill._dask`. The model is described in the user guide."""
 
 import warnings
 from numbers import Integral, Real
@@ -20,7 +15,7 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from ._em import STOPPING_RULES, fit_model
 from ._families import FAMILIES, family_for_data, hyperparameter_constraints
-from ._presets import PRESET_COURSE, PRESET_RATINGS, RATINGS_GRID  # noqa: F401 (public, by this module too)
+from ._family import POSITIVE_OR_NONE
 from ._validation import (
     EmptyFeatureWarning,
     check_entries,
@@ -33,6 +28,7 @@ from ._validation import (
     observed_entries,
     validate_input,
 )
+
 
 class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
     r"""Impute missing entries with a Gaussian mixture fitted on the observed entries.
@@ -48,7 +44,6 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
     ----------
     n_components : int, default=1
         Number of mixture components ``K``.
-
     covariance_type : {"auto", "spherical", "diag", "full", "factor"}, default="auto"
         Each component's covariance: one variance (``"spherical"``, the
         course's model), one per feature (``"diag"``), a full matrix
@@ -57,39 +52,30 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         columns (``"factor"``; dense or sparse). ``"auto"``: ``"full"`` for
         dense input with at most 100 features and ``10 * n_features *
         n_components`` rows or more, else ``"diag"``.
-
     missing_values : float, default=np.nan
         The marker of missing entries in dense input (NaN, or e.g. 0 for
         unrated entries); in sparse input the unstored entries are missing.
-
     init_params : {"kmeans", "random_from_data"}, default="kmeans"
         k-means on the standardised rows then one M-step, or ``n_components``
         distinct rows with 0 at their missing entries (the course's rule).
-
     n_init : int, default=1
         Number of initialisations; the best final objective is kept.
-
     max_iter : int, default=100
         Maximum number of EM iterations per initialisation.
-
     tol : float, default=1e-3
-        Convergence threshold, read by ``stopping_rule``.
-
+        Convergence threshold: EM stops when the mean per-row objective ``L``
+        gains at most ``tol`` (``stopping_rule="mean_gain"``, independent of
+        units) or ``tol * |L|`` (``"relative_gain"``, the course's rule).
     stopping_rule : {"mean_gain", "relative_gain"}, default="mean_gain"
-        Stop when the mean per-row objective ``L`` gains at most ``tol``
-        (independent of units), or at most ``tol * |L|`` (the course's rule).
-
+        See ``tol``.
     min_variance : float or "auto", default="auto"
         Floor on every variance but full's, in squared data units; ``"auto"``:
         1e-3 times the variance of the observed entries.
-
     reg_covar : float or "auto", default="auto"
         For ``"full"``: a floor that every covariance stays above; ``"auto"``:
         1e-6 times each feature's variance.
-
     n_factors : int or None, default=None
         For ``"factor"``: the number of factors; None is ``min(10, n_features - 1)``.
-
     loading_precision_prior, loading_ard_prior, noise_variance_prior, implicit_precision_prior : float or None, default=None
         For ``"factor"``, priors in observations' worth (None: none): on the
         loadings :math:`w_{jl} \sim \mathcal{N}(0, \psi_{jl} I / \beta)`; a
@@ -98,43 +84,30 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         determination: ``n_factors`` becomes an upper bound); on the noise
         variances, towards the pooled variance; and on the map of implicit
         feedback (which entries a row observes informs its factors, as in SVD++).
-
     mean_precision_prior : float or None, default=None
         Strength :math:`\kappa` of the prior :math:`\mu_j \sim \mathcal{N}(m, \Sigma_j / \kappa)`
         towards the column means (0 with ``biases``): EM finds the MAP parameters.
-
     biases : bool, default=False
         Model :math:`x_{ul} = b + r_u + c_l + e_{ul}` with ridge-shrunk offsets
         (user and item biases) and fit the mixture to the residuals.
-
     bias_shrinkage : float, default=25.0
         Ridge strength of the offsets, in pseudo-entries at 0.
-
     sample_posterior : bool, default=False
         :meth:`transform` draws each missing entry from its posterior
         predictive distribution instead of taking its mean; each call anew.
-
     min_value, max_value : float or array-like of shape (n_features,), default=-np.inf, np.inf
         Bounds on imputed values (observed entries are never changed).
-
     keep_empty_features : bool, default=False
         Keep features with no observed entry in ``fit`` in the output (else
         dropped, with an :class:`EmptyFeatureWarning`); they are predicted
         from the offsets ``b + r_u`` with ``biases``, else 0.
-
     random_state : int, RandomState instance or None, default=None
         Seeds the initialisations and posterior draws; an int ``s`` draws the
         rows that the course's ``np.random.seed(s)`` drew.
-
     warm_start : bool, default=False
         If fitted, ``fit`` continues EM from the fitted parameters.
-
-    verbose : int, default=0
+    verbose, verbose_interval : int, default=0, 10
         1 prints every ``verbose_interval``-th iteration, 2 also times and changes.
-
-    verbose_interval : int, default=10
-        Number of iterations between progress lines.
-
     persist : bool, default=True
         For a dask array: keep its row blocks in the workers' memory during
         the fit, or recompute them at every iteration.
@@ -143,47 +116,28 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
     ----------
     covariance_type_ : str
         The covariance type fitted (what ``"auto"`` chose).
-
-    weights_ : ndarray of shape (n_components,)
-        Mixing proportions.
-
-    means_ : ndarray of shape (n_components, n_features)
-        Component means (of the residuals, with ``biases``).
-
+    weights_, means_ : ndarray of shape (n_components,), (n_components, n_features)
+        Mixing proportions and component means (of the residuals, with ``biases``).
     covariances_ : ndarray
         The variances (spherical, diag) or covariance matrices (full).
-
     loadings_, noise_variances_ : ndarray
         ``"factor"`` only: :math:`W_j` of shape ``(n_components, n_features,
         n_factors)`` and :math:`\psi_j` of shape ``(n_components, n_features)``.
-
-    converged_ : bool
-        Whether the best run met the stopping rule within ``max_iter``.
-
-    n_iter_ : int
-        Number of EM iterations of the best run.
-
+    converged_, n_iter_ : bool, int
+        Whether the best run met the stopping rule within ``max_iter``, and its iterations.
     lower_bound_, lower_bounds_ : float, list of float
         Mean per-row log-likelihood of the observed entries in the data's
         units, at the last and at every E-step of the best run.
-
     map_objectives_ : list of float
         What EM maximised at every E-step (with the log prior); never decreasing.
-
     mean_prior_ : ndarray of shape (n_features,)
         The centre ``m`` of the prior on the means (with ``mean_precision_prior``).
-
     global_mean_, column_offsets_ : float, ndarray of shape (n_features,)
         ``b`` and the column offsets :math:`c_l` (with ``biases``).
-
     n_observed_ : ndarray of int64, shape (n_features,)
         Observed entries of each feature in ``fit``.
-
-    n_features_in_ : int
-        Number of features seen during ``fit``.
-
-    feature_names_in_ : ndarray of shape (n_features,)
-        Names of features seen during ``fit``, when ``X`` has string column names.
+    n_features_in_, feature_names_in_ : int, ndarray of shape (n_features,)
+        Number of features seen during ``fit``, and their names when ``X`` has string column names.
 
     See Also
     --------
@@ -214,25 +168,17 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
     """
 
     _common_constraints = {
-        "n_components": [Interval(Integral, 1, None, closed="left")],
+        **dict.fromkeys(("n_components", "n_init", "max_iter", "verbose_interval"),
+                        [Interval(Integral, 1, None, closed="left")]),
+        **dict.fromkeys(("biases", "sample_posterior", "keep_empty_features", "warm_start", "persist"), ["boolean"]),
+        **dict.fromkeys(("min_value", "max_value"), [None, Interval(Real, None, None, closed="both"), "array-like"]),
+        **dict.fromkeys(("tol", "bias_shrinkage"), [Interval(Real, 0.0, None, closed="left")]),
+        "mean_precision_prior": POSITIVE_OR_NONE,
         "missing_values": [Real],
         "init_params": [StrOptions({"random_from_data", "kmeans"})],
-        "n_init": [Interval(Integral, 1, None, closed="left")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0.0, None, closed="left")],
         "stopping_rule": [StrOptions(set(STOPPING_RULES))],
-        "mean_precision_prior": [None, Interval(Real, 0.0, None, closed="neither")],
-        "biases": ["boolean"],
-        "bias_shrinkage": [Interval(Real, 0.0, None, closed="left")],
-        "sample_posterior": ["boolean"],
-        "min_value": [None, Interval(Real, None, None, closed="both"), "array-like"],
-        "max_value": [None, Interval(Real, None, None, closed="both"), "array-like"],
-        "keep_empty_features": ["boolean"],
         "random_state": ["random_state"],
-        "warm_start": ["boolean"],
         "verbose": ["verbose"],
-        "verbose_interval": [Interval(Integral, 1, None, closed="left")],
-        "persist": ["boolean"],
     }
 
     @property
@@ -241,37 +187,12 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         return {"covariance_type": [StrOptions({"auto", *FAMILIES})], **hyperparameter_constraints(),
                 **self._common_constraints}
 
-    def __init__(
-        self,
-        n_components=1,
-        *,
-        covariance_type="auto",
-        missing_values=np.nan,
-        init_params="kmeans",
-        n_init=1,
-        max_iter=100,
-        tol=1e-3,
-        stopping_rule="mean_gain",
-        min_variance="auto",
-        reg_covar="auto",
-        n_factors=None,
-        loading_precision_prior=None,
-        loading_ard_prior=None,
-        noise_variance_prior=None,
-        implicit_precision_prior=None,
-        mean_precision_prior=None,
-        biases=False,
-        bias_shrinkage=25.0,
-        sample_posterior=False,
-        min_value=-np.inf,
-        max_value=np.inf,
-        keep_empty_features=False,
-        random_state=None,
-        warm_start=False,
-        verbose=0,
-        verbose_interval=10,
-        persist=True,
-    ):
+    def __init__(self, n_components=1, *, covariance_type="auto", missing_values=np.nan, init_params="kmeans",
+                 n_init=1, max_iter=100, tol=1e-3, stopping_rule="mean_gain", min_variance="auto", reg_covar="auto",
+                 n_factors=None, loading_precision_prior=None, loading_ard_prior=None, noise_variance_prior=None,
+                 implicit_precision_prior=None, mean_precision_prior=None, biases=False, bias_shrinkage=25.0,
+                 sample_posterior=False, min_value=-np.inf, max_value=np.inf, keep_empty_features=False,
+                 random_state=None, warm_start=False, verbose=0, verbose_interval=10, persist=True):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.missing_values = missing_values
@@ -299,8 +220,6 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         self.verbose = verbose
         self.verbose_interval = verbose_interval
         self.persist = persist
-
-    # -------------------------------------------------------------------- fit
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -360,18 +279,12 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
                 f"n_components={self.n_components} needs at least {self.n_components} rows to fit, but X has "
                 f"{n_samples}: lower n_components or give more rows."
             )
-        if warm and self.means_.shape[0] != self.n_components:
-            raise ValueError(
-                "warm_start=True needs the same n_components as the fitted model "
-                f"({self.means_.shape[0]}), got {self.n_components}."
-            )
         check_limits(self.min_value, self.max_value, n_features)
         family, covariance_type = family_for_data(self.get_params(), (n_samples, n_features), sparse)
-        if warm and self.covariance_type_ != covariance_type:
-            raise ValueError(
-                "warm_start=True needs the same covariance_type as the fitted model "
-                f"({self.covariance_type_!r}), got {covariance_type!r}."
-            )
+        for name, then, now in (("n_components", len(self.means_) if warm else None, self.n_components),
+                                ("covariance_type", getattr(self, "covariance_type_", None), covariance_type)):
+            if warm and then != now:
+                raise ValueError(f"warm_start=True needs the same {name} as the fitted model ({then!r}), got {now!r}.")
         try:
             fit = fit_model(
                 source,
@@ -395,8 +308,8 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         if model.empty_features.any() and not self.keep_empty_features:
             warnings.warn(empty_features_message(model.empty_features, fitted.get("feature_names_in_")),
                           EmptyFeatureWarning)
-        fitted.update(model.attributes(fit.mean_prior))
         fitted.update(
+            model.attributes(fit.mean_prior),
             covariance_type_=covariance_type,
             converged_=result.converged,
             n_iter_=result.n_iter,
@@ -408,8 +321,6 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
             _sampling_random_state=check_random_state(self.random_state),
         )
         return fitted
-
-    # ---------------------------------------------------------------- methods
 
     def _delegate(self, method, X, **options):
         """``method`` of the fitted model on ``X``: validated here, or on each
@@ -442,18 +353,14 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Data with missing entries marked by ``missing_values`` (dense) or
-            left unstored (sparse); the rows need not be those seen in ``fit``.
-            The output is dense: for sparse input with more than 2**27 entries
-            use :meth:`predict_entries` or :meth:`recommend` instead.
+            Missing entries marked by ``missing_values`` (dense) or unstored
+            (sparse; above 2**27 entries use :meth:`predict_entries` or :meth:`recommend`).
 
         Returns
         -------
         X_filled : ndarray of shape (n_samples, n_features_out)
-            ``X`` with its missing entries filled, in the dtype of ``X``.
-            Features with no observed entry during ``fit`` are dropped unless
-            ``keep_empty_features`` (then filled with ``b + r_u`` with
-            ``biases=True``, else 0; clipped).
+            ``X`` filled, in its dtype; without the features empty during
+            ``fit`` unless ``keep_empty_features``.
         """
         check_is_fitted(self)
         random_state = {"random_state": self._sampling_random_state} if self.sample_posterior else {}
@@ -475,8 +382,8 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         Returns
         -------
         std : ndarray of shape (n_samples, n_features_out)
-            The standard deviations; 0 at observed entries and in features
-            empty during ``fit``. Aligned with the output of :meth:`transform`.
+            0 at observed entries and in features empty during ``fit``;
+            aligned with the output of :meth:`transform`.
         """
         check_is_fitted(self)
         return self._delegate("imputation_std", X, keep_empty_features=self.keep_empty_features,
@@ -499,10 +406,8 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         Returns
         -------
         values : ndarray of shape (n_entries,)
-            The observed value where the entry is observed, otherwise the
-            clipped posterior mean; a feature empty during ``fit`` (an item
-            without training ratings) from the offsets ``b + r_u`` with
-            ``biases=True``, else 0.
+            The observed value, or the clipped posterior mean (for a feature
+            empty during ``fit``, the offsets ``b + r_u`` with ``biases``, else 0).
         """
         check_is_fitted(self)
         return self._delegate("impute_entries", X, rows=rows, cols=cols, limits=self._limits())
@@ -539,9 +444,8 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         rank_by : {"rating", "hits"}, default="rating"
             The ranking rule, as above.
         relevant_above : float, default=None
-            The value :math:`t` above which a rating counts as liked (only
-            with ``rank_by="hits"``); None takes the mean of ``X``'s observed
-            entries.
+            :math:`t`, above which a rating counts as liked (``rank_by="hits"``);
+            None: the mean of ``X``'s observed entries.
 
         Returns
         -------
@@ -623,10 +527,8 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
     def bic(self, X):
         """Bayesian information criterion of the model on ``X`` (lower is better).
 
-        ``BIC = -2 log L + P log n`` with ``log L`` the log-likelihood of the
-        observed entries of ``X``, ``n`` its number of rows and ``P`` the number
-        of free parameters, ``K d + K + (K - 1)`` for spherical. The course
-        reports ``log L - P/2 log n``, which is ``-BIC / 2``.
+        ``BIC = -2 log L + P log n``: ``log L`` the log-likelihood of the observed
+        entries of ``X``'s ``n`` rows, ``P`` the free parameters. The course reports ``-BIC / 2``.
 
         Parameters
         ----------
@@ -660,14 +562,12 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         input_features : array-like of str or None, default=None
-            Input feature names; by default ``feature_names_in_`` or
-            ``x0, x1, ...``.
+            Input feature names; by default ``feature_names_in_`` or ``x0, x1, ...``.
 
         Returns
         -------
         feature_names_out : ndarray of str
-            The input names, without the features that were empty during
-            ``fit`` unless ``keep_empty_features``.
+            Without the features empty during ``fit`` unless ``keep_empty_features``.
         """
         check_is_fitted(self)
         names = _check_feature_names_in(self, input_features)

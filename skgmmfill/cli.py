@@ -14,12 +14,26 @@ import sys
 
 from . import __version__
 
-COVARIANCE_TYPES = ("auto", "spherical", "diag", "full", "factor")
-"""``--covariance-type``'s choices: "auto" and the covariance families' names (a
-test holds them equal to the registry, which the command line does not import)."""
-
 PRESETS = ("none", "ratings", "course")
 """``--preset``'s choices: no preset, ``PRESET_RATINGS``, ``PRESET_COURSE``."""
+
+
+def __getattr__(name):
+    """``COVARIANCE_TYPES``, ``--covariance-type``'s choices: "auto" and the names in the family
+    registry, read when asked for (``--help`` and ``--version`` import no numpy)."""
+    if name == "COVARIANCE_TYPES":
+        from ._families import FAMILIES
+
+        return ("auto", *FAMILIES)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _covariance_type(value):
+    """``--covariance-type``'s value, checked against the registry when given."""
+    choices = __getattr__("COVARIANCE_TYPES")
+    if value not in choices:
+        raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from {', '.join(choices)})")
+    return value
 
 
 def _add_model_options(parser, ratings=False):
@@ -38,7 +52,9 @@ def _add_model_options(parser, ratings=False):
     parser.add_argument("--duplicates", choices=["error", "mean"], default="error",
                         help="a (user, item) pair rated twice: an error naming the lines (default), "
                         "or the mean")
-    parser.add_argument("--covariance-type", choices=COVARIANCE_TYPES)
+    parser.add_argument("--covariance-type", type=_covariance_type, metavar="TYPE",
+                        help="'auto' or a covariance family: spherical, diag, full, factor, or one registered "
+                        "(default: the preset's)")
     parser.add_argument("--n-factors", type=int, metavar="Q", help="factors of covariance type 'factor'")
     parser.add_argument("--n-init", type=int, metavar="N", help="initialisations (default: 1)")
     parser.add_argument("--max-iter", type=int, metavar="N", help="EM iterations at most (default: 100)")
