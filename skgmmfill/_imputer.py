@@ -322,16 +322,15 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         )
         return fitted
 
-    def _delegate(self, method, X, **options):
-        """``method`` of the fitted model on ``X``: validated here, or on each
-        row block where it lives for a dask array (see :mod:`skgmmfill._dask`)."""
+    def _delegate(self, method, X, *, n_columns=None, dtype=None, **options):
+        """``method`` of the fitted model on ``X``: validated here, or on each row block where it lives
+        for a dask array (see :mod:`skgmmfill._dask`; ``n_columns`` and ``dtype`` lay out its result)."""
         check_is_fitted(self)
         dask = dask_backend(X)
         if dask is not None:
-            return dask.apply(self._model, method, X, self.missing_values, self.n_features_in_, **options)
+            return dask.apply(self._model, method, X, self.missing_values, self.n_features_in_,
+                              n_columns=n_columns, dtype=dtype, **options)
         X, missing = validate_input(X, self.missing_values, estimator=self)
-        for name in ("n_columns", "dtype"):  # how a dask result is laid out
-            options.pop(name, None)
         if "rows" in options:
             options["rows"], options["cols"] = check_entries(options["rows"], options["cols"], X.shape)
         return getattr(self._model, method)(X, missing, **options)
