@@ -18,7 +18,9 @@ Models: the bias model (``biases=True``, diag, ``mean_precision_prior=1e4``);
 is, and tuned over ``RATINGS_GRID`` by GridSearchCV with the masked-RMSE
 scorer on the training ratings alone; ALS with biases (bench_rating_models.py);
 SVD++ by stochastic gradient descent (:func:`svdpp`, written here with
-Surprise's defaults); item popularity (top-N only). The bias model and
+Surprise's defaults); item popularity (top-N only); and, top-N only, the
+oracle: each user's items ranked by the generator's own odds of rating them
+times the chance of a rating of at least 4, the best any ranking can expect. The bias model and
 ``PRESET_RATINGS`` recommend by predicted rating, and again ranked by hits
 (``recommend(rank_by="hits")``: popularity times the chance of a rating above
 the mean).
@@ -37,6 +39,7 @@ import warnings
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.stats import norm as gaussian
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, KFold
 
@@ -60,8 +63,11 @@ SELECTION = 1.5
 grow by e^1.5 ~ 4.5 per point of expected rating."""
 
 
-def catalogue(seed, n_users=1500, n_items=4000, n_draws=80_000, rank=5, selection=0.0):
+def catalogue(seed, n_users=1500, n_items=4000, n_draws=80_000, rank=5, selection=0.0, truth=False):
     """``(users, items, ratings, n_users, n_items)`` of distinct (user, item) pairs.
+
+    With ``truth``, also the generator's ``(n_users, n_items)`` expected
+    ratings before noise and log odds of picking each item (for the oracle).
 
     ``selection`` > 0 makes users rate what they expect to like, as in real
     catalogues (ratings missing not at random): a user picks item ``i`` with
@@ -77,9 +83,11 @@ def catalogue(seed, n_users=1500, n_items=4000, n_draws=80_000, rank=5, selectio
         user_factors, item_factors = (0.35 * rng.normal(size=(size, rank)) for size in (n_users, n_items))
         return user_factors, item_factors, rng.normal(0, 0.4, n_users), rng.normal(0, 0.5, n_items)
 
+    log_odds = np.log(popularity)[np.newaxis, :]
     if selection:
         user_factors, item_factors, user_bias, item_bias = tastes()
         odds = popularity * np.exp(selection * (item_bias + user_factors @ item_factors.T))
+        log_odds = np.log(odds)
         cumulative = np.cumsum(odds / odds.sum(axis=1, keepdims=True), axis=1)
         cumulative += np.arange(n_users)[:, None]  # row u spans (u, u + 1]: one search for every draw
         items = np.minimum(np.searchsorted(cumulative.ravel(), users + rng.uniform(size=len(users))) % n_items,
@@ -91,8 +99,31 @@ def catalogue(seed, n_users=1500, n_items=4000, n_draws=80_000, rank=5, selectio
     if not selection:  # drawn after the pairs, as before this option existed: seeds 0 and 1 unchanged
         user_factors, item_factors, user_bias, item_bias = tastes()
     ratings = (3.5 + user_bias[users] + item_bias[items]
-               + np.einsum("na,na->n", user_factors[users], item_factors[items]) + rng.normal(0, 0.8, len(users)))
-    return users, items, np.clip(np.round(ratings), 1, 5), n_users, n_items
+               + np.einsum("na,na->n", user_factors[users], item_factors[items]) + rng.normal(0, NOISE, len(users)))
+    result = users, items, np.clip(np.round(ratings), 1, 5), n_users, n_items
+    if truth:
+        expected = 3.5 + user_bias[:, np.newaxis] + item_bias + user_factors @ item_factors.T
+        return (*result, expected, np.broadcast_to(log_odds, expected.shape))
+    return result
+
+
+NOISE = 0.8
+HALF_STAR_JITTER = 0.3
+
+
+def log_like_probability(expected, half_stars):
+    """log P(rating >= 4) of a pair whose expected rating is ``expected``, under the generator: noise
+    ``NOISE``, rounded to stars, then (half stars) a jitter ``HALF_STAR_JITTER`` rounded to half stars."""
+    if not half_stars:
+        return gaussian.logsf((3.5 - expected) / NOISE)
+    stars = np.arange(1, 6)
+    lower = np.where(stars == 1, -np.inf, stars - 0.5)
+    upper = np.where(stars == 5, np.inf, stars + 0.5)
+    probability = 0.0
+    for star, low, high in zip(stars, lower, upper):  # P(star) P(star + jitter >= 3.75)
+        p_star = gaussian.cdf((high - expected) / NOISE) - gaussian.cdf((low - expected) / NOISE)
+        probability = probability + p_star * gaussian.sf((3.75 - star) / HALF_STAR_JITTER)
+    return np.log(np.maximum(probability, 1e-300))
 
 
 def svdpp(train, n_factors=20, n_epochs=20, lr=0.007, reg=0.02, seed=0):
@@ -175,10 +206,10 @@ def tuned(train, scale):
 
 
 def evaluate(seed, half_stars=False, selection=0.0):
-    users, items, ratings, n_users, n_items = catalogue(seed, selection=selection)
+    users, items, ratings, n_users, n_items, expected, log_odds = catalogue(seed, selection=selection, truth=True)
     low = 1.0
     if half_stars:  # the same tastes on a 0.5-5 scale in half stars
-        jitter = np.random.default_rng(seed + 7).normal(0.0, 0.3, len(ratings))
+        jitter = np.random.default_rng(seed + 7).normal(0.0, HALF_STAR_JITTER, len(ratings))
         ratings, low = np.clip(np.round(2.0 * (ratings + jitter)) / 2.0, 0.5, 5.0), 0.5
     scale = {"min_value": low, "max_value": 5.0}
     held_out = np.random.default_rng(seed + 100).uniform(size=len(ratings)) < 0.2
@@ -221,6 +252,12 @@ def evaluate(seed, half_stars=False, selection=0.0):
     models["ALS (f=10, reg 0.1)"] = baseline(als_model)
     models["SVD++ by SGD"] = baseline(svdpp)
     models["item popularity"] = popularity
+
+    def oracle():  # the generator's own odds of rating an item and chance of liking it: no ranking does better
+        scores = log_odds + log_like_probability(expected, half_stars)
+        return (lambda r, c: np.full(len(r), np.nan)), (lambda: top_of_scores(scores, train))
+
+    models["oracle: true odds x P(like)"] = oracle
     baseline_rmse = None
     for name, fit in models.items():
         tic = time.perf_counter()

@@ -1,6 +1,7 @@
 """Fits and predictions on dask arrays, on a local dask.distributed cluster of two worker processes."""
 
 import os
+import pickle
 import threading
 import time
 import warnings
@@ -94,6 +95,14 @@ def fitted_pair(netflix):
     params = dict(n_components=4, covariance_type="diag", biases=True, random_state=0, min_value=1, max_value=5)
     X_dask = as_dask(X, (500, 300, 400))
     return MaskedGaussianMixtureImputer(**params).fit(X), X, X_dask
+
+
+def test_only_the_fitted_model_travels_to_the_blocks(fitted_pair):
+    imputer, _, X_dask = fitted_pair
+    for lazy in (imputer.transform(X_dask), imputer.predict_entries(X_dask, [0, 700], [1, 2]),
+                 imputer.recommend(X_dask, 3, rank_by="hits")):
+        tasks = pickle.dumps(dict(lazy.__dask_graph__()))
+        assert b"FittedMixture" in tasks and b"MaskedGaussianMixtureImputer" not in tasks
 
 
 def test_predictions_are_lazy_dask_arrays_equal_to_the_in_memory_ones(client, fitted_pair):
