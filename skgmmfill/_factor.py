@@ -544,7 +544,11 @@ class FactorCovariance(CovarianceFamily):
         return predicted
 
     def predictive_variance(self, observed, resp, mixture):
-        """``sum_j r_uj (psi_jl + mu_jl^2 + 2 mu_jl w_jl^T m_uj + w_jl^T E_j[t t^T] w_jl) - x_hat_ul^2``.
+        return self.predictive_moments(observed, resp, mixture)[1]
+
+    def predictive_moments(self, observed, resp, mixture):
+        """``x_hat`` and ``sum_j r_uj (psi_jl + mu_jl^2 + 2 mu_jl w_jl^T m_uj + w_jl^T E_j[t t^T] w_jl) - x_hat_ul^2``,
+        from one posterior of the factors per row.
 
         The last term is one product of the responsibility-weighted
         ``E_j[t t^T] = A^{-1} + m m^T`` (packed) with the packed ``w_l w_l^T``;
@@ -567,7 +571,7 @@ class FactorCovariance(CovarianceFamily):
             imputed[rows] += (weighted_means @ stacked_loadings).astype(imputed.dtype)
             second_moment[rows] += (packed @ outer + weighted_means @ cross).astype(second_moment.dtype)
         second_moment -= imputed**2
-        return np.maximum(second_moment, 0.0, out=second_moment)
+        return imputed, np.maximum(second_moment, 0.0, out=second_moment)
 
     def sample(self, observed, resp, mixture, random_state):
         """A component ``z_u`` per row, factors from ``N(m_uz, A_uz^{-1})``,

@@ -291,6 +291,11 @@ class CovarianceFamily:
         """
         raise NotImplementedError
 
+    def predictive_moments(self, observed, resp, mixture):
+        """``(x_hat, Var)``: :meth:`impute` and :meth:`predictive_variance` together, in one pass
+        over the rows where the family can (what ranking by expected hits needs)."""
+        return self.impute(observed, resp, mixture), self.predictive_variance(observed, resp, mixture)
+
     def sample(self, observed, resp, mixture, random_state):
         """One draw of every missing entry from the posterior predictive, ``(n, d)``.
 

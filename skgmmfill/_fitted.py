@@ -230,10 +230,13 @@ class FittedMixture:
         for batch in row_batches(X.shape[0], BATCH_ENTRIES // X.shape[1]):
             block = observed.row_block(batch)
             resp, _ = family.posterior(block, mixture)
-            scores = family.impute(block, resp, mixture)
+            if rank_by == "hits":
+                scores, variance = family.predictive_moments(block, resp, mixture)
+            else:
+                scores = family.impute(block, resp, mixture)
             self.to_data(scores, row_offsets, batch)  # not clipped: ties at max_value stay ranked
             if rank_by == "hits":
-                std = np.sqrt(family.predictive_variance(block, resp, mixture)) * self.standardization.scale
+                std = np.sqrt(variance) * self.standardization.scale
                 scores -= relevant_above
                 scores /= np.maximum(std, np.finfo(std.dtype).tiny)
                 scores = log_ndtr(scores, out=scores)

@@ -202,3 +202,13 @@ def test_predictions_are_finite_and_reproducible(family, data):
     draws = [family.sample(obs, resp, mixture, np.random.RandomState(1))[missing] for _ in range(2)]
     assert np.isfinite(draws[0]).all()
     assert_allclose(draws[0], draws[1])
+
+
+def test_predictive_moments_are_the_mean_and_the_variance(family, data):
+    X, observed = data
+    obs = ObservedEntries.from_dense(X, observed)
+    mixture = parameters(family, obs)
+    resp, _ = family.posterior(obs, mixture)
+    mean, variance = family.predictive_moments(obs, resp, mixture)
+    assert_allclose(mean, family.impute(obs, resp, mixture), rtol=1e-12)
+    assert_allclose(variance, family.predictive_variance(obs, resp, mixture), rtol=1e-12)
