@@ -38,6 +38,7 @@ from dask.sizeof import sizeof
 from ._observed import ObservedEntries
 from ._validation import check_entries, float_dtype, observed_entries, validate_input
 
+
 @sizeof.register(ObservedEntries)
 def _sizeof_entries(entries):
     """The bytes of a block, so that the scheduler moves a task to the data rather

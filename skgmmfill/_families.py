@@ -63,7 +63,9 @@ def make_family(covariance_type, params, n_features):
     ValueError
         If ``params`` sets a hyperparameter that only another family uses.
     """
-    for name in foreign_hyperparameters(params, covariance_type):
+    foreign = foreign_hyperparameters(params, covariance_type)
+    if foreign:
+        name = foreign[0]
         raise ValueError(
             f"{name}={params[name]!r} is used only with covariance_type={exclusive_hyperparameters()[name]!r}; "
             f"got covariance_type={covariance_type!r}. Leave {name}=None."
