@@ -183,7 +183,7 @@ class DaskRows:
         for block, holder in zip(self.blocks, self.holders):
             groups.setdefault(holder, []).append(_submit(_apply, holder, shared, block))
         sums = [parts[0] if len(parts) == 1 else _submit(_sum, holder, *parts) for holder, parts in groups.items()]
-        return _sum(*_client().gather(sums, direct=True))
+        return _sum(*_gather(_client(), sums))
 
     def map(self, function):
         """The source whose blocks are ``function(block)`` (kept, and placed, like these)."""
@@ -279,9 +279,27 @@ async def _scatter_directly(client, value):
     return await client.scatter(value, broadcast=True, hash=False, direct=True, asynchronous=True)
 
 
+def _gather(client, futures):
+    """The results of ``futures``, fetched straight from the workers (two transfers fewer than
+    through the scheduler) once all are computed, with the same bound and fallback as
+    :func:`_broadcast`: a direct fetch from a worker that has just died can otherwise wait for
+    ever, while the scheduler recomputes what that worker held."""
+    from distributed import wait
+
+    wait(futures)  # however long the computation takes; the scheduler reruns lost tasks
+    try:
+        return client.sync(_gather_directly, client, futures, callback_timeout=_DIRECT_SCATTER_TIMEOUT)
+    except (TimeoutError, OSError):
+        return client.gather(futures, direct=False)
+
+
+async def _gather_directly(client, futures):
+    return await client.gather(futures, direct=True, asynchronous=True)
+
+
 _DIRECT_SCATTER_TIMEOUT = 30
-"""Seconds a scatter straight to the workers may take before it goes through the scheduler
-instead: one to a worker that has just died can otherwise wait for ever."""
+"""Seconds a scatter straight to the workers, or a fetch straight from them, may take before it
+goes through the scheduler instead: one to a worker that has just died can otherwise wait for ever."""
 
 
 _FAN_IN = 8  # statistics summed per task of the reduction tree
