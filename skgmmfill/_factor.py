@@ -61,7 +61,7 @@ as ``(q+1)(q+2)/2`` numbers.
 holding ``W_j`` in its first ``n_factors`` columns and ``psi_j`` in the last.
 """
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -276,7 +276,7 @@ class FactorCovariance(CovarianceFamily):
         directions = _sketch_directions(observed.n_features, self._n_directions(observed.n_features), observed.dtype)
         sketch = observed.column_sums(observed.values @ directions, "values").T.astype(np.float64)
         base = observed.moments()
-        return FactorMoments(**{f.name: getattr(base, f.name) for f in fields(base)}, sketch=sketch)
+        return base.extended(FactorMoments, sketch=sketch)
 
     def _n_directions(self, n_features):
         return min(n_features, self.n_factors + _SKETCH_OVERSAMPLING)

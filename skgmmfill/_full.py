@@ -52,7 +52,7 @@ positive semi-definite, and the update is the exact maximiser under it (see
 degenerate data where adding ``reg_covar`` to the diagonal after the update did.
 """
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -111,9 +111,9 @@ class FullMoments(DataMoments):
 
     @classmethod
     def of(cls, observed):
-        base = observed.moments()
-        return cls(**{f.name: getattr(base, f.name) for f in fields(base)}, gram=observed.values.T @ observed.values,
-                   value_mask_gram=observed.values.T @ observed.mask, mask_gram=observed.mask.T @ observed.mask)
+        values, mask = observed.values, observed.mask
+        return observed.moments().extended(cls, gram=values.T @ values, value_mask_gram=values.T @ mask,
+                                           mask_gram=mask.T @ mask)
 
     def filled(self, fill):
         """With ``f`` the fill, the filled rows are ``V + (1 - M) diag(f)``, so ``gram`` gains

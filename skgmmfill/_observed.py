@@ -95,6 +95,10 @@ class DataMoments(Sums):
     sums: np.ndarray
     squared_sums: np.ndarray
 
+    def extended(self, cls, **fields_added):
+        """These moments as the subclass ``cls`` of a family that needs more, with its ``fields_added``."""
+        return cls(**{f.name: getattr(self, f.name) for f in fields(self)}, **fields_added)
+
     def column_means(self, empty=0.0):
         """Mean of each feature's observed entries (``empty`` where none is observed)."""
         return np.divide(self.sums, self.counts, out=np.full(len(self.sums), empty), where=self.counts > 0)
