@@ -7,10 +7,24 @@ The model is ``x_ul = b + r_u + c_l + e_ul`` with ridge-shrunk offsets: with
 * ``c_l = sum_u (x_ul - b - r_u) / (n_l + lambda)``;
 * ``r_u = sum_l (x_ul - b - c_l) / (n_u + lambda)``,
 
-alternated a few times from ``r = 0``. A mixture is then fitted to the
-residuals ``e_ul``. The row offsets are never stored: given ``b`` and ``c``,
-``r_u`` follows from row ``u``'s own observed entries, so each pass is one
-reduction over row blocks (any backend), and the model applies to new users.
+alternated a few times from ``r = 0`` (the row offsets' ``lambda`` may differ
+from the columns'). A mixture is then fitted to the residuals ``e_ul``. The
+row offsets are never stored: given ``b`` and ``c``, ``r_u`` follows from row
+``u``'s own observed entries, so each pass is one reduction over row blocks
+(any backend), and the model applies to new users.
+
+``shrinkage="auto"`` estimates the two ``lambda`` from the data (empirical
+Bayes): with ``r_u ~ N(0, sigma_r^2)``, ``c_l ~ N(0, sigma_c^2)`` and
+``e_ul ~ N(0, sigma^2)``, the ridge estimates are posterior means, each with
+posterior variance ``sigma^2 / (n + lambda)``; EM on the three variances sets
+
+* ``sigma^2 = (sum_ul e_ul^2 + sigma^2 (sum_u n_u / (n_u + lambda_r) + sum_l n_l / (n_l + lambda_c))) / N``,
+* ``sigma_r^2 = mean_u (r_u^2 + sigma^2 / (n_u + lambda_r))`` over rows with entries, likewise ``sigma_c^2``,
+
+and ``lambda_r = sigma^2 / sigma_r^2``, ``lambda_c = sigma^2 / sigma_c^2``,
+one reduction per step (the offsets' posteriors are taken as independent, as
+the alternating passes take them), until both change by less than
+``AUTO_TOLERANCE`` (relative).
 """
 
 from functools import partial
@@ -18,6 +32,9 @@ from functools import partial
 import numpy as np
 
 N_PASSES = 3
+AUTO_START = 25.0
+AUTO_MAX_STEPS = 100
+AUTO_TOLERANCE = 1e-4
 
 
 def fit_offsets(source, moments, shrinkage):
@@ -28,33 +45,92 @@ def fit_offsets(source, moments, shrinkage):
     source : data source (see :mod:`skgmmfill._em`)
     moments : DataMoments
         The column counts and sums of ``source``.
-    shrinkage : float
+    shrinkage : float or "auto"
+        ``lambda`` of the rows and the columns, or "auto" to estimate each.
 
     Returns
     -------
     global_mean : float
     column_offsets : ndarray of shape (n_features,)
+    shrinkage : tuple of float
+        ``(lambda_r, lambda_c)``, those of the rows and of the columns.
     """
     n_entries = moments.counts.sum()
     global_mean = float(moments.sums.sum() / n_entries) if n_entries else 0.0
+    shrinkage = (estimated_shrinkage(source, moments, global_mean) if isinstance(shrinkage, str)
+                 else (float(shrinkage), float(shrinkage)))
+    row_shrinkage, column_shrinkage = shrinkage
     column_sums = moments.sums - global_mean * moments.counts
-    column_offsets = _shrunk_mean(column_sums, moments.counts, shrinkage)  # first pass: r = 0
+    column_offsets = _shrunk_mean(column_sums, moments.counts, column_shrinkage)  # first pass: r = 0
     for _ in range(N_PASSES - 1):
-        row_parts = source.reduce(partial(_row_offset_column_sums, global_mean, column_offsets, shrinkage))
-        column_offsets = _shrunk_mean(column_sums - row_parts, moments.counts, shrinkage)
-    return global_mean, column_offsets.astype(source.dtype)
+        row_parts = source.reduce(partial(_row_offset_sums, global_mean, column_offsets, row_shrinkage))[:-5]
+        column_offsets = _shrunk_mean(column_sums - row_parts, moments.counts, column_shrinkage)
+    return global_mean, column_offsets.astype(source.dtype), shrinkage
 
 
-def _row_offset_column_sums(global_mean, column_offsets, shrinkage, block):
-    """``sum_u m_ul r_u`` for each column, with ``r_u`` given ``b`` and ``c``."""
-    row_offsets = row_offsets_given(block, global_mean, column_offsets, shrinkage)
-    return block.column_sums(row_offsets[:, np.newaxis], "mask")[0]
+def estimated_shrinkage(source, moments, global_mean):
+    """``(lambda_r, lambda_c)`` by EM on the offsets' and the residuals' variances (module docstring)."""
+    counts = moments.counts
+    column_sums = moments.sums - global_mean * counts
+    seen = counts > 0
+    if seen.sum() < 2:
+        return AUTO_START, AUTO_START
+    row_shrinkage = column_shrinkage = AUTO_START
+    column_offsets = _shrunk_mean(column_sums, counts, column_shrinkage)
+    noise = None
+    for _ in range(AUTO_MAX_STEPS):
+        sums = source.reduce(partial(_row_offset_sums, global_mean, column_offsets, row_shrinkage))
+        row_parts, (squared_offsets, spread, shared, n_rows, residual_squares) = sums[:-5], sums[-5:]
+        if n_rows < 2:
+            break
+        if noise is None:  # the first step's posterior variances take the residuals' mean square
+            noise = residual_squares / counts.sum()
+        column_shared = (counts / (counts + column_shrinkage)).sum()
+        new_noise = (residual_squares + noise * (shared + column_shared)) / counts.sum()
+        row_variance = (squared_offsets + noise * spread) / n_rows
+        column_variance = ((column_offsets[seen] ** 2).sum() + noise * (1.0 / (counts[seen] + column_shrinkage)).sum()
+                           ) / seen.sum()
+        noise = new_noise
+        previous = np.array([row_shrinkage, column_shrinkage])
+        row_shrinkage, column_shrinkage = noise / max(row_variance, _TINY), noise / max(column_variance, _TINY)
+        column_offsets = _shrunk_mean(column_sums - row_parts, counts, column_shrinkage)
+        if np.all(np.abs(np.array([row_shrinkage, column_shrinkage]) - previous) <= AUTO_TOLERANCE * previous):
+            break
+    return float(row_shrinkage), float(column_shrinkage)
+
+
+_TINY = 1e-12
+
+
+def _row_offset_sums(global_mean, column_offsets, row_shrinkage, block):
+    """``sum_u m_ul r_u`` for each column, with ``r_u`` given ``b`` and ``c``; then five sums
+    over the rows with entries: ``r_u^2``, ``1 / (n_u + lambda_r)``, ``n_u / (n_u + lambda_r)``,
+    the number of rows, and the squared residuals ``(x_ul - b - r_u - c_l)^2``."""
+    n_observed = block.n_observed.astype(np.float64)
+    residual_sums = _residual_sums(block, global_mean, column_offsets)
+    row_offsets = _shrunk_mean(residual_sums, n_observed, row_shrinkage)
+    # sum (x - b - c_l - r_u)^2 = sum (x - b - c_l)^2 - 2 r_u sum (x - b - c_l) + n_u r_u^2
+    shifted = global_mean + column_offsets.astype(np.float64)
+    centred_squares = (float(block.squared_norms.sum(dtype=np.float64))
+                       - 2.0 * float(np.sum(block.values @ shifted)) + float(np.sum(block.mask @ shifted**2)))
+    residual_squares = centred_squares - 2.0 * row_offsets @ residual_sums + n_observed @ row_offsets**2
+    has = n_observed > 0
+    return np.concatenate([
+        block.column_sums(row_offsets[:, np.newaxis].astype(block.dtype), "mask")[0].astype(np.float64),
+        [row_offsets @ row_offsets, (1.0 / (n_observed[has] + row_shrinkage)).sum(),
+         (n_observed / (n_observed + row_shrinkage))[has].sum(), has.sum(), residual_squares],
+    ])
+
+
+def _residual_sums(observed, global_mean, column_offsets):
+    """``sum_l (x_ul - b - c_l)`` over each row's observed entries."""
+    row_sums = np.asarray(observed.values.sum(axis=1), dtype=np.float64).ravel()
+    return row_sums - global_mean * observed.n_observed - observed.mask @ column_offsets
 
 
 def row_offsets_given(observed, global_mean, column_offsets, shrinkage):
     """``r_u = sum_l (x_ul - b - c_l) / (n_u + lambda)`` for each row, shape ``(n_samples,)``."""
-    row_sums = np.asarray(observed.values.sum(axis=1)).ravel()
-    residual_sums = row_sums - global_mean * observed.n_observed - observed.mask @ column_offsets
+    residual_sums = _residual_sums(observed, global_mean, column_offsets)
     return _shrunk_mean(residual_sums, observed.n_observed, shrinkage).astype(observed.dtype)
 
 

@@ -82,6 +82,9 @@ class Prepared(NamedTuple):
         course's initialisation (0 itself for residuals after offsets).
     offsets : tuple of (float, ndarray) or None
         ``(b, c)``: the global mean and column offsets, with ``biases``.
+    bias_shrinkage : tuple of float or None
+        ``(lambda_r, lambda_c)``, the ridge strengths of the row and column
+        offsets (estimated for ``bias_shrinkage="auto"``), with ``biases``.
     prior : tuple of (float, ndarray) or None
         ``(kappa, m)`` of the conjugate prior on the means.
     """
@@ -92,6 +95,7 @@ class Prepared(NamedTuple):
     units: Units
     data_zero: np.ndarray
     offsets: object
+    bias_shrinkage: object
     prior: object
 
 
@@ -141,14 +145,16 @@ def prepare(source, *, biases, bias_shrinkage, mean_precision_prior, standardize
     moments = source.reduce(methodcaller("moments"))
     units = Units(np.log(scale), moments.counts.sum() / moments.n_samples)
     data_zero = np.zeros(len(location)) if biases else -location / scale
-    offsets = prior = None
+    offsets = shrinkage = prior = None
     if biases:
-        offsets = fit_offsets(source, moments, bias_shrinkage)
-        source = source.map(partial(_residuals, *offsets, bias_shrinkage))
+        global_mean, column_offsets, shrinkage = fit_offsets(source, moments, bias_shrinkage)
+        offsets = (global_mean, column_offsets)
+        source = source.map(partial(_residuals, *offsets, shrinkage[0]))
     if mean_precision_prior is not None:
         centre = np.zeros(len(moments.sums)) if biases else moments.column_means()
         prior = (mean_precision_prior, centre.astype(source.dtype))
-    return Prepared(source, moments, standardized_as, units, data_zero.astype(source.dtype), offsets, prior)
+    return Prepared(source, moments, standardized_as, units, data_zero.astype(source.dtype), offsets, shrinkage,
+                    prior)
 
 
 def _residuals(global_mean, column_offsets, shrinkage, block):
@@ -441,7 +447,8 @@ def fit_model(source, family, *, biases, bias_shrinkage, mean_precision_prior, w
         **options,
     )
     counts = prepared.moments.counts
-    model = FittedMixture(family, result.mixture, prepared.standardization, prepared.offsets, bias_shrinkage, counts == 0)
+    model = FittedMixture(family, result.mixture, prepared.standardization, prepared.offsets, prepared.bias_shrinkage,
+                          counts == 0)
     return Fit(model, result, counts, None if prepared.prior is None else prepared.prior[1])
 
 

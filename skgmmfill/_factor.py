@@ -57,14 +57,33 @@ MAP loadings would let them overfit). The objective, with each
 are products of the transposed mask and values with per-row moments, packed
 as ``(q+1)(q+2)/2`` numbers.
 
-``covariances`` is the ``(n_components, n_features, n_factors + 1)`` array
-holding ``W_j`` in its first ``n_factors`` columns and ``psi_j`` in the last.
+With ``loading_posterior="variational"`` the loadings and means get a
+posterior instead of a point estimate (variational Bayes, factorised as
+``q(t_u) q(lambda_l)``; Ghahramani & Beal 2000): given the statistics,
+``q(lambda_l) = N((G_l + D)^{-1} (h_l + D c_l), psi_l (G_l + D)^{-1})``, the
+same mean as the MAP update, with covariance ``S_l``. The E-step then uses
+``E[lambda_l lambda_l^T] = lambda_l lambda_l^T + S_l`` wherever the products of
+``w_l`` and ``mu_l`` appear (``A``, ``b`` and the density's constant), so a
+row's factors trust the loadings of rarely observed features less; its cost
+is unchanged, as the same packed products carry these moments. The new
+``psi_l`` adds ``psi_l^old tr((G_l + D) S_l) = (q+1) psi_l^old`` to the squared
+residuals (the loadings' degrees of freedom), ARD uses ``E[w_lk^2]`` and needs
+no floor, and :meth:`log_prob` is each row's term of the variational lower
+bound, which with the priors' expected log densities and the entropy of
+``q(lambda)`` (:meth:`log_prior`) never decreases: each step maximises it
+over one factor of ``q`` or one parameter.
+
+``covariances`` is the ``(n_components, n_features, width)`` array holding
+``W_j`` in its first ``n_factors`` columns, ``psi_j`` in the next, then with
+implicit feedback ``C_j`` (``n_factors`` columns) and, when variational, the
+packed ``S_l`` (``(q+1)(q+2)/2`` columns); see :class:`_Parameters`.
 """
 
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
+from sklearn.utils._param_validation import StrOptions
 
 from ._family import (
     COUNT_OR_NONE,
@@ -138,6 +157,15 @@ class FactorStatistics(Statistics):
     implicit_sums: np.ndarray
 
 
+class _Parameters(NamedTuple):
+    """The parts of the packed ``covariances`` of one or more components."""
+
+    loadings: np.ndarray  # (..., d, q): W_j
+    noise: np.ndarray  # (..., d): psi_j
+    implicit: np.ndarray  # (..., d, q) with implicit feedback, else (..., d, 0): C_j
+    uncertainty: np.ndarray  # (..., d, (q+1)(q+2)/2) variational, else (..., d, 0): Cov[(w_l, mu_l)], packed
+
+
 class _Factors(NamedTuple):
     """The E-step of a block of rows under every component."""
 
@@ -184,6 +212,10 @@ class FactorCovariance(CovarianceFamily):
         with ``y_u`` the row's observed-entry indicator divided by
         ``sqrt(|O_u|)`` and ``C_j`` (``d x q``, 0 at the start) learnt under
         the prior ``C_j ~ N(0, I / lambda)``. None: ``t_u ~ N(0, I)``.
+    loading_posterior : {"variational"} or None
+        None: the loadings and means are point (MAP) estimates.
+        "variational": each feature's ``(w_jl, mu_jl)`` has a Gaussian
+        posterior (see the module docstring); needs ``loading_precision_prior``.
     """
 
     n_factors: object = None
@@ -193,15 +225,16 @@ class FactorCovariance(CovarianceFamily):
     noise_variance_prior: object = None
     noise_variance_target: object = None
     implicit_precision_prior: object = None
+    loading_posterior: object = None
 
     name = "factor"
     hyperparameters = (
         "n_factors", "min_variance", "loading_precision_prior", "loading_ard_prior", "noise_variance_prior",
-        "implicit_precision_prior",
+        "implicit_precision_prior", "loading_posterior",
     )
     exclusive_hyperparameters = (
         "n_factors", "loading_precision_prior", "loading_ard_prior", "noise_variance_prior",
-        "implicit_precision_prior",
+        "implicit_precision_prior", "loading_posterior",
     )
     fitted_attribute_names = ("loadings_", "noise_variances_", "implicit_loadings_")
     hyperparameter_constraints = {
@@ -211,6 +244,7 @@ class FactorCovariance(CovarianceFamily):
             ("loading_precision_prior", "loading_ard_prior", "noise_variance_prior", "implicit_precision_prior"),
             POSITIVE_OR_NONE,
         ),
+        "loading_posterior": [None, StrOptions({"variational"})],
     }
     contract_hyperparameters = {"min_variance": 1e-3, "n_factors": 2, "loading_precision_prior": 0.5,
                                 "noise_variance_prior": 3.0}
@@ -219,11 +253,37 @@ class FactorCovariance(CovarianceFamily):
     def _implicit_width(self):
         return self.n_factors if self.implicit_precision_prior is not None else 0
 
+    @property
+    def _variational(self):
+        return self.loading_posterior == "variational"
+
+    @property
+    def _uncertainty_width(self):
+        q = self.n_factors
+        return (q + 1) * (q + 2) // 2 if self._variational else 0
+
+    @property
+    def gaussian_rows(self):
+        """False with implicit feedback (a row's mean depends on its pattern) or variational loadings
+        (:meth:`log_prob` is then each row's term of the variational bound)."""
+        return not (self._implicit_width or self._variational)
+
+    def _split(self, covariances):
+        """:class:`_Parameters` of the packed layout ``covariances`` (any leading axes)."""
+        q, implicit_end = self.n_factors, self.n_factors + 1 + self._implicit_width
+        return _Parameters(covariances[..., :q], covariances[..., q], covariances[..., q + 1 : implicit_end],
+                           covariances[..., implicit_end:])
+
     def for_features(self, n_features):
         if self.loading_ard_prior is not None and self.loading_precision_prior is None:
             raise ValueError(
                 f"loading_ard_prior={self.loading_ard_prior!r} needs loading_precision_prior, the loading "
                 "precision its hyperprior is centred on."
+            )
+        if self._variational and self.loading_precision_prior is None:
+            raise ValueError(
+                "loading_posterior='variational' needs loading_precision_prior: without a prior on the "
+                "loadings their posterior is improper."
             )
         if n_features < 2:
             raise ValueError(
@@ -253,18 +313,19 @@ class FactorCovariance(CovarianceFamily):
         return n_components * (2 * n_features + n_features * q - q * (q - 1) // 2)
 
     def covariances_shape(self, n_components, n_features):
-        """Loadings, noise variances, then the implicit-feedback map along the last axis."""
-        return (n_components, n_features, self.n_factors + 1 + self._implicit_width)
+        """Loadings, noise variances, the implicit-feedback map, then the loadings' and means'
+        packed posterior covariances along the last axis (see :class:`_Parameters`)."""
+        return (n_components, n_features, self.n_factors + 1 + self._implicit_width + self._uncertainty_width)
 
     def dense_covariances(self, covariances, n_features):
-        loadings, noise, _ = _split(covariances, self.n_factors)
+        loadings, noise = self._split(covariances)[:2]
         return np.einsum("kda,kea->kde", loadings, loadings) + noise[:, :, np.newaxis] * np.eye(n_features)
 
     def fitted_attributes(self, covariances, scale):
         """``loadings_`` ``(K, d, q)`` and ``noise_variances_`` ``(K, d)`` in the data's units,
         and with implicit feedback ``implicit_loadings_`` ``(K, d, q)`` (the ``C_j``, which map
         patterns to factors and have no units)."""
-        loadings, noise, implicit = _split(covariances, self.n_factors)
+        loadings, noise, implicit, _ = self._split(covariances)
         with np.errstate(over="ignore"):  # data near the largest float: inf, as the float type must
             variances = (np.float64(scale) ** 2 * noise).astype(noise.dtype)
         fitted = {"loadings_": (scale * loadings).astype(loadings.dtype), "noise_variances_": variances}
@@ -304,7 +365,12 @@ class FactorCovariance(CovarianceFamily):
         noise = np.maximum(noise, self.min_variance)
         loadings = np.broadcast_to(loadings, (len(means), d, self.n_factors))
         implicit = np.zeros((len(means), d, self._implicit_width))  # no prior shift until data move it
-        return _join(loadings, np.broadcast_to(noise, (len(means), d)), implicit).astype(means.dtype)
+        noise = np.broadcast_to(noise, (len(means), d))
+        # A posterior spread of one more observation than each feature has, until the first M-step.
+        spread = noise / (moments.counts / len(means) + 1.0)
+        identity = _packed_identity(self.n_factors + 1) if self._variational else np.zeros(0)
+        uncertainty = spread[..., np.newaxis] * identity
+        return _join(loadings, noise, implicit, uncertainty).astype(means.dtype)
 
     # -- E-step ---------------------------------------------------------------
 
@@ -347,21 +413,29 @@ class FactorCovariance(CovarianceFamily):
     def _factors(self, observed, mixture):
         """The posterior of the factors and the marginal log-density, for every row and component."""
         means = mixture.means
-        loadings, noise, implicit = _split(mixture.covariances, self.n_factors)
+        loadings, noise, implicit, uncertainty = self._split(mixture.covariances)
         n_components, n_features, q = loadings.shape
         n = observed.n_samples
         precisions = 1.0 / noise
         scaled = loadings * precisions[:, :, np.newaxis]  # w_l / psi_l
         upper = np.triu_indices(q)
         # Three products with the data give every sum over the observed
-        # columns: the mask's carries the packed w_l w_l^T / psi_l, the
-        # mu_l w_l / psi_l of b and the constant part of the density.
+        # columns: the mask's carries the packed E[w_l w_l^T] / psi_l, the
+        # E[mu_l w_l] / psi_l of b and the constant part of the density.
         width = len(upper[0])
+        outer = loadings[:, :, upper[0]] * scaled[:, :, upper[1]]
+        cross = -means[:, :, np.newaxis] * scaled
+        constant = means**2 * precisions + np.log(noise)
+        if self._variational:  # the second moments of (w_l, mu_l) gain their posterior covariance
+            inner, last = _augmented_positions(q)
+            outer = outer + uncertainty[..., inner] * precisions[:, :, np.newaxis]
+            cross = cross - uncertainty[..., last[:-1]] * precisions[:, :, np.newaxis]
+            constant = constant + uncertainty[..., last[-1]] * precisions
         masked = observed.row_products(
             mask_coefs=np.concatenate([
-                _stacked(loadings[:, :, upper[0]] * scaled[:, :, upper[1]]),
-                _stacked(-means[:, :, np.newaxis] * scaled),
-                means**2 * precisions + np.log(noise),
+                _stacked(outer),
+                _stacked(cross),
+                constant,
                 _stacked(implicit),  # C_j^T y_u times sqrt(|O_u|), if any
             ])
         )
@@ -426,7 +500,7 @@ class FactorCovariance(CovarianceFamily):
         value_sums = statistics.value_sums.astype(np.float64)
         counts = moments[..., q, q]
         precision, centre = self._prior_terms(prior, mixture)
-        previous_loadings, previous_noise, implicit = _split(mixture.covariances, q)
+        previous_loadings, previous_noise, implicit, uncertainty = self._split(mixture.covariances)
         rows = np.concatenate([previous_loadings, mixture.means[:, :, np.newaxis]], axis=2).astype(np.float64)
         # (j, l) pairs with too little data keep their parameters (a
         # generalised M-step), unless both priors make the system definite.
@@ -446,6 +520,14 @@ class FactorCovariance(CovarianceFamily):
             + np.einsum("ia,ia,ia->i", deviation, prior_precision, deviation)
         )
         degrees = counts[solvable] + q * (prior_precision[:, 0] > 0) + (prior_precision[:, q] > 0)
+        if self._variational:
+            # q(lambda_l) = N(lambda_l, psi_l (G_l + D)^{-1}) with the current psi_l; the new psi_l
+            # then also pays for that spread: E[residual^2 + prior term] gains psi_l tr(I_{q+1}).
+            spread = previous_noise[solvable].astype(np.float64)
+            uncertainty = uncertainty.astype(np.float64)
+            upper = np.triu_indices(q + 1)
+            uncertainty[solvable] = spread[:, np.newaxis] * np.linalg.inv(lhs)[:, upper[0], upper[1]]
+            residuals = residuals + (q + 1) * spread
         if self.noise_variance_prior is not None:  # nu pseudo-observations of squared residual s^2
             residuals = residuals + self.noise_variance_prior * self._noise_target()
             degrees = degrees + self.noise_variance_prior
@@ -456,7 +538,7 @@ class FactorCovariance(CovarianceFamily):
         if self.implicit_precision_prior is not None:  # one majorise-minimise step, see FactorStatistics
             step = statistics.implicit_sums + self.implicit_precision_prior * implicit
             implicit = implicit - step / (counts + self.implicit_precision_prior)[:, :, np.newaxis]
-        covariances = _join(rows[:, :, :q], noise, implicit).astype(dtype)
+        covariances = _join(rows[:, :, :q], noise, implicit, uncertainty).astype(dtype)
         return Mixture(mixture_weights(statistics), rows[:, :, q].astype(dtype), covariances)
 
     def _prior_terms(self, prior, mixture):
@@ -467,23 +549,31 @@ class FactorCovariance(CovarianceFamily):
         precision = np.zeros((n_components, q + 1))
         centre = np.zeros((n_features, q + 1))
         if self.loading_precision_prior is not None:
-            loadings, noise, _ = _split(mixture.covariances.astype(np.float64), q)
-            precision[:, :q] = self._loading_precisions(loadings, noise)
+            precision[:, :q] = self._loading_precisions(self._split(mixture.covariances.astype(np.float64)))
         if prior is not None:
             precision[:, q], centre[:, q] = prior
         return precision, centre
 
-    def _loading_precisions(self, loadings, noise):
+    def _loading_precisions(self, parameters):
         """``beta_jk`` of the loading prior, ``(K, q)``: ``loading_precision_prior``,
-        or with ARD each column's maximiser ``(d + a) / (sum_l w_jlk^2 / psi_jl + a / beta)``,
-        at least ``beta``."""
-        n_components, n_features, q = loadings.shape
+        or with ARD each column's maximiser ``(d + a) / (sum_l E[w_jlk^2] / psi_jl + a / beta)``,
+        at least ``beta`` unless variational."""
+        n_components, n_features, q = parameters.loadings.shape
         beta = self.loading_precision_prior
         if self.loading_ard_prior is None:
             return np.full((n_components, q), float(beta))
         a = self.loading_ard_prior * n_features
-        spread = np.einsum("jlk,jl->jk", loadings**2, 1.0 / noise)
-        return np.maximum((n_features + a) / (spread + a / beta), beta)
+        spread = np.einsum("jlk,jl->jk", self._squared_loadings(parameters), 1.0 / parameters.noise)
+        precisions = (n_features + a) / (spread + a / beta)
+        # MAP loadings carry no uncertainty, so their small columns look unsupported: floored at beta
+        return precisions if self._variational else np.maximum(precisions, beta)
+
+    def _squared_loadings(self, parameters):
+        """``E[w_jlk^2]``, ``(K, d, q)``: the squared loadings, plus their posterior variances if variational."""
+        squared = parameters.loadings**2
+        if self._variational:
+            squared = squared + parameters.uncertainty[..., _packed_diagonal(self.n_factors + 1)[:-1]]
+        return squared
 
     def _noise_target(self):
         return 1.0 if self.noise_variance_target is None else self.noise_variance_target
@@ -492,26 +582,40 @@ class FactorCovariance(CovarianceFamily):
         """The log prior densities of the means (under ``prior``) and of the
         loadings (under ``loading_precision_prior``), in the data's units,
         plus the noise prior's ``-nu/2 log psi - nu s^2 / (2 psi)`` (up to a
-        constant, so that ``nu`` may be any positive number)."""
-        loadings, noise, implicit = _split(mixture.covariances.astype(np.float64), self.n_factors)
+        constant, so that ``nu`` may be any positive number).
+
+        With ``loading_posterior="variational"`` the priors' terms are their
+        expectations under ``q(w_l, mu_l)``, and the entropy of ``q`` is added:
+        with the row terms, the variational lower bound on the log evidence.
+        """
+        parameters = self._split(mixture.covariances.astype(np.float64))
+        loadings, noise, implicit, uncertainty = parameters
         n_components, n_features, q = loadings.shape
         total = 0.0
+        prior_dimensions = 0  # of (w_l, mu_l) under a proper prior, each in the data's units
         if prior is not None:
             kappa, prior_means = prior
-            total += -0.5 * float(
-                (np.log(2.0 * np.pi * noise / kappa) + kappa * (mixture.means - prior_means) ** 2 / noise).sum()
-            )
-            total -= n_components * n_features * log_scale
+            squared_deviation = (mixture.means - prior_means) ** 2
+            if self._variational:
+                squared_deviation = squared_deviation + uncertainty[..., -1]
+            total += -0.5 * float((np.log(2.0 * np.pi * noise / kappa) + kappa * squared_deviation / noise).sum())
+            prior_dimensions += 1
         if self.loading_precision_prior is not None:  # w_jlk ~ N(0, psi_jl / beta_jk)
-            beta = self._loading_precisions(loadings, noise)
+            beta = self._loading_precisions(parameters)
             total += -0.5 * float(
                 q * np.log(2.0 * np.pi * noise).sum() - n_features * np.log(beta).sum()
-                + np.einsum("jlk,jk,jl->", loadings**2, beta, 1.0 / noise)
+                + np.einsum("jlk,jk,jl->", self._squared_loadings(parameters), beta, 1.0 / noise)
             )
-            total -= n_components * n_features * q * log_scale
+            prior_dimensions += q
             if self.loading_ard_prior is not None:  # the hyperprior on each beta_jk, up to a constant
                 a = self.loading_ard_prior * n_features
                 total += 0.5 * a * float((np.log(beta) - beta / self.loading_precision_prior).sum())
+        total -= n_components * n_features * prior_dimensions * log_scale
+        if self._variational:  # the entropy of q; with the priors' terms, a -KL free of the data's units
+            root = np.linalg.cholesky(_unpack(uncertainty, q + 1))
+            log_det = 2.0 * np.log(np.diagonal(root, axis1=-2, axis2=-1)).sum()
+            total += 0.5 * float(n_components * n_features * (q + 1) * np.log(2.0 * np.pi * np.e) + log_det)
+            total += n_components * n_features * prior_dimensions * log_scale
         if self.noise_variance_prior is not None:
             nu = self.noise_variance_prior
             total += -0.5 * nu * float((np.log(noise) + self._noise_target() / noise).sum())
@@ -526,7 +630,7 @@ class FactorCovariance(CovarianceFamily):
         """``sum_j r_uj (mu_jl + w_jl^T m_uj)``: one product of the weighted
         factor means ``(n, K q)`` with the stacked loadings ``(K q, d)``."""
         imputed = resp @ mixture.means
-        loadings = _stacked(_split(mixture.covariances, self.n_factors)[0])  # (K q, d)
+        loadings = _stacked(self._split(mixture.covariances).loadings)  # (K q, d)
         for rows, block in self._chunks(observed, mixture):
             factors = self._factors(block, mixture)
             weighted = factors.means * resp[rows][:, :, np.newaxis]
@@ -537,7 +641,7 @@ class FactorCovariance(CovarianceFamily):
         unique_rows, positions = np.unique(rows, return_inverse=True)
         block = observed.row_block(unique_rows)
         factor_means = np.concatenate([self._factors(part, mixture).means for _, part in self._chunks(block, mixture)])
-        loadings = _split(mixture.covariances, self.n_factors)[0]
+        loadings = self._split(mixture.covariances).loadings
         predicted = np.einsum("ij,ij->i", resp[rows], mixture.means.T[cols])
         weighted = factor_means[positions] * resp[rows][:, :, np.newaxis]
         predicted += np.einsum("ika,kia->i", weighted, loadings[:, cols])
@@ -552,17 +656,27 @@ class FactorCovariance(CovarianceFamily):
 
         The last term is one product of the responsibility-weighted
         ``E_j[t t^T] = A^{-1} + m m^T`` (packed) with the packed ``w_l w_l^T``;
-        computed for every entry (the caller zeroes the observed ones).
+        computed for every entry (the caller zeroes the observed ones). With
+        ``loading_posterior="variational"`` the products of ``w_l`` and ``mu_l``
+        are their expectations: the loadings' uncertainty widens the spread.
         """
         means = mixture.means
-        loadings, noise, _ = _split(mixture.covariances, self.n_factors)
-        upper = np.triu_indices(loadings.shape[2])
+        loadings, noise, _, uncertainty = self._split(mixture.covariances)
+        q = loadings.shape[2]
+        upper = np.triu_indices(q)
         doubled = np.where(upper[0] == upper[1], 1.0, 2.0)  # off-diagonal pairs appear twice
-        outer = _stacked(loadings[:, :, upper[0]] * loadings[:, :, upper[1]] * doubled)
-        cross = _stacked(2.0 * means[:, :, np.newaxis] * loadings)
+        outer = loadings[:, :, upper[0]] * loadings[:, :, upper[1]]
+        cross = means[:, :, np.newaxis] * loadings
+        squared_means = means**2
+        if self._variational:
+            inner, last = _augmented_positions(q)
+            outer = outer + uncertainty[..., inner]
+            cross = cross + uncertainty[..., last[:-1]]
+            squared_means = squared_means + uncertainty[..., last[-1]]
+        outer, cross = _stacked(outer * doubled), _stacked(2.0 * cross)
         stacked_loadings = _stacked(loadings)
         imputed = resp @ means
-        second_moment = resp @ (noise + means**2)
+        second_moment = resp @ (noise + squared_means)
         for rows, block in self._chunks(observed, mixture):
             factors = self._factors(block, mixture)
             r = resp[rows][:, :, np.newaxis]
@@ -575,9 +689,10 @@ class FactorCovariance(CovarianceFamily):
 
     def sample(self, observed, resp, mixture, random_state):
         """A component ``z_u`` per row, factors from ``N(m_uz, A_uz^{-1})``,
-        then every coordinate from ``N(mu_zl + w_zl^T t, psi_zl)``."""
+        then every coordinate from ``N(mu_zl + w_zl^T t, psi_zl)`` (the
+        loadings' posterior means, also when variational)."""
         means = mixture.means
-        loadings, noise, _ = _split(mixture.covariances, self.n_factors)
+        loadings, noise = self._split(mixture.covariances)[:2]
         n, q = observed.n_samples, loadings.shape[2]
         components = draw_components(resp, random_state)
         factor_noise = random_state.standard_normal(size=(n, q))
@@ -599,14 +714,9 @@ class FactorCovariance(CovarianceFamily):
 # --- layout helpers -------------------------------------------------------------
 
 
-def _split(covariances, q):
-    """Loadings ``(K, d, q)``, noise variances ``(K, d)`` and the implicit-feedback
-    map ``(K, d, q)`` (width 0 without implicit feedback) of the packed layout."""
-    return covariances[..., :q], covariances[..., q], covariances[..., q + 1:]
-
-
-def _join(loadings, noise, implicit):
-    return np.concatenate([loadings, noise[..., np.newaxis], implicit], axis=-1)
+def _join(loadings, noise, implicit, uncertainty):
+    """The packed layout of :meth:`FactorCovariance._split`'s parts."""
+    return np.concatenate([loadings, noise[..., np.newaxis], implicit, uncertainty], axis=-1)
 
 
 def _stacked(per_component):
@@ -626,6 +736,18 @@ def _unpack(packed, size):
     full[..., upper[0], upper[1]] = packed
     full[..., upper[1], upper[0]] = packed
     return full
+
+
+def _packed_diagonal(size):
+    """Positions of the diagonal in a packed upper triangle of ``size x size``."""
+    upper = np.triu_indices(size)
+    return np.flatnonzero(upper[0] == upper[1])
+
+
+def _packed_identity(size):
+    """The identity of ``size x size``, packed."""
+    upper = np.triu_indices(size)
+    return (upper[0] == upper[1]).astype(np.float64)
 
 
 def _second_moments(factors):

@@ -116,6 +116,10 @@ class CovarianceFamily:
     singular_hint : str
         What to change when an update meets a singular covariance (the end of
         the fit's error message).
+    gaussian_rows : bool
+        Whether :meth:`log_prob` is ``log N(x_O | mu_O, Sigma_OO)`` with
+        ``Sigma`` from :meth:`dense_covariances`; False where a row's mean
+        depends on its pattern or ``log_prob`` is a variational bound.
     """
 
     name: ClassVar[str]
@@ -126,6 +130,7 @@ class CovarianceFamily:
     hyperparameter_constraints: ClassVar[dict] = {}
     contract_hyperparameters: ClassVar[dict] = {}
     singular_hint: ClassVar[str] = "decrease n_components"
+    gaussian_rows: ClassVar[bool] = True
 
     # -- model description ----------------------------------------------------
 

@@ -89,8 +89,10 @@ class FittedMixture:
     standardization : Standardization
     offsets : tuple of (float, ndarray) or None
         ``(b, c)``: the global mean and column offsets (standardised), with ``biases``.
-    bias_shrinkage : float
-        The shrinkage of the row offsets (see :mod:`skgmmfill._biases`).
+    bias_shrinkage : tuple of float or None
+        ``(lambda_r, lambda_c)``: the ridge strengths of the row and column
+        offsets (see :mod:`skgmmfill._biases`), with ``biases``; new rows'
+        offsets are shrunk by ``lambda_r``.
     empty_features : ndarray of bool, shape (n_features,)
         Features without an observed entry in ``fit``: the mixture ignores
         them and predicts them from the offsets alone (0 without ``biases``).
@@ -100,7 +102,7 @@ class FittedMixture:
     mixture: Mixture
     standardization: Standardization
     offsets: object
-    bias_shrinkage: float
+    bias_shrinkage: object
     empty_features: np.ndarray
 
     # -- the two maps ----------------------------------------------------------
@@ -115,7 +117,7 @@ class FittedMixture:
         observed = standardized(self.standardization, observed_entries(X, missing, self.empty_features))
         if self.offsets is None:
             return observed, None
-        return remove_offsets(*self.offsets, self.bias_shrinkage, observed)
+        return remove_offsets(*self.offsets, self.bias_shrinkage[0], observed)
 
     def to_data(self, predictions, row_offsets, rows=slice(None), cols=slice(None)):
         """Predictions of the mixture's coordinates, in place, as values in the data's units.
@@ -152,6 +154,7 @@ class FittedMixture:
             global_mean, column_offsets = self.offsets
             attributes["global_mean_"] = float(location[0] + scale * global_mean)
             attributes["column_offsets_"] = (scale * column_offsets).astype(dtype)
+            attributes["bias_shrinkage_"] = np.array(self.bias_shrinkage, dtype=np.float64)
         if mean_prior is not None:
             attributes["mean_prior_"] = (mixture_location + scale * mean_prior).astype(dtype)
         return attributes

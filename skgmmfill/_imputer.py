@@ -84,14 +84,22 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         determination: ``n_factors`` becomes an upper bound); on the noise
         variances, towards the pooled variance; and on the map of implicit
         feedback (which entries a row observes informs its factors, as in SVD++).
+    loading_posterior : {"variational"} or None, default=None
+        For ``"factor"``: None fits point (MAP) loadings and means;
+        ``"variational"`` gives each feature's loadings and mean a Gaussian
+        posterior (variational Bayes), which the factors and the predictive
+        spread take into account. Needs ``loading_precision_prior``.
     mean_precision_prior : float or None, default=None
         Strength :math:`\kappa` of the prior :math:`\mu_j \sim \mathcal{N}(m, \Sigma_j / \kappa)`
         towards the column means (0 with ``biases``): EM finds the MAP parameters.
     biases : bool, default=False
         Model :math:`x_{ul} = b + r_u + c_l + e_{ul}` with ridge-shrunk offsets
         (user and item biases) and fit the mixture to the residuals.
-    bias_shrinkage : float, default=25.0
-        Ridge strength of the offsets, in pseudo-entries at 0.
+    bias_shrinkage : float or "auto", default=25.0
+        Ridge strength of the offsets, in pseudo-entries at 0; ``"auto"``:
+        one for the rows and one for the columns, each the ratio of the
+        residuals' variance to the offsets' estimated by empirical Bayes
+        (fitted values in ``bias_shrinkage_``).
     sample_posterior : bool, default=False
         :meth:`transform` draws each missing entry from its posterior
         predictive distribution instead of taking its mean; each call anew.
@@ -134,6 +142,8 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         The centre ``m`` of the prior on the means (with ``mean_precision_prior``).
     global_mean_, column_offsets_ : float, ndarray of shape (n_features,)
         ``b`` and the column offsets :math:`c_l` (with ``biases``).
+    bias_shrinkage_ : ndarray of shape (2,)
+        The ridge strengths of the row and of the column offsets (with ``biases``).
     n_observed_ : ndarray of int64, shape (n_features,)
         Observed entries of each feature in ``fit``.
     n_features_in_, feature_names_in_ : int, ndarray of shape (n_features,)
@@ -172,7 +182,8 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
                         [Interval(Integral, 1, None, closed="left")]),
         **dict.fromkeys(("biases", "sample_posterior", "keep_empty_features", "warm_start", "persist"), ["boolean"]),
         **dict.fromkeys(("min_value", "max_value"), [None, Interval(Real, None, None, closed="both"), "array-like"]),
-        **dict.fromkeys(("tol", "bias_shrinkage"), [Interval(Real, 0.0, None, closed="left")]),
+        "tol": [Interval(Real, 0.0, None, closed="left")],
+        "bias_shrinkage": [StrOptions({"auto"}), Interval(Real, 0.0, None, closed="left")],
         "mean_precision_prior": POSITIVE_OR_NONE,
         "missing_values": [Real],
         "init_params": [StrOptions({"random_from_data", "kmeans"})],
@@ -190,7 +201,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
     def __init__(self, n_components=1, *, covariance_type="auto", missing_values=np.nan, init_params="kmeans",
                  n_init=1, max_iter=100, tol=1e-3, stopping_rule="mean_gain", min_variance="auto", reg_covar="auto",
                  n_factors=None, loading_precision_prior=None, loading_ard_prior=None, noise_variance_prior=None,
-                 implicit_precision_prior=None, mean_precision_prior=None, biases=False, bias_shrinkage=25.0,
+                 implicit_precision_prior=None, loading_posterior=None, mean_precision_prior=None, biases=False, bias_shrinkage=25.0,
                  sample_posterior=False, min_value=-np.inf, max_value=np.inf, keep_empty_features=False,
                  random_state=None, warm_start=False, verbose=0, verbose_interval=10, persist=True):
         self.n_components = n_components
@@ -208,6 +219,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         self.loading_ard_prior = loading_ard_prior
         self.noise_variance_prior = noise_variance_prior
         self.implicit_precision_prior = implicit_precision_prior
+        self.loading_posterior = loading_posterior
         self.mean_precision_prior = mean_precision_prior
         self.biases = biases
         self.bias_shrinkage = bias_shrinkage

@@ -323,7 +323,10 @@ def _assemble(header, arrays):
         raise ValueError(f"attribute(s) a fit does not set: {strangers}")
     model = {field: state.pop(name) for name, field in _MODEL_STATE.items()}
     _check_consistent(estimator, state, **model)
-    vars(estimator).update(state, _model=FittedMixture(bias_shrinkage=estimator.bias_shrinkage, **model))
+    bias_shrinkage = None
+    if model["offsets"] is not None:  # files saved before bias_shrinkage_ had one number for rows and columns
+        bias_shrinkage = tuple(float(value) for value in state.get("bias_shrinkage_", [estimator.bias_shrinkage] * 2))
+    vars(estimator).update(state, _model=FittedMixture(bias_shrinkage=bias_shrinkage, **model))
     return estimator
 
 
@@ -345,6 +348,8 @@ def _check_consistent(estimator, state, family, mixture, standardization, offset
         expected["observation counts"] = (state["n_observed_"], (n_features,))
     if offsets is not None:
         expected["column offsets"] = (offsets[1], (n_features,))
+        if "bias_shrinkage_" in state:
+            expected["bias shrinkages"] = (state["bias_shrinkage_"], (2,))
     for what, (array, shape) in expected.items():
         if not isinstance(array, np.ndarray) or array.shape != shape:
             raise ValueError(f"its {what} have shape {np.shape(array)}, expected {shape}")

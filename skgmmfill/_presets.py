@@ -19,7 +19,7 @@ they do not depend on the estimator's defaults."""
 
 PRESET_RATINGS = {
     "biases": True,
-    "bias_shrinkage": 25.0,
+    "bias_shrinkage": "auto",
     "covariance_type": "factor",
     "n_components": 1,
     "n_factors": 20,
@@ -30,7 +30,8 @@ PRESET_RATINGS = {
     "init_params": "kmeans",
 }
 """Parameters we recommend for rating matrices (see the README): user and item
-biases, then one factor component (probabilistic matrix factorisation of the
+biases, each shrunk as much as the data say (the ratio of the residuals' variance
+to the offsets', estimated by empirical Bayes), then one factor component (probabilistic matrix factorisation of the
 residuals) of at most 20 factors, each factor column's loadings shrunk by its
 own precision, estimated from the data (automatic relevance determination)
 under a hyperprior worth twice the items, centred on (and never below) 100

@@ -288,7 +288,7 @@ def test_predict_gives_items_without_ratings_the_offsets(tmp_path, capsys, ratin
         row = X[[list(users).index(user)]].toarray()[0]
         rated = row != 0
         offset = np.sum(row[rated] - imputer.global_mean_ - imputer.column_offsets_[:-1][rated]) / (
-            rated.sum() + imputer.bias_shrinkage)
+            rated.sum() + imputer.bias_shrinkage_[0])
         assert predicted[(user, "new-film")] == pytest.approx(np.clip(imputer.global_mean_ + offset, 1, 5), abs=1e-5)
     assert predicted[("3", "new-film")] != predicted[("10", "new-film")]
 

@@ -283,3 +283,84 @@ def test_implicit_feedback_learns_from_which_entries_are_observed():
         assert np.all(np.diff(imputer.map_objectives_) >= -1e-10 * np.abs(imputer.map_objectives_[1:]))
     assert errors["implicit"] < 0.9 * errors["plain"], errors
     assert imputer.implicit_loadings_.shape == (1, d, 1)
+
+
+def variational_parameters(n=40, d=6, q=2, n_components=2, seed=0):
+    """Data, a variational factor family and parameters one update from random responsibilities."""
+    from skgmmfill._em import initialize_random_from_data
+
+    rng = np.random.RandomState(seed)
+    X = rng.normal(size=(n, d)) + 2.0 * rng.randint(2, size=(n, 1))
+    observed = rng.uniform(size=X.shape) > 0.3
+    obs = ObservedEntries.from_dense(X, observed)
+    family = FactorCovariance(n_factors=q, min_variance=1e-3, loading_precision_prior=2.0,
+                              loading_posterior="variational")
+    start = initialize_random_from_data(obs, n_components, family, rng)
+    resp = rng.dirichlet(np.ones(n_components), size=n)
+    mixture = family.update(family.statistics(obs, resp, start), start, prior=(3.0, np.zeros(d)))
+    return X, observed, obs, family, mixture
+
+
+def posterior_of_loadings(family, mixture, j):
+    """Each feature's ``(w_l, mu_l)`` posterior mean ``(d, q+1)`` and covariance ``(d, q+1, q+1)``."""
+    q = family.n_factors
+    loadings, noise = mixture.covariances[j, :, :q], mixture.covariances[j, :, q]
+    packed = mixture.covariances[j, :, q + 1:]
+    upper = np.triu_indices(q + 1)
+    covariance = np.zeros((len(noise), q + 1, q + 1))
+    covariance[:, upper[0], upper[1]] = packed
+    covariance[:, upper[1], upper[0]] = packed
+    return np.column_stack([loadings, mixture.means[j]]), covariance, noise
+
+
+def test_variational_log_prob_is_each_rows_lower_bound_written_out():
+    """E_q[log p(x_O | t, w, mu)] + E_q[log p(t)] + H(q(t)) with q(t) the optimal Gaussian, from
+    expectations written out: E[(x - lambda^T t~)^2] = x^2 - 2 x lambda^T E[t~] + tr(E[lambda lambda^T] E[t~ t~^T])."""
+    X, observed, obs, family, mixture = variational_parameters()
+    q = family.n_factors
+    log_prob = family.log_prob(obs, mixture)
+    for j in range(2):
+        rows, covariance, noise = posterior_of_loadings(family, mixture, j)
+        second = np.einsum("la,lb->lab", rows, rows) + covariance  # E[lambda lambda^T]
+        assert np.all(np.linalg.eigvalsh(covariance) > 0)
+        for u in range(len(X)):
+            o = np.flatnonzero(observed[u])
+            precision = np.eye(q) + (second[o, :q, :q] / noise[o, None, None]).sum(axis=0)
+            projection = ((rows[o, :q] * X[u, o, None] - second[o, :q, q]) / noise[o, None]).sum(axis=0)
+            factor_covariance = np.linalg.inv(precision)
+            mean = factor_covariance @ projection
+            augmented = np.zeros((q + 1, q + 1))
+            augmented[:q, :q] = factor_covariance + np.outer(mean, mean)
+            augmented[:q, q] = augmented[q, :q] = mean
+            augmented[q, q] = 1.0
+            expected_squares = (X[u, o] ** 2 - 2.0 * X[u, o] * (rows[o] @ np.append(mean, 1.0))
+                                + np.einsum("lab,ab->l", second[o], augmented))
+            bound = (-0.5 * np.sum(np.log(2.0 * np.pi * noise[o]) + expected_squares / noise[o])
+                     - 0.5 * (q * np.log(2.0 * np.pi) + np.trace(factor_covariance) + mean @ mean)
+                     + 0.5 * (q * np.log(2.0 * np.pi * np.e) + np.linalg.slogdet(factor_covariance)[1]))
+            assert log_prob[u, j] == pytest.approx(bound, rel=1e-10, abs=1e-10)
+
+
+def test_variational_predictive_variance_counts_the_loadings_uncertainty():
+    """Var[x_ul] = psi_l + tr(E[lambda lambda^T] E[t~ t~^T]) - (lambda^T E[t~])^2 for one component."""
+    X, observed, obs, family, mixture = variational_parameters(n_components=1)
+    q = family.n_factors
+    rows, covariance, noise = posterior_of_loadings(family, mixture, 0)
+    resp = np.ones((len(X), 1))
+    mean, variance = family.predictive_moments(obs, resp, mixture)
+    factors = family._factors(obs, mixture)
+    for u in range(len(X)):
+        m, v = factors.means[u, 0], factors.covariances[u, 0]
+        augmented = np.block([[v + np.outer(m, m), m[:, None]], [m[None, :], np.ones((1, 1))]])
+        centre = rows @ np.append(m, 1.0)
+        spread = noise + np.einsum("lab,ab->l", np.einsum("la,lb->lab", rows, rows) + covariance, augmented)
+        assert_allclose(mean[u], centre, rtol=1e-10)
+        assert_allclose(variance[u], spread - centre**2, rtol=1e-9)
+        point = noise + np.einsum("la,ab,lb->l", rows, augmented, rows) - centre**2
+        assert np.all(variance[u] > point)  # wider than with the loadings taken as known
+
+
+def test_variational_loadings_need_a_loading_prior():
+    with pytest.raises(ValueError, match="loading_posterior='variational' needs loading_precision_prior"):
+        MaskedGaussianMixtureImputer(covariance_type="factor", n_factors=2,
+                                     loading_posterior="variational").fit(np.eye(4) + 1.0)

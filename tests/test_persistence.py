@@ -19,6 +19,9 @@ CONFIGURATIONS = {
     "full": dict(covariance_type="full", reg_covar=1e-3),
     "factor-biases-sampling": dict(covariance_type="factor", n_factors=2, biases=True, sample_posterior=True,
                                    loading_precision_prior=3.0, implicit_precision_prior=1.0),
+    "factor-variational-auto-shrinkage": dict(covariance_type="factor", n_factors=2, biases=True,
+                                              bias_shrinkage="auto", loading_precision_prior=3.0,
+                                              loading_posterior="variational"),
 }
 
 

@@ -51,7 +51,8 @@ def test_strong_prior_pins_the_means_to_the_column_means(X_nan, covariance_type)
 def test_offsets_match_the_direct_formulas(ratings):
     observed = ~np.isnan(ratings)
     entries = ObservedEntries.from_dense(ratings, observed)
-    b, c = _biases.fit_offsets(entries, entries.moments(), shrinkage=4.0)
+    b, c, shrinkage = _biases.fit_offsets(entries, entries.moments(), shrinkage=4.0)
+    assert shrinkage == (4.0, 4.0)
     assert b == pytest.approx(np.nanmean(ratings))
     # r from c exactly (the row offsets follow from each row's own entries).
     residuals, row_offsets = _biases.remove_offsets(b, c, 4.0, entries)
@@ -64,9 +65,45 @@ def test_offsets_match_the_direct_formulas(ratings):
         direct_c = np.nansum(ratings - b - r[:, None], axis=0) / (observed.sum(0) + 4.0)
         r = np.nansum(ratings - b - direct_c, axis=1) / (observed.sum(1) + 4.0)
     assert_allclose(c, direct_c, rtol=1e-12)
-    b0, c0 = _biases.fit_offsets(entries, entries.moments(), shrinkage=0.0)
+    b0, c0, _ = _biases.fit_offsets(entries, entries.moments(), shrinkage=0.0)
     r0 = _biases.remove_offsets(b0, c0, 0.0, entries)[1] - b0
     assert abs(np.nanmean(ratings - b0 - r0[:, None] - c0)) < 0.05  # near-unbiased fit
+
+
+def random_effects(n_rows, n_cols, row_sd, column_sd, noise_sd, seed=0):
+    """``3 + r_u + c_l + e_ul`` observed where a Zipf-like popularity meets a user's activity."""
+    rng = np.random.default_rng(seed)
+    activity = rng.lognormal(0.0, 1.0, n_rows)
+    popularity = 1.0 / np.arange(1, n_cols + 1) ** 0.8
+    odds = np.outer(activity, popularity)
+    observed = rng.uniform(size=odds.shape) < 40 * odds / odds.sum(axis=1).mean()
+    X = 3.0 + rng.normal(0, row_sd, (n_rows, 1)) + rng.normal(0, column_sd, n_cols) + rng.normal(0, noise_sd, odds.shape)
+    return np.where(observed, X, np.nan)
+
+
+def test_auto_shrinkage_estimates_the_variance_ratios():
+    """sigma_r = 0.5, sigma_c = 0.7, sigma = 1: lambda_r = 4, lambda_c = 1 / 0.49 = 2.04."""
+    X = random_effects(3000, 800, 0.5, 0.7, 1.0)
+    entries = ObservedEntries.from_dense(X, ~np.isnan(X))
+    row_shrinkage, column_shrinkage = _biases.fit_offsets(entries, entries.moments(), "auto")[2]
+    assert row_shrinkage == pytest.approx(4.0, rel=0.15)
+    assert column_shrinkage == pytest.approx(1.0 / 0.49, rel=0.15)
+
+
+def test_auto_shrinkage_is_free_of_units_and_the_same_dense_and_sparse():
+    X = random_effects(400, 150, 0.4, 0.6, 0.9, seed=1)
+    rows, cols = np.nonzero(~np.isnan(X))
+    fitted = {}
+    for name, data in {"dense": X, "scaled": 10.0 * X - 3.0,
+                       "sparse": sp.csr_array((X[rows, cols], (rows, cols)), shape=X.shape)}.items():
+        imputer = MaskedGaussianMixtureImputer(covariance_type="diag", biases=True, bias_shrinkage="auto",
+                                               mean_precision_prior=1e4).fit(data)
+        fitted[name] = imputer.bias_shrinkage_
+    assert fitted["dense"].shape == (2,) and np.all(fitted["dense"] > 0)
+    assert_allclose(fitted["scaled"], fitted["dense"], rtol=1e-8)
+    assert_allclose(fitted["sparse"], fitted["dense"], rtol=1e-10)
+    fixed = MaskedGaussianMixtureImputer(covariance_type="diag", biases=True, bias_shrinkage=7.0).fit(X)
+    assert_array_equal(fixed.bias_shrinkage_, [7.0, 7.0])
 
 
 def test_biases_predict_new_rows_from_their_own_entries(ratings):
@@ -166,7 +203,7 @@ def test_an_item_without_training_ratings_is_predicted_from_the_offsets(sparse, 
     rows = np.arange(60)
     predicted = imputer.predict_entries(data, rows, np.full(60, 5))
     residuals = X - imputer.global_mean_ - imputer.column_offsets_
-    user_offsets = np.nansum(residuals, axis=1) / ((~np.isnan(X)).sum(axis=1) + imputer.bias_shrinkage)
+    user_offsets = np.nansum(residuals, axis=1) / ((~np.isnan(X)).sum(axis=1) + imputer.bias_shrinkage_[0])
     assert_allclose(predicted, np.clip(imputer.global_mean_ + user_offsets, 1, 5), rtol=1e-10)
     assert 1 <= predicted.min() and predicted.std() > 0.1  # each user's own offset, not a constant
     assert_allclose(imputer.transform(data)[:, 5], predicted, rtol=1e-12)
