@@ -13,9 +13,10 @@ new items, precision and NDCG at 10 of each user's top-10 unrated items
 ratings of the recommended items (1: lists of items rated once), and the fit
 time.
 
-Models: the bias model (``biases=True``, diag, ``mean_precision_prior=1e4``);
+Models: the bias model (``biases=True``, diag, ``mean_precision_prior=1e4``),
+with the default shrinkage 25 and with ``bias_shrinkage="auto"``;
 ``PRESET_RATINGS`` without its mean and noise priors, with one of them, as it
-is, and tuned over ``RATINGS_GRID`` by GridSearchCV with the masked-RMSE
+is, with variational loadings, with implicit feedback, and tuned over ``RATINGS_GRID`` by GridSearchCV with the masked-RMSE
 scorer on the training ratings alone; ALS with biases (bench_rating_models.py);
 SVD++ by stochastic gradient descent (:func:`svdpp`, written here with
 Surprise's defaults); item popularity (top-N only); and, top-N only, the
@@ -50,12 +51,16 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_rating_models import als  # noqa: E402
 
 WITHOUT_PRIORS = dict(PRESET_RATINGS, mean_precision_prior=None, noise_variance_prior=None)
+BIASES = dict(biases=True, covariance_type="diag", mean_precision_prior=1e4)
 MODELS = {
-    "user + item biases": dict(biases=True, covariance_type="diag", mean_precision_prior=1e4),
+    "user + item biases": BIASES,
+    "biases, shrinkage estimated": dict(BIASES, bias_shrinkage="auto"),
     "no mean or noise prior": WITHOUT_PRIORS,
     "mean prior only": dict(WITHOUT_PRIORS, mean_precision_prior=PRESET_RATINGS["mean_precision_prior"]),
     "noise prior only": dict(WITHOUT_PRIORS, noise_variance_prior=PRESET_RATINGS["noise_variance_prior"]),
     "PRESET_RATINGS": dict(PRESET_RATINGS),
+    "  variational loadings": dict(PRESET_RATINGS, loading_posterior="variational"),
+    "  implicit feedback 10": dict(PRESET_RATINGS, implicit_precision_prior=10.0),
 }
 RARE = 3
 SELECTION = 1.5
@@ -223,7 +228,7 @@ def evaluate(seed, half_stars=False, selection=0.0):
           f"{f', users rate what they like (selection {selection:g})' if selection else ''}: {len(ratings):,} ratings, "
           f"{(counts == 1).sum()} items rated once in training; {held_out.sum():,} held out, {rare.sum():,} of "
           f"items with <= {RARE} training ratings, {new.sum():,} of items without any (new); relevant: >= 4")
-    print(f"{'model':<28} {'RMSE':>7} {'ratio':>6} {'MAE':>7} {'rare':>7} {'new':>7} {'P@10':>7} {'NDCG@10':>8} "
+    print(f"{'model':<38} {'RMSE':>7} {'ratio':>6} {'MAE':>7} {'rare':>7} {'new':>7} {'P@10':>7} {'NDCG@10':>8} "
           f"{'top count':>9} {'fit s':>6}")
 
     def ours(params, rank_by="rating"):
@@ -247,7 +252,7 @@ def evaluate(seed, half_stars=False, selection=0.0):
 
     models = {name: ours(params) for name, params in MODELS.items()}
     models["PRESET_RATINGS tuned"] = lambda: fitted_ours(tuned(train, scale))
-    for name in ("user + item biases", "PRESET_RATINGS"):
+    for name in ("user + item biases", "biases, shrinkage estimated", "PRESET_RATINGS"):
         models[f"{name}, by hits"] = ours(MODELS[name], rank_by="hits")
     models["ALS (f=10, reg 0.1)"] = baseline(als_model)
     models["SVD++ by SGD"] = baseline(svdpp)
@@ -273,7 +278,7 @@ def evaluate(seed, half_stars=False, selection=0.0):
         cells = [f"{np.sqrt(np.mean(errors[part] ** 2)):>7.4f}" for part in (rare, new)]
         columns = (f"{rmse:>7.4f} {rmse / baseline_rmse:>6.3f} {np.mean(np.abs(errors)):>7.4f} {' '.join(cells)}"
                    if np.isfinite(rmse) else f"{'':>7} {'':>6} {'':>7} {'':>7} {'':>7}")
-        print(f"{name:<28} {columns} {precision_at_k(top, test_users[liked], test_items[liked]):>7.4f} "
+        print(f"{name:<38} {columns} {precision_at_k(top, test_users[liked], test_items[liked]):>7.4f} "
               f"{ndcg_at_k(top, test_users[liked], test_items[liked]):>8.4f} "
               f"{np.median(counts[top[top >= 0]]):>9.0f} {seconds:>6.1f}", flush=True)
 

@@ -29,6 +29,9 @@ MAX_DENSE_OUTPUT = 2**27
 """The largest dense array (entries) that ``transform`` returns for sparse input."""
 BATCH_ENTRIES = 2**22
 """The size (entries) of the dense blocks that entry predictions and rankings work in."""
+RATING_CAUTION = 1.96
+"""``recommend(rank_by="rating")`` ranks by the lower end of a 95 % interval for each column's
+mean rating: the predicted rating less 1.96 standard errors ``s_ul / sqrt(N_l + lambda_c)``."""
 
 
 class Standardization(NamedTuple):
@@ -227,23 +230,32 @@ class FittedMixture:
         if rank_by == "hits":
             relevant_above = relevance_threshold(X, missing, relevant_above)
             log_popularity = np.log1p(n_observed)  # the chance of being rated, up to a constant
+        elif n_observed is not None:  # the standard error of each column's mean: s / sqrt(N_l + lambda_c)
+            prior_entries = 0.0 if self.offsets is None else self.bias_shrinkage[1]
+            with np.errstate(divide="ignore"):  # a column empty in fit (never recommended) has none
+                caution = RATING_CAUTION / np.sqrt(n_observed + prior_entries)
         observed, row_offsets = self.entries(X, missing)
         columns = np.empty((X.shape[0], n), dtype=np.intp)
         family, mixture = self.family, self.mixture
         for batch in row_batches(X.shape[0], BATCH_ENTRIES // X.shape[1]):
             block = observed.row_block(batch)
             resp, _ = family.posterior(block, mixture)
-            if rank_by == "hits":
-                scores, variance = family.predictive_moments(block, resp, mixture)
+            if rank_by == "rating" and n_observed is None:
+                scores, variance = family.impute(block, resp, mixture), None
             else:
-                scores = family.impute(block, resp, mixture)
+                scores, variance = family.predictive_moments(block, resp, mixture)
             self.to_data(scores, row_offsets, batch)  # not clipped: ties at max_value stay ranked
+            if variance is not None:
+                std = np.sqrt(variance, out=variance)
+                std *= self.standardization.scale
             if rank_by == "hits":
-                std = np.sqrt(variance) * self.standardization.scale
                 scores -= relevant_above
                 scores /= np.maximum(std, np.finfo(std.dtype).tiny)
                 scores = log_ndtr(scores, out=scores)
                 scores += log_popularity
+            elif variance is not None:
+                std *= caution
+                scores -= std
             if missing is None:  # the rated entries, from the sparse rows (no dense copy of them)
                 rated = X[batch]
                 scores[rows_of_entries(rated), rated.indices] = -np.inf if exclude_observed else rated.data

@@ -426,8 +426,21 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
     def recommend(self, X, n=10, *, exclude_observed=True, rank_by="rating", relevant_above=None):
         """The ``n`` best columns of each row: by predicted value, or by expected hits.
 
-        ``rank_by="rating"`` ranks the columns by their posterior means
-        before clipping (which would tie every prediction above ``max_value``).
+        ``rank_by="rating"`` ranks the columns by their predicted ratings
+        (posterior means, before clipping, which would tie every prediction
+        above ``max_value``) less the uncertainty of each column's mean:
+
+        .. math::
+
+            \\hat x_{ul} - 1.96 \\, s_{ul} / \\sqrt{N_l + \\lambda_c}
+
+        the lower end of a 95 % interval for the mean rating of a column
+        observed :math:`N_l` times, with :math:`\\lambda_c` the column offsets'
+        shrinkage (``bias_shrinkage_[1]``, 0 without biases): among columns
+        predicted alike, the one with more evidence ranks first, so an item
+        rated once with five stars does not push aside established ones
+        (models saved before :attr:`n_observed_` existed rank by
+        :math:`\\hat x_{ul}` alone).
         ``rank_by="hits"`` ranks them by the chance that the row's user both
         rates the item and likes it, what top-N evaluations count:
 

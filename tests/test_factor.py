@@ -116,7 +116,8 @@ def test_fitted_attributes_and_methods():
     rows, cols = np.nonzero(missing)
     assert_allclose(imputer.predict_entries(X_missing, rows, cols), filled[rows, cols], rtol=1e-12)
     top = imputer.recommend(X_missing, n=1)[:, 0]
-    scores = np.where(missing, filled, -np.inf)
+    cautious = filled - 1.96 * imputer.imputation_std(X_missing) / np.sqrt(imputer.n_observed_)
+    scores = np.where(missing, cautious, -np.inf)
     has_missing = missing.any(axis=1)
     assert_array_equal(top[has_missing], scores.argmax(axis=1)[has_missing])
     std = imputer.imputation_std(X_missing)
@@ -231,6 +232,29 @@ def test_an_item_rated_once_predicts_as_the_bias_model_with_the_noise_and_mean_p
     pooled = np.nanvar(X - shrunk.global_mean_ - shrunk.column_offsets_)
     assert unshrunk.noise_variances_[0, once] < 0.01 * pooled
     assert shrunk.noise_variances_[0, once] > 0.5 * pooled
+
+
+def test_the_rating_preset_keeps_an_item_rated_once_near_the_bias_model_and_off_every_list():
+    """The long-tail rule for PRESET_RATINGS, whose offsets are shrunk as the data say
+    (less than the default 25 pseudo-ratings): the item rated once is predicted within 0.1 of the
+    bias model with the same shrinkage, and neither ranking puts it in any top 10."""
+    from skgmmfill import PRESET_RATINGS
+
+    X = long_tail_ratings()
+    rows_seen, cols_seen = np.nonzero(~np.isnan(X))
+    ratings = sp.csr_array((X[rows_seen, cols_seen], (rows_seen, cols_seen)), shape=X.shape)
+    once, users = X.shape[1] - 1, np.arange(X.shape[0])
+    scale = {"min_value": 1, "max_value": 5, "random_state": 0}
+    preset = MaskedGaussianMixtureImputer(**PRESET_RATINGS, **scale).fit(ratings)
+    biases = MaskedGaussianMixtureImputer(biases=True, bias_shrinkage="auto", covariance_type="diag",
+                                          mean_precision_prior=1e4, **scale).fit(ratings)
+    assert_allclose(preset.bias_shrinkage_, biases.bias_shrinkage_)
+    assert preset.bias_shrinkage_[1] < 25.0
+    column = np.full(len(users), once)
+    assert np.abs(preset.predict_entries(ratings, users, column)
+                  - biases.predict_entries(ratings, users, column))[1:].max() < 0.1
+    assert once not in preset.recommend(ratings, 10)
+    assert once not in preset.recommend(ratings, 10, rank_by="hits")
 
 
 def test_implicit_feedback_shifts_each_rows_factor_prior_by_its_pattern():

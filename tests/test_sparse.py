@@ -179,11 +179,33 @@ def test_recommend_never_returns_observed_columns(sparse_and_dense, representati
     assert top.shape == (200, 5)
     observed = ~np.isnan(X_dense)
     assert not observed[np.arange(200)[:, None], top].any()
-    predicted = imputer.transform(X)
+    scores = rating_scores(imputer, X_dense)
     for u in (0, 7, 100):
         candidates = np.flatnonzero(~observed[u])
-        best = candidates[np.argsort(-predicted[u, candidates], kind="stable")[:5]]
-        assert_allclose(predicted[u, top[u]], predicted[u, best])
+        best = candidates[np.argsort(-scores[u, candidates], kind="stable")[:5]]
+        assert_allclose(scores[u, top[u]], scores[u, best])
+
+
+def rating_scores(imputer, X_dense):
+    """The documented rating ranking: the prediction less 1.96 standard errors of the column's mean."""
+    shrinkage = imputer.bias_shrinkage_[1] if imputer.biases else 0.0
+    caution = 1.96 / np.sqrt(imputer.n_observed_ + shrinkage)
+    return imputer.transform(X_dense) - caution * imputer.imputation_std(X_dense)
+
+
+@pytest.mark.parametrize("biases", [False, True])
+def test_recommend_by_rating_is_the_documented_formula_dense_and_sparse(sparse_and_dense, biases, monkeypatch):
+    X_sparse, X_dense = sparse_and_dense
+    imputer = make_imputer(biases=biases, bias_shrinkage="auto").fit(X_sparse)
+    scores = rating_scores(imputer, X_dense)
+    scores[~np.isnan(X_dense)] = -np.inf
+    expected = np.argsort(-scores, axis=1, kind="stable")[:, :4]
+    monkeypatch.setattr(_fitted, "BATCH_ENTRIES", 30 * 17)  # blocks of 17 rows
+    for X in (X_sparse, X_dense):
+        assert_array_equal(imputer.recommend(X, n=4), expected)
+    # fewer ratings, more caution: the predictions alone rank differently somewhere
+    assert not np.array_equal(np.argsort(-np.where(np.isnan(X_dense), imputer.transform(X_dense), -np.inf),
+                                         axis=1, kind="stable")[:, :4], expected)
 
 
 def test_recommend_including_observed_and_padding():
@@ -192,9 +214,9 @@ def test_recommend_including_observed_and_padding():
     top = imputer.recommend(X, n=3)
     assert_array_equal(top[0], [1, -1, -1])  # one unobserved column, then padding
     assert_array_equal(top[1, 2], -1)
-    predicted = imputer.transform(X)
+    scores = np.where(np.isnan(X), rating_scores(imputer, X), X)  # observed columns compete with their values
     top_all = imputer.recommend(X, n=3, exclude_observed=False)
-    assert_array_equal(top_all, np.argsort(-predicted, axis=1, kind="stable"))
+    assert_array_equal(top_all, np.argsort(-scores, axis=1, kind="stable"))
     with pytest.raises(ValueError, match="n must be an integer in"):
         imputer.recommend(X, n=4)
 
