@@ -12,8 +12,10 @@ one row block per core on a thread pool) and on one thread: three
 iterations of the EM driver from a k-means start, set-up not counted.
 That model (loading prior 100, no other prior) is then set against
 ``PRESET_RATINGS``'s (20 factors with ARD on the loading precisions, mean
-prior 25 and noise prior 50) and the same with implicit feedback (``implicit_precision_prior=1``), per iteration on both
-cores, in the same process. Each scale runs in a fresh process that reports
+prior 25 and noise prior 50), the same with implicit feedback (``implicit_precision_prior=1``) and with
+variational loadings, per iteration on both cores, in the same process; then the seconds of the data
+preparation with biases (standardisation and the offsets' passes) with the fixed shrinkage 25 and with
+``bias_shrinkage="auto"`` (one pass per empirical-Bayes step). Each scale runs in a fresh process that reports
 its peak memory.
 
 Table 2: a 300 x 400 table of rank 10 plus noise with 30 % of its entries
@@ -57,6 +59,7 @@ MODELS = {
     "plain": PLAIN,  # the factor model the first rows of this table measured
     "preset": PRESET,  # PRESET_RATINGS: 20 factors with ARD, mean and noise priors
     "implicit": {**PRESET, "implicit_precision_prior": 1.0},
+    "variational": {**PRESET, "loading_posterior": "variational"},
 }
 
 
@@ -83,6 +86,13 @@ def als_products(X):
     return best_time(lambda: mask @ item_outer, 2), best_time(lambda: mask.T @ user_outer, 2)
 
 
+def offsets_seconds(X, bias_shrinkage):
+    """Seconds of ``prepare`` with biases: standardisation, column moments and the offsets' passes."""
+    tic = time.perf_counter()
+    prepare(ObservedEntries.from_sparse(X), biases=True, bias_shrinkage=bias_shrinkage, mean_precision_prior=None)
+    return time.perf_counter() - tic
+
+
 def measure(path):
     """In a fresh process: the bare products and EM iterations, then the peak memory."""
     with np.load(path) as arrays:
@@ -91,10 +101,11 @@ def measure(path):
         f.write("5")
     user_step, item_step = als_products(X)
     threaded = {name: seconds_per_iteration(X, **options) for name, options in MODELS.items()}
+    offsets = {str(shrinkage): offsets_seconds(X, shrinkage) for shrinkage in (25.0, "auto")}
     with one_thread():
         single = seconds_per_iteration(X, **PLAIN)
     print(json.dumps({"user_step": user_step, "item_step": item_step, "threaded": threaded, "single": single,
-                      "peak": memory_gib("VmHWM")}))
+                      "offsets": offsets, "peak": memory_gib("VmHWM")}))
 
 
 def rating_table(scales):
@@ -102,7 +113,7 @@ def rating_table(scales):
           f"ALS products: mask @ (d x q^2) + mask^T @ (n x q^2), same process")
     print(f"{'scale':>6} {'users':>8} {'ratings':>12} {'ALS products s':>14} {'EM iter s':>9} {'ratio':>6} "
           f"{'1 thread s':>10} {'ratio':>6} {'preset s':>8} {'ratio':>6} {'implicit s':>10} {'ratio':>6} "
-          f"{'peak GiB':>8}")
+          f"{'variational s':>13} {'ratio':>6} {'offsets 25 s':>12} {'auto s':>7} {'peak GiB':>8}")
     with tempfile.TemporaryDirectory() as folder:
         for scale in scales:
             X = synthetic_ratings(scale)
@@ -114,11 +125,12 @@ def rating_table(scales):
                                    capture_output=True, text=True, check=True)
             result = json.loads(child.stdout.splitlines()[-1])
             bare = result["user_step"] + result["item_step"]
-            plain, preset, implicit = (result["threaded"][name] for name in MODELS)
+            plain, preset, implicit, variational = (result["threaded"][name] for name in MODELS)
             print(f"{scale:>6g} {n_users:>8,} {nnz:>12,} {bare:>14.2f} {plain:>9.2f} "
                   f"{plain / bare:>6.2f} {result['single']:>10.2f} {result['single'] / bare:>6.2f} "
                   f"{preset:>8.2f} {preset / plain:>6.2f} {implicit:>10.2f} {implicit / plain:>6.2f} "
-                  f"{result['peak']:>8.2f}", flush=True)
+                  f"{variational:>13.2f} {variational / plain:>6.2f} {result['offsets']['25.0']:>12.2f} "
+                  f"{result['offsets']['auto']:>7.2f} {result['peak']:>8.2f}", flush=True)
 
 
 def wide_table():

@@ -18,11 +18,20 @@ tuned over a grid on the very folds it is scored on (an optimistic figure for
 it). ``PRESET_RATINGS`` is scored as is, and tuned over ``RATINGS_GRID`` by an
 inner GridSearchCV on each fold's training ratings only.
 
-Run: ``python benchmarks/bench_rating_models.py [--quick]`` (``--quick`` skips
-IterativeImputer, KNNImputer and the nested search).
+Table 2 also scores the bias model with its shrinkage estimated
+(``bias_shrinkage="auto"``), the preset's options (its previous fixed bias
+shrinkage, variational loadings, implicit feedback) and, on sets of at most
+200,000 ratings, the reference SVD++ of ``bench_long_tail.py``.
+``--ratings-file F`` runs table 2 alone on a file of ratings of your own
+(e.g. MovieLens' ``u.data``, which this repository does not ship).
+
+Run: ``python benchmarks/bench_rating_models.py [--quick] [--ratings-file F]``
+(``--quick`` skips IterativeImputer, KNNImputer and the nested search).
 """
 
 import argparse
+import os
+import sys
 import time
 import warnings
 
@@ -34,12 +43,15 @@ from sklearn.impute import IterativeImputer, KNNImputer, SimpleImputer
 from sklearn.model_selection import GridSearchCV, KFold
 
 from skgmmfill import PRESET_COURSE, PRESET_RATINGS, RATINGS_GRID, MaskedGaussianMixtureImputer
-from skgmmfill.datasets import load_netflix
+from skgmmfill.datasets import load_netflix, read_ratings
 from skgmmfill.metrics import make_masked_rmse_scorer, rmse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 RATINGS = {"min_value": 1, "max_value": 5}
 PREVIOUS_PRESET = {"biases": True, "covariance_type": "spherical", "n_components": 4,
                    "mean_precision_prior": 1000.0, "init_params": "kmeans"}
+SVDPP_MAX_RATINGS = 200_000
 ALS_GRID = [(n_factors, reg) for n_factors in (5, 10, 20, 30) for reg in (0.02, 0.03, 0.05, 0.1, 0.2)]
 
 
@@ -130,7 +142,8 @@ def observed_entry_cv(X, label, quick):
 
     def ours(params):
         def fit_predict(train, r, c):
-            return MaskedGaussianMixtureImputer(**params, **RATINGS).fit(train).predict_entries(train, r, c)
+            imputer = MaskedGaussianMixtureImputer(**params, **RATINGS, keep_empty_features=True)
+            return imputer.fit(train).predict_entries(train, r, c)
         return fit_predict
 
     def dense_train(train):
@@ -144,8 +157,21 @@ def observed_entry_cv(X, label, quick):
     def report(name, result):
         print(f"{name:<66} {result[0]:>7.4f} {result[1]:>7.2f}", flush=True)
 
-    report("column means", cross_validate(lambda train, r, c: SimpleImputer().fit_transform(dense_train(train))[r, c]))
+    def column_means(train, r, c):  # columns without a training rating: the global mean
+        dense = dense_train(train)
+        filled = SimpleImputer(keep_empty_features=True, fill_value=np.nanmean(dense)).fit_transform(dense)
+        filled[:, np.isnan(dense).all(axis=0)] = np.nanmean(dense)
+        return filled[r, c]
+
+    report("column means", cross_validate(column_means))
     report("user + item biases (shrinkage 25)", cross_validate(lambda train, r, c: bias_baseline(dense_train(train))[r, c]))
+    report("user + item biases, shrinkage estimated (bias_shrinkage='auto')", cross_validate(ours(
+        {"biases": True, "bias_shrinkage": "auto", "covariance_type": "diag", "mean_precision_prior": 1e4})))
+    if len(rows) <= SVDPP_MAX_RATINGS:  # SGD in Python: a minute per million ratings and epoch
+        from bench_long_tail import svdpp  # imports this module: here, not at the top
+
+        report("SVD++ by SGD (Surprise's defaults; bench_long_tail.py)", cross_validate(
+            lambda train, r, c: svdpp(train)[0](r, c)))
     als_results = {(f, reg): cross_validate(lambda train, r, c, f=f, reg=reg: als(train, f, reg)(r, c))
                    for f, reg in ALS_GRID}
     (f, reg), best = min(als_results.items(), key=lambda item: item[1][0])
@@ -153,6 +179,12 @@ def observed_entry_cv(X, label, quick):
     report("previous PRESET_RATINGS (biases + 4 shrunk spherical components)", cross_validate(ours(PREVIOUS_PRESET)))
     report("PRESET_RATINGS (biases + factor K=1, q<=20 ARD, priors)", cross_validate(ours(
         {**PRESET_RATINGS, "random_state": 0})))
+    report("  the same, bias shrinkage 25 (the preset before 'auto')", cross_validate(ours(
+        {**PRESET_RATINGS, "bias_shrinkage": 25.0, "random_state": 0})))
+    report("  the same, variational loadings", cross_validate(ours(
+        {**PRESET_RATINGS, "loading_posterior": "variational", "random_state": 0})))
+    report("  the same, implicit feedback 10", cross_validate(ours(
+        {**PRESET_RATINGS, "implicit_precision_prior": 10.0, "random_state": 0})))
     report("  the same, K=2, mean prior 10", cross_validate(ours(
         {**PRESET_RATINGS, "n_components": 2, "mean_precision_prior": 10.0, "random_state": 0})))
     report("  the same, no biases", cross_validate(ours({**PRESET_RATINGS, "biases": False, "random_state": 0})))
@@ -173,8 +205,16 @@ def observed_entry_cv(X, label, quick):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="skip KNNImputer, IterativeImputer and the nested search")
+    parser.add_argument("--ratings-file", help="instead of the Netflix tables, table 2 on this file of user, item, "
+                                               "rating lines (e.g. MovieLens' u.data)")
     args = parser.parse_args()
     warnings.simplefilter("ignore", ConvergenceWarning)
+    if args.ratings_file:
+        ratings, _, _ = read_ratings(args.ratings_file)
+        dense = np.full(ratings.shape, np.nan)
+        dense[ratings.nonzero()] = ratings.data
+        observed_entry_cv(dense, os.path.basename(args.ratings_file), args.quick)
+        return
 
     X, X_complete = load_netflix()
     known = np.isnan(X) & (X_complete != 0)

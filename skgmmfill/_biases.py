@@ -35,6 +35,8 @@ N_PASSES = 3
 AUTO_START = 25.0
 AUTO_MAX_STEPS = 100
 AUTO_TOLERANCE = 1e-4
+_ROW_SUMS = 5  # the sums over rows that follow the column sums in _row_offset_sums' result
+_TINY = 1e-12
 
 
 def fit_offsets(source, moments, shrinkage):
@@ -63,7 +65,8 @@ def fit_offsets(source, moments, shrinkage):
     column_sums = moments.sums - global_mean * moments.counts
     column_offsets = _shrunk_mean(column_sums, moments.counts, column_shrinkage)  # first pass: r = 0
     for _ in range(N_PASSES - 1):
-        row_parts = source.reduce(partial(_row_offset_sums, global_mean, column_offsets, row_shrinkage))[:-5]
+        sums = source.reduce(partial(_row_offset_sums, global_mean, column_offsets, row_shrinkage))
+        row_parts = sums[:-_ROW_SUMS]
         column_offsets = _shrunk_mean(column_sums - row_parts, moments.counts, column_shrinkage)
     return global_mean, column_offsets.astype(source.dtype), shrinkage
 
@@ -80,7 +83,7 @@ def estimated_shrinkage(source, moments, global_mean):
     noise = None
     for _ in range(AUTO_MAX_STEPS):
         sums = source.reduce(partial(_row_offset_sums, global_mean, column_offsets, row_shrinkage))
-        row_parts, (squared_offsets, spread, shared, n_rows, residual_squares) = sums[:-5], sums[-5:]
+        row_parts, (squared_offsets, spread, shared, n_rows, residual_squares) = sums[:-_ROW_SUMS], sums[-_ROW_SUMS:]
         if n_rows < 2:
             break
         if noise is None:  # the first step's posterior variances take the residuals' mean square
@@ -98,8 +101,6 @@ def estimated_shrinkage(source, moments, global_mean):
             break
     return float(row_shrinkage), float(column_shrinkage)
 
-
-_TINY = 1e-12
 
 
 def _row_offset_sums(global_mean, column_offsets, row_shrinkage, block):

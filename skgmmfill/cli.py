@@ -184,7 +184,8 @@ def _parser():
                           help="number of components (default: the preset's)")
     for command in (recommend, evaluate):
         command.add_argument("--rank-by", choices=("rating", "hits"), default="rating",
-                             help="rating: the highest predicted ratings; hits: the items the user is likeliest "
+                             help="rating: the highest predicted ratings, less the uncertainty of an item's mean "
+                             "(1.96 standard errors: few ratings, more caution); hits: the items the user is likeliest "
                              "both to rate (an item's chance grows with its number of ratings) and to rate at "
                              "least the mean rating (--relevant for evaluate), what top-N metrics count "
                              "(default: rating)")
