@@ -15,16 +15,21 @@ row offsets are never stored: given ``b`` and ``c``, ``r_u`` follows from row
 
 ``shrinkage="auto"`` estimates the two ``lambda`` from the data (empirical
 Bayes): with ``r_u ~ N(0, sigma_r^2)``, ``c_l ~ N(0, sigma_c^2)`` and
-``e_ul ~ N(0, sigma^2)``, the ridge estimates are posterior means, each with
-posterior variance ``sigma^2 / (n + lambda)``; EM on the three variances sets
+``e_ul ~ N(0, sigma^2)`` the ridge estimates are the offsets' posterior
+means, and the variances that maximise the evidence satisfy (MacKay's fixed
+point, with ``g_u = n_u / (n_u + lambda_r)`` and ``g_l = n_l / (n_l + lambda_c)``
+the offsets' effective numbers of parameters)
 
-* ``sigma^2 = (sum_ul e_ul^2 + sigma^2 (sum_u n_u / (n_u + lambda_r) + sum_l n_l / (n_l + lambda_c))) / N``,
-* ``sigma_r^2 = mean_u (r_u^2 + sigma^2 / (n_u + lambda_r))`` over rows with entries, likewise ``sigma_c^2``,
+* ``sigma_r^2 = sum_u r_u^2 / sum_u g_u``, ``sigma_c^2 = sum_l c_l^2 / sum_l g_l``,
+* ``sigma^2 = sum_ul e_ul^2 / (N - sum_u g_u - sum_l g_l)``,
 
-and ``lambda_r = sigma^2 / sigma_r^2``, ``lambda_c = sigma^2 / sigma_c^2``,
-one reduction per step (the offsets' posteriors are taken as independent, as
-the alternating passes take them), until both change by less than
-``AUTO_TOLERANCE`` (relative).
+and ``lambda_r = sigma^2 / sigma_r^2``, ``lambda_c = sigma^2 / sigma_c^2``.
+They are iterated from ``AUTO_START``, one reduction per step (the offsets'
+posteriors taken as independent, as the alternating passes take them), until
+the shrinkage factor ``n / (n + lambda)`` of a row and of a column with the
+mean number of entries moves by less than ``AUTO_TOLERANCE``, or for
+``AUTO_MAX_STEPS`` steps (``lambda`` grows without bound where the offsets
+have no variance).
 """
 
 from functools import partial
@@ -35,7 +40,7 @@ N_PASSES = 3
 AUTO_START = 25.0
 AUTO_MAX_STEPS = 100
 AUTO_TOLERANCE = 1e-4
-_ROW_SUMS = 5  # the sums over rows that follow the column sums in _row_offset_sums' result
+_ROW_SUMS = 4  # the sums over rows that follow the column sums in _row_offset_sums' result
 _TINY = 1e-12
 
 
@@ -72,41 +77,40 @@ def fit_offsets(source, moments, shrinkage):
 
 
 def estimated_shrinkage(source, moments, global_mean):
-    """``(lambda_r, lambda_c)`` by EM on the offsets' and the residuals' variances (module docstring)."""
+    """``(lambda_r, lambda_c)`` by the evidence's fixed point for the offsets' and residuals' variances
+    (module docstring)."""
     counts = moments.counts
+    n_entries = counts.sum()
     column_sums = moments.sums - global_mean * counts
     seen = counts > 0
     if seen.sum() < 2:
         return AUTO_START, AUTO_START
     row_shrinkage = column_shrinkage = AUTO_START
     column_offsets = _shrunk_mean(column_sums, counts, column_shrinkage)
-    noise = None
     for _ in range(AUTO_MAX_STEPS):
         sums = source.reduce(partial(_row_offset_sums, global_mean, column_offsets, row_shrinkage))
-        row_parts, (squared_offsets, spread, shared, n_rows, residual_squares) = sums[:-_ROW_SUMS], sums[-_ROW_SUMS:]
+        row_parts, (squared_offsets, row_weight, n_rows, residual_squares) = sums[:-_ROW_SUMS], sums[-_ROW_SUMS:]
         if n_rows < 2:
             break
-        if noise is None:  # the first step's posterior variances take the residuals' mean square
-            noise = residual_squares / counts.sum()
-        column_shared = (counts / (counts + column_shrinkage)).sum()
-        new_noise = (residual_squares + noise * (shared + column_shared)) / counts.sum()
-        row_variance = (squared_offsets + noise * spread) / n_rows
-        column_variance = ((column_offsets[seen] ** 2).sum() + noise * (1.0 / (counts[seen] + column_shrinkage)).sum()
-                           ) / seen.sum()
-        noise = new_noise
+        column_weight = (counts / (counts + column_shrinkage)).sum()
+        noise = residual_squares / max(n_entries - row_weight - column_weight, _TINY)
+        row_variance = squared_offsets / max(row_weight, _TINY)
+        column_variance = (column_offsets[seen] ** 2).sum() / max(column_weight, _TINY)
         previous = np.array([row_shrinkage, column_shrinkage])
         row_shrinkage, column_shrinkage = noise / max(row_variance, _TINY), noise / max(column_variance, _TINY)
         column_offsets = _shrunk_mean(column_sums - row_parts, counts, column_shrinkage)
-        if np.all(np.abs(np.array([row_shrinkage, column_shrinkage]) - previous) <= AUTO_TOLERANCE * previous):
+        # converged when the shrinkage factors n / (n + lambda) of a typical row and column stop moving
+        typical = np.array([n_entries / n_rows, n_entries / seen.sum()])
+        factors = typical / (typical + np.array([row_shrinkage, column_shrinkage]))
+        if np.all(np.abs(factors - typical / (typical + previous)) <= AUTO_TOLERANCE):
             break
     return float(row_shrinkage), float(column_shrinkage)
 
 
-
 def _row_offset_sums(global_mean, column_offsets, row_shrinkage, block):
-    """``sum_u m_ul r_u`` for each column, with ``r_u`` given ``b`` and ``c``; then five sums
-    over the rows with entries: ``r_u^2``, ``1 / (n_u + lambda_r)``, ``n_u / (n_u + lambda_r)``,
-    the number of rows, and the squared residuals ``(x_ul - b - r_u - c_l)^2``."""
+    """``sum_u m_ul r_u`` for each column, with ``r_u`` given ``b`` and ``c``; then four sums
+    over the rows with entries: ``r_u^2``, ``n_u / (n_u + lambda_r)``, the number of rows, and
+    the squared residuals ``(x_ul - b - r_u - c_l)^2``."""
     n_observed = block.n_observed.astype(np.float64)
     residual_sums = _residual_sums(block, global_mean, column_offsets)
     row_offsets = _shrunk_mean(residual_sums, n_observed, row_shrinkage)
@@ -118,8 +122,8 @@ def _row_offset_sums(global_mean, column_offsets, row_shrinkage, block):
     has = n_observed > 0
     return np.concatenate([
         block.column_sums(row_offsets[:, np.newaxis].astype(block.dtype), "mask")[0].astype(np.float64),
-        [row_offsets @ row_offsets, (1.0 / (n_observed[has] + row_shrinkage)).sum(),
-         (n_observed / (n_observed + row_shrinkage))[has].sum(), has.sum(), residual_squares],
+        [row_offsets @ row_offsets, (n_observed / (n_observed + row_shrinkage))[has].sum(), has.sum(),
+         residual_squares],
     ])
 
 
