@@ -418,24 +418,16 @@ class FactorCovariance(CovarianceFamily):
         n = observed.n_samples
         precisions = 1.0 / noise
         scaled = loadings * precisions[:, :, np.newaxis]  # w_l / psi_l
-        upper = np.triu_indices(q)
+        width = q * (q + 1) // 2
         # Three products with the data give every sum over the observed
         # columns: the mask's carries the packed E[w_l w_l^T] / psi_l, the
         # E[mu_l w_l] / psi_l of b and the constant part of the density.
-        width = len(upper[0])
-        outer = loadings[:, :, upper[0]] * scaled[:, :, upper[1]]
-        cross = -means[:, :, np.newaxis] * scaled
-        constant = means**2 * precisions + np.log(noise)
-        if self._variational:  # the second moments of (w_l, mu_l) gain their posterior covariance
-            inner, last = _augmented_positions(q)
-            outer = outer + uncertainty[..., inner] * precisions[:, :, np.newaxis]
-            cross = cross - uncertainty[..., last[:-1]] * precisions[:, :, np.newaxis]
-            constant = constant + uncertainty[..., last[-1]] * precisions
+        outer, cross, squared_means = self._loading_moments(loadings, means, uncertainty)
         masked = observed.row_products(
             mask_coefs=np.concatenate([
-                _stacked(outer),
-                _stacked(cross),
-                constant,
+                _stacked(outer * precisions[:, :, np.newaxis]),
+                _stacked(-cross * precisions[:, :, np.newaxis]),
+                squared_means * precisions + np.log(noise),
                 _stacked(implicit),  # C_j^T y_u times sqrt(|O_u|), if any
             ])
         )
@@ -465,6 +457,20 @@ class FactorCovariance(CovarianceFamily):
         log_prob -= np.einsum("nka,nka->nk", projections, factor_means)
         log_prob *= -0.5
         return _Factors(log_prob, factor_means, covariances, prior_means)
+
+    def _loading_moments(self, loadings, means, uncertainty):
+        """``E[w_l w_l^T]`` (packed upper triangles), ``E[mu_l w_l]`` and ``E[mu_l^2]`` of every
+        component and feature: the point values' products, plus their posterior covariance if variational."""
+        upper = np.triu_indices(loadings.shape[2])
+        outer = loadings[:, :, upper[0]] * loadings[:, :, upper[1]]
+        cross = means[:, :, np.newaxis] * loadings
+        squared_means = means**2
+        if self._variational:
+            inner, last = _augmented_positions(loadings.shape[2])
+            outer = outer + uncertainty[..., inner]
+            cross = cross + uncertainty[..., last[:-1]]
+            squared_means = squared_means + uncertainty[..., last[-1]]
+        return outer, cross, squared_means
 
     # -- M-step ---------------------------------------------------------------
 
@@ -662,17 +668,9 @@ class FactorCovariance(CovarianceFamily):
         """
         means = mixture.means
         loadings, noise, _, uncertainty = self._split(mixture.covariances)
-        q = loadings.shape[2]
-        upper = np.triu_indices(q)
+        upper = np.triu_indices(loadings.shape[2])
         doubled = np.where(upper[0] == upper[1], 1.0, 2.0)  # off-diagonal pairs appear twice
-        outer = loadings[:, :, upper[0]] * loadings[:, :, upper[1]]
-        cross = means[:, :, np.newaxis] * loadings
-        squared_means = means**2
-        if self._variational:
-            inner, last = _augmented_positions(q)
-            outer = outer + uncertainty[..., inner]
-            cross = cross + uncertainty[..., last[:-1]]
-            squared_means = squared_means + uncertainty[..., last[-1]]
+        outer, cross, squared_means = self._loading_moments(loadings, means, uncertainty)
         outer, cross = _stacked(outer * doubled), _stacked(2.0 * cross)
         stacked_loadings = _stacked(loadings)
         imputed = resp @ means

@@ -368,7 +368,6 @@ def test_variational_log_prob_is_each_rows_lower_bound_written_out():
 def test_variational_predictive_variance_counts_the_loadings_uncertainty():
     """Var[x_ul] = psi_l + tr(E[lambda lambda^T] E[t~ t~^T]) - (lambda^T E[t~])^2 for one component."""
     X, observed, obs, family, mixture = variational_parameters(n_components=1)
-    q = family.n_factors
     rows, covariance, noise = posterior_of_loadings(family, mixture, 0)
     resp = np.ones((len(X), 1))
     mean, variance = family.predictive_moments(obs, resp, mixture)
