@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from numpy.testing import assert_array_equal
+from numpy.testing import assert_allclose, assert_array_equal
 
 from reference_figures import NETFLIX_BEST_LL, load_course_solutions
 from test_persistence import PlantingPayload
@@ -271,6 +271,14 @@ def test_predict_equals_the_python_api_and_a_saved_model_needs_no_refit(tmp_path
     assert main(["recommend", str(source), str(tmp_path / "b.csv"), "--model", str(tmp_path / "model.npz"),
                  "-q"]) == 0
     assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text()
+    # ... and they are the Python API's: its ranking, each item with its predicted rating
+    listed = read_csv_rows((tmp_path / "a.csv").read_text())
+    top = imputer.recommend(X, 10)
+    for user in ("3", "10"):
+        row = list(users).index(user)
+        mine = [(item, float(score)) for name, item, score, _ in listed if name == user]
+        assert [item for item, _ in mine] == [items[c] for c in top[row]]
+        assert_allclose([score for _, score in mine], imputer.predict_entries(X, [row] * 10, top[row]), rtol=1e-5)
 
 
 def test_predict_gives_items_without_ratings_the_offsets(tmp_path, capsys, ratings_matrix):
