@@ -159,7 +159,7 @@ def observed_entry_cv(X, label, quick):
 
     def column_means(train, r, c):  # columns without a training rating: the global mean
         dense = dense_train(train)
-        filled = SimpleImputer(keep_empty_features=True, fill_value=np.nanmean(dense)).fit_transform(dense)
+        filled = SimpleImputer(keep_empty_features=True).fit_transform(dense)
         filled[:, np.isnan(dense).all(axis=0)] = np.nanmean(dense)
         return filled[r, c]
 

@@ -40,7 +40,7 @@ N_PASSES = 3
 AUTO_START = 25.0
 AUTO_MAX_STEPS = 100
 AUTO_TOLERANCE = 1e-4
-_ROW_SUMS = 4  # the sums over rows that follow the column sums in _row_offset_sums' result
+_ROW_SUMS = 4  # the sums over rows that follow the column sums in _evidence_sums' result
 _TINY = 1e-12
 
 
@@ -70,8 +70,7 @@ def fit_offsets(source, moments, shrinkage):
     column_sums = moments.sums - global_mean * moments.counts
     column_offsets = _shrunk_mean(column_sums, moments.counts, column_shrinkage)  # first pass: r = 0
     for _ in range(N_PASSES - 1):
-        sums = source.reduce(partial(_row_offset_sums, global_mean, column_offsets, row_shrinkage))
-        row_parts = sums[:-_ROW_SUMS]
+        row_parts = source.reduce(partial(_row_offset_column_sums, global_mean, column_offsets, row_shrinkage))
         column_offsets = _shrunk_mean(column_sums - row_parts, moments.counts, column_shrinkage)
     return global_mean, column_offsets.astype(source.dtype), shrinkage
 
@@ -88,7 +87,7 @@ def estimated_shrinkage(source, moments, global_mean):
     row_shrinkage = column_shrinkage = AUTO_START
     column_offsets = _shrunk_mean(column_sums, counts, column_shrinkage)
     for _ in range(AUTO_MAX_STEPS):
-        sums = source.reduce(partial(_row_offset_sums, global_mean, column_offsets, row_shrinkage))
+        sums = source.reduce(partial(_evidence_sums, global_mean, column_offsets, row_shrinkage))
         row_parts, (squared_offsets, row_weight, n_rows, residual_squares) = sums[:-_ROW_SUMS], sums[-_ROW_SUMS:]
         if n_rows < 2:
             break
@@ -107,10 +106,16 @@ def estimated_shrinkage(source, moments, global_mean):
     return float(row_shrinkage), float(column_shrinkage)
 
 
-def _row_offset_sums(global_mean, column_offsets, row_shrinkage, block):
-    """``sum_u m_ul r_u`` for each column, with ``r_u`` given ``b`` and ``c``; then four sums
-    over the rows with entries: ``r_u^2``, ``n_u / (n_u + lambda_r)``, the number of rows, and
-    the squared residuals ``(x_ul - b - r_u - c_l)^2``."""
+def _row_offset_column_sums(global_mean, column_offsets, row_shrinkage, block):
+    """``sum_u m_ul r_u`` for each column, with ``r_u`` given ``b`` and ``c``."""
+    row_offsets = row_offsets_given(block, global_mean, column_offsets, row_shrinkage)
+    return block.column_sums(row_offsets[:, np.newaxis], "mask")[0].astype(np.float64)
+
+
+def _evidence_sums(global_mean, column_offsets, row_shrinkage, block):
+    """:func:`_row_offset_column_sums`, then four sums over the rows: ``r_u^2``,
+    ``n_u / (n_u + lambda_r)``, the number of rows with entries, and the squared residuals
+    ``(x_ul - b - r_u - c_l)^2``."""
     n_observed = block.n_observed.astype(np.float64)
     residual_sums = _residual_sums(block, global_mean, column_offsets)
     row_offsets = _shrunk_mean(residual_sums, n_observed, row_shrinkage)
@@ -119,10 +124,9 @@ def _row_offset_sums(global_mean, column_offsets, row_shrinkage, block):
     centred_squares = (float(block.squared_norms.sum(dtype=np.float64))
                        - 2.0 * float(np.sum(block.values @ shifted)) + float(np.sum(block.mask @ shifted**2)))
     residual_squares = centred_squares - 2.0 * row_offsets @ residual_sums + n_observed @ row_offsets**2
-    has = n_observed > 0
     return np.concatenate([
         block.column_sums(row_offsets[:, np.newaxis].astype(block.dtype), "mask")[0].astype(np.float64),
-        [row_offsets @ row_offsets, (n_observed / (n_observed + row_shrinkage))[has].sum(), has.sum(),
+        [row_offsets @ row_offsets, (n_observed / (n_observed + row_shrinkage)).sum(), (n_observed > 0).sum(),
          residual_squares],
     ])
 

@@ -368,8 +368,9 @@ class FactorCovariance(CovarianceFamily):
         noise = np.broadcast_to(noise, (len(means), d))
         # A posterior spread of one more observation than each feature has, until the first M-step.
         spread = noise / (moments.counts / len(means) + 1.0)
-        identity = _packed_identity(self.n_factors + 1) if self._variational else np.zeros(0)
-        uncertainty = spread[..., np.newaxis] * identity
+        uncertainty = np.zeros((len(means), d, self._uncertainty_width))
+        if self._variational:
+            uncertainty[..., _packed_diagonal(self.n_factors + 1)] = spread[..., np.newaxis]
         return _join(loadings, noise, implicit, uncertainty).astype(means.dtype)
 
     # -- E-step ---------------------------------------------------------------
@@ -740,12 +741,6 @@ def _packed_diagonal(size):
     """Positions of the diagonal in a packed upper triangle of ``size x size``."""
     upper = np.triu_indices(size)
     return np.flatnonzero(upper[0] == upper[1])
-
-
-def _packed_identity(size):
-    """The identity of ``size x size``, packed."""
-    upper = np.triu_indices(size)
-    return (upper[0] == upper[1]).astype(np.float64)
 
 
 def _second_moments(factors):
