@@ -16,8 +16,9 @@ time.
 Models: the bias model (``biases=True``, diag, ``mean_precision_prior=1e4``),
 with the default shrinkage 25 and with ``bias_shrinkage="auto"``;
 ``PRESET_RATINGS`` without its mean and noise priors, with one of them, as it
-is, with variational loadings, with implicit feedback, and tuned over ``RATINGS_GRID`` by GridSearchCV with the masked-RMSE
-scorer on the training ratings alone; ALS with biases (bench_rating_models.py);
+is, with variational loadings, with implicit feedback, and tuned over
+``RATINGS_GRID`` by GridSearchCV with the masked-RMSE scorer on the training
+ratings alone; ALS with biases (bench_rating_models.py);
 SVD++ by stochastic gradient descent (:func:`svdpp`, written here with
 Surprise's defaults); item popularity (top-N only); and, top-N only, the
 oracle: each user's items ranked by the generator's own odds of rating them

@@ -201,7 +201,8 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
     def __init__(self, n_components=1, *, covariance_type="auto", missing_values=np.nan, init_params="kmeans",
                  n_init=1, max_iter=100, tol=1e-3, stopping_rule="mean_gain", min_variance="auto", reg_covar="auto",
                  n_factors=None, loading_precision_prior=None, loading_ard_prior=None, noise_variance_prior=None,
-                 implicit_precision_prior=None, loading_posterior=None, mean_precision_prior=None, biases=False, bias_shrinkage=25.0,
+                 implicit_precision_prior=None, loading_posterior=None, mean_precision_prior=None, biases=False,
+                 bias_shrinkage=25.0,
                  sample_posterior=False, min_value=-np.inf, max_value=np.inf, keep_empty_features=False,
                  random_state=None, warm_start=False, verbose=0, verbose_interval=10, persist=True):
         self.n_components = n_components

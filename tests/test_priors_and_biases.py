@@ -77,7 +77,8 @@ def random_effects(n_rows, n_cols, row_sd, column_sd, noise_sd, seed=0):
     popularity = 1.0 / np.arange(1, n_cols + 1) ** 0.8
     odds = np.outer(activity, popularity)
     observed = rng.uniform(size=odds.shape) < 40 * odds / odds.sum(axis=1).mean()
-    X = 3.0 + rng.normal(0, row_sd, (n_rows, 1)) + rng.normal(0, column_sd, n_cols) + rng.normal(0, noise_sd, odds.shape)
+    X = (3.0 + rng.normal(0, row_sd, (n_rows, 1)) + rng.normal(0, column_sd, n_cols)
+         + rng.normal(0, noise_sd, odds.shape))
     return np.where(observed, X, np.nan)
 
 
