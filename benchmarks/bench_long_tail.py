@@ -60,6 +60,7 @@ MODELS = {
     "mean prior only": dict(WITHOUT_PRIORS, mean_precision_prior=PRESET_RATINGS["mean_precision_prior"]),
     "noise prior only": dict(WITHOUT_PRIORS, noise_variance_prior=PRESET_RATINGS["noise_variance_prior"]),
     "PRESET_RATINGS": dict(PRESET_RATINGS),
+    "  without the pattern prior": dict(PRESET_RATINGS, loading_pattern_prior=None),
     "  variational loadings": dict(PRESET_RATINGS, loading_posterior="variational"),
     "  implicit feedback 10": dict(PRESET_RATINGS, implicit_precision_prior=10.0),
 }

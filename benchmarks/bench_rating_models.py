@@ -179,7 +179,9 @@ def observed_entry_cv(X, label, quick):
     report("previous PRESET_RATINGS (biases + 4 shrunk spherical components)", cross_validate(ours(PREVIOUS_PRESET)))
     report("PRESET_RATINGS (biases + factor K=1, q<=20 ARD, priors)", cross_validate(ours(
         {**PRESET_RATINGS, "random_state": 0})))
-    report("  the same, bias shrinkage 25 (the preset before 'auto')", cross_validate(ours(
+    report("  the same, without the pattern prior (the preset before it)", cross_validate(ours(
+        {**PRESET_RATINGS, "loading_pattern_prior": None, "random_state": 0})))
+    report("  the same, bias shrinkage 25", cross_validate(ours(
         {**PRESET_RATINGS, "bias_shrinkage": 25.0, "random_state": 0})))
     report("  the same, variational loadings", cross_validate(ours(
         {**PRESET_RATINGS, "loading_posterior": "variational", "random_state": 0})))

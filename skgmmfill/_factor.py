@@ -73,10 +73,33 @@ bound, which with the priors' expected log densities and the entropy of
 ``q(lambda)`` (:meth:`log_prior`) never decreases: each step maximises it
 over one factor of ``q`` or one parameter.
 
+With ``loading_pattern_prior`` (``lambda``) the loadings' prior also knows
+*which* rows observe each feature (SVD++'s insight, on the features' side:
+an item's loadings resemble those of the items its raters also rated). Let
+``M = N^{-1/2} A N^{-1/2}`` be the features' co-observation matrix
+(``A_lm`` rows observing both ``l`` and ``m``, ``N = diag(n_l)``: a cosine
+similarity) and ``F`` (``d x r``, ``r = PATTERN_FEATURES``) its leading
+eigenvectors scaled by the square roots of their eigenvalues, so
+``F F^T ~ M``. Each loading column is ``w_k = F g_k + e_k`` with
+``e_k ~ N(0, Psi / beta_k)`` and ``g_k ~ N(0, s^2 / (lambda beta_k) I_r)``:
+integrating ``g`` out, ``w_k ~ N(0, Sigma / beta_k)`` with
+``Sigma = Psi + (s^2 / lambda) F F^T`` in place of ``Psi``, which ties the
+loadings of co-observed features, so that a feature observed once gets
+loadings like those of the features its one row also observed. ``g`` is a
+missing variable of EM: given the loadings, ``g_k ~ N(m_k, P^{-1} / beta_k)``
+with ``P = F^T Psi^{-1} F + (lambda / s^2) I`` and ``m_k = P^{-1} F^T Psi^{-1} w_k``,
+so the M-step centres each ``w_l`` on ``F_l m`` (``c_l`` above) and adds
+``q F_l P^{-1} F_l^T`` to its squared residuals; ARD's ``sum_l w_lk^2 / psi_l``
+becomes ``w_k^T Sigma^{-1} w_k = sum_l w_lk^2 / psi_l - m_k^T P m_k``, and the
+prior's log density ``log det Sigma = sum_l log psi_l + log det(s^2 P / lambda)``
+(Woodbury), all in ``r x r`` systems. ``F`` comes from a sketch of ``A`` in the
+pass that starts the fit (:class:`FactorMoments`), as the loadings do.
+
 ``covariances`` is the ``(n_components, n_features, width)`` array holding
 ``W_j`` in its first ``n_factors`` columns, ``psi_j`` in the next, then with
 implicit feedback ``C_j`` (``n_factors`` columns) and, when variational, the
-packed ``S_l`` (``(q+1)(q+2)/2`` columns); see :class:`_Parameters`.
+packed ``S_l`` (``(q+1)(q+2)/2`` columns), then with the pattern prior ``F``;
+see :class:`_Parameters`.
 """
 
 from dataclasses import dataclass, replace
@@ -111,6 +134,14 @@ _CHUNK_ENTRIES = 2**21
 # Extra directions of the random sketch that starts the loadings.
 _SKETCH_OVERSAMPLING = 10
 
+PATTERN_FEATURES = 30
+"""``r``, the leading eigenvectors of the co-observation matrix that the pattern prior uses."""
+
+# The co-observation sketch has this many times PATTERN_FEATURES directions: its
+# matrix is normalised only after the pass (by the column counts), so its
+# leading eigenvectors need more oversampling than the values' do.
+_PATTERN_SKETCH_FACTOR = 4
+
 
 @dataclass(frozen=True)
 class FactorMoments(DataMoments):
@@ -123,9 +154,14 @@ class FactorMoments(DataMoments):
         and ``Omega`` fixed Gaussian directions (:func:`_sketch_directions`):
         additive over row blocks, it gives the leading principal directions
         that start the loadings (a Nystrom approximation), in one pass.
+    pattern_sketch : ndarray of shape (n_features, n_pattern_directions), or 0.0
+        ``A Omega`` with ``A = B^T B`` the co-observation counts (``B`` the
+        mask), with the pattern prior only: the pattern features
+        (:func:`_pattern_features`).
     """
 
     sketch: object = 0.0
+    pattern_sketch: object = 0.0
 
 
 @dataclass(frozen=True)
@@ -164,6 +200,16 @@ class _Parameters(NamedTuple):
     noise: np.ndarray  # (..., d): psi_j
     implicit: np.ndarray  # (..., d, q) with implicit feedback, else (..., d, 0): C_j
     uncertainty: np.ndarray  # (..., d, (q+1)(q+2)/2) variational, else (..., d, 0): Cov[(w_l, mu_l)], packed
+    pattern: np.ndarray  # (..., d, r) with the pattern prior, else (..., d, 0): F, the same for every component
+
+
+class _PatternPosterior(NamedTuple):
+    """``q(g)`` of the pattern prior for every component (see the module docstring)."""
+
+    centres: np.ndarray  # (K, d, q): F m_jk, the loadings' prior means
+    spreads: np.ndarray  # (K, d): F_l P_j^{-1} F_l^T
+    explained: np.ndarray  # (K, q): m_jk^T P_j m_jk
+    log_det: np.ndarray  # (K,): log det(s^2 P_j / lambda)
 
 
 class _Factors(NamedTuple):
@@ -216,6 +262,11 @@ class FactorCovariance(CovarianceFamily):
         None: the loadings and means are point (MAP) estimates.
         "variational": each feature's ``(w_jl, mu_jl)`` has a Gaussian
         posterior (see the module docstring); needs ``loading_precision_prior``.
+    loading_pattern_prior : float or None
+        ``lambda`` of the pattern prior (see the module docstring): the
+        loadings' prior covariance gains ``(s^2 / lambda) F F^T``, so that
+        features observed by the same rows get alike loadings; smaller is
+        stronger. Needs ``loading_precision_prior``. None: no pattern prior.
     """
 
     n_factors: object = None
@@ -226,22 +277,24 @@ class FactorCovariance(CovarianceFamily):
     noise_variance_target: object = None
     implicit_precision_prior: object = None
     loading_posterior: object = None
+    loading_pattern_prior: object = None
 
     name = "factor"
     hyperparameters = (
         "n_factors", "min_variance", "loading_precision_prior", "loading_ard_prior", "noise_variance_prior",
-        "implicit_precision_prior", "loading_posterior",
+        "implicit_precision_prior", "loading_posterior", "loading_pattern_prior",
     )
     exclusive_hyperparameters = (
         "n_factors", "loading_precision_prior", "loading_ard_prior", "noise_variance_prior",
-        "implicit_precision_prior", "loading_posterior",
+        "implicit_precision_prior", "loading_posterior", "loading_pattern_prior",
     )
     fitted_attribute_names = ("loadings_", "noise_variances_", "implicit_loadings_")
     hyperparameter_constraints = {
         "n_factors": COUNT_OR_NONE,
         "min_variance": POSITIVE_OR_AUTO,
         **dict.fromkeys(
-            ("loading_precision_prior", "loading_ard_prior", "noise_variance_prior", "implicit_precision_prior"),
+            ("loading_precision_prior", "loading_ard_prior", "noise_variance_prior", "implicit_precision_prior",
+             "loading_pattern_prior"),
             POSITIVE_OR_NONE,
         ),
         "loading_posterior": [None, StrOptions({"variational"})],
@@ -263,6 +316,10 @@ class FactorCovariance(CovarianceFamily):
         return (q + 1) * (q + 2) // 2 if self._variational else 0
 
     @property
+    def _pattern_width(self):
+        return PATTERN_FEATURES if self.loading_pattern_prior is not None else 0
+
+    @property
     def gaussian_rows(self):
         """False with implicit feedback (a row's mean depends on its pattern) or variational loadings
         (:meth:`log_prob` is then each row's term of the variational bound)."""
@@ -271,8 +328,9 @@ class FactorCovariance(CovarianceFamily):
     def _split(self, covariances):
         """:class:`_Parameters` of the packed layout ``covariances`` (any leading axes)."""
         q, implicit_end = self.n_factors, self.n_factors + 1 + self._implicit_width
+        uncertainty_end = implicit_end + self._uncertainty_width
         return _Parameters(covariances[..., :q], covariances[..., q], covariances[..., q + 1 : implicit_end],
-                           covariances[..., implicit_end:])
+                           covariances[..., implicit_end:uncertainty_end], covariances[..., uncertainty_end:])
 
     def for_features(self, n_features):
         if self.loading_ard_prior is not None and self.loading_precision_prior is None:
@@ -284,6 +342,11 @@ class FactorCovariance(CovarianceFamily):
             raise ValueError(
                 "loading_posterior='variational' needs loading_precision_prior: without a prior on the "
                 "loadings their posterior is improper."
+            )
+        if self.loading_pattern_prior is not None and self.loading_precision_prior is None:
+            raise ValueError(
+                f"loading_pattern_prior={self.loading_pattern_prior!r} needs loading_precision_prior: it "
+                "widens the loadings' prior along the features' co-observation."
             )
         if n_features < 2:
             raise ValueError(
@@ -313,9 +376,11 @@ class FactorCovariance(CovarianceFamily):
         return n_components * (2 * n_features + n_features * q - q * (q - 1) // 2)
 
     def covariances_shape(self, n_components, n_features):
-        """Loadings, noise variances, the implicit-feedback map, then the loadings' and means'
-        packed posterior covariances along the last axis (see :class:`_Parameters`)."""
-        return (n_components, n_features, self.n_factors + 1 + self._implicit_width + self._uncertainty_width)
+        """Loadings, noise variances, the implicit-feedback map, the loadings' and means'
+        packed posterior covariances, then the pattern features along the last axis
+        (see :class:`_Parameters`)."""
+        width = self.n_factors + 1 + self._implicit_width + self._uncertainty_width + self._pattern_width
+        return (n_components, n_features, width)
 
     def dense_covariances(self, covariances, n_features):
         loadings, noise = self._split(covariances)[:2]
@@ -325,7 +390,7 @@ class FactorCovariance(CovarianceFamily):
         """``loadings_`` ``(K, d, q)`` and ``noise_variances_`` ``(K, d)`` in the data's units,
         and with implicit feedback ``implicit_loadings_`` ``(K, d, q)`` (the ``C_j``, which map
         patterns to factors and have no units)."""
-        loadings, noise, implicit, _ = self._split(covariances)
+        loadings, noise, implicit = self._split(covariances)[:3]
         with np.errstate(over="ignore"):  # data near the largest float: inf, as the float type must
             variances = (np.float64(scale) ** 2 * noise).astype(noise.dtype)
         fitted = {"loadings_": (scale * loadings).astype(loadings.dtype), "noise_variances_": variances}
@@ -336,11 +401,22 @@ class FactorCovariance(CovarianceFamily):
     def moments(self, observed):
         directions = _sketch_directions(observed.n_features, self._n_directions(observed.n_features), observed.dtype)
         sketch = observed.column_sums(observed.values @ directions, "values").T.astype(np.float64)
+        pattern_sketch = 0.0
+        if self._pattern_width:  # A Omega = B^T (B Omega), B the mask; B Omega in bounded chunks of rows
+            directions = _sketch_directions(observed.n_features, self._n_pattern_directions(observed.n_features),
+                                            observed.dtype)
+            pattern_sketch = np.zeros((observed.n_features, directions.shape[1]))
+            for rows in row_batches(observed.n_samples, _CHUNK_ENTRIES // directions.shape[1]):
+                block = observed.row_block(rows)
+                pattern_sketch += block.column_sums(block.row_products(mask_coefs=directions.T), "mask").T
         base = observed.moments()
-        return base.extended(FactorMoments, sketch=sketch)
+        return base.extended(FactorMoments, sketch=sketch, pattern_sketch=pattern_sketch)
 
     def _n_directions(self, n_features):
         return min(n_features, self.n_factors + _SKETCH_OVERSAMPLING)
+
+    def _n_pattern_directions(self, n_features):
+        return min(n_features, _PATTERN_SKETCH_FACTOR * PATTERN_FEATURES)
 
     def initial_covariances(self, moments, means):
         """Loadings along the leading principal directions, noise for the rest.
@@ -371,7 +447,11 @@ class FactorCovariance(CovarianceFamily):
         uncertainty = np.zeros((len(means), d, self._uncertainty_width))
         if self._variational:
             uncertainty[..., _packed_diagonal(self.n_factors + 1)] = spread[..., np.newaxis]
-        return _join(loadings, noise, implicit, uncertainty).astype(means.dtype)
+        pattern = np.zeros((len(means), d, self._pattern_width))
+        if self._pattern_width:
+            directions = _sketch_directions(d, self._n_pattern_directions(d), np.float64)
+            pattern[:] = _pattern_features(moments.pattern_sketch, directions, moments.counts, self._pattern_width)
+        return _join(loadings, noise, implicit, uncertainty, pattern).astype(means.dtype)
 
     # -- E-step ---------------------------------------------------------------
 
@@ -414,7 +494,7 @@ class FactorCovariance(CovarianceFamily):
     def _factors(self, observed, mixture):
         """The posterior of the factors and the marginal log-density, for every row and component."""
         means = mixture.means
-        loadings, noise, implicit, uncertainty = self._split(mixture.covariances)
+        loadings, noise, implicit, uncertainty, _ = self._split(mixture.covariances)
         n_components, n_features, q = loadings.shape
         n = observed.n_samples
         precisions = 1.0 / noise
@@ -506,8 +586,8 @@ class FactorCovariance(CovarianceFamily):
         moments = _unpack(statistics.moment_sums.astype(np.float64), q + 1)
         value_sums = statistics.value_sums.astype(np.float64)
         counts = moments[..., q, q]
-        precision, centre = self._prior_terms(prior, mixture)
-        previous_loadings, previous_noise, implicit, uncertainty = self._split(mixture.covariances)
+        precision, centre, pattern_spreads = self._prior_terms(prior, mixture)
+        previous_loadings, previous_noise, implicit, uncertainty, pattern = self._split(mixture.covariances)
         rows = np.concatenate([previous_loadings, mixture.means[:, :, np.newaxis]], axis=2).astype(np.float64)
         # (j, l) pairs with too little data keep their parameters (a
         # generalised M-step), unless both priors make the system definite.
@@ -517,15 +597,17 @@ class FactorCovariance(CovarianceFamily):
         lhs = moments[solvable]
         diagonal = np.arange(q + 1)
         lhs[:, diagonal, diagonal] += prior_precision
-        rhs = value_sums[solvable] + prior_precision * centre[feature]
+        rhs = value_sums[solvable] + prior_precision * centre[solvable]
         rows[solvable] = np.linalg.solve(lhs, rhs[:, :, np.newaxis])[:, :, 0]
-        deviation = rows[solvable] - centre[feature]
+        deviation = rows[solvable] - centre[solvable]
         residuals = (
             statistics.squared_sums[solvable]
             - 2.0 * np.einsum("ia,ia->i", rows[solvable], value_sums[solvable])
             + np.einsum("ia,iab,ib->i", rows[solvable], moments[solvable], rows[solvable])
             + np.einsum("ia,ia,ia->i", deviation, prior_precision, deviation)
         )
+        if pattern_spreads is not None:  # E_q(g)[(w - F g)^T diag(beta) (w - F g)] = the centred term + q F P^-1 F^T
+            residuals = residuals + q * pattern_spreads[solvable]
         degrees = counts[solvable] + q * (prior_precision[:, 0] > 0) + (prior_precision[:, q] > 0)
         if self._variational:
             # q(lambda_l) = N(lambda_l, psi_l (G_l + D)^{-1}) with the current psi_l; the new psi_l
@@ -545,35 +627,69 @@ class FactorCovariance(CovarianceFamily):
         if self.implicit_precision_prior is not None:  # one majorise-minimise step, see FactorStatistics
             step = statistics.implicit_sums + self.implicit_precision_prior * implicit
             implicit = implicit - step / (counts + self.implicit_precision_prior)[:, :, np.newaxis]
-        covariances = _join(rows[:, :, :q], noise, implicit, uncertainty).astype(dtype)
+        covariances = _join(rows[:, :, :q], noise, implicit, uncertainty, pattern).astype(dtype)
         return Mixture(mixture_weights(statistics), rows[:, :, q].astype(dtype), covariances)
 
     def _prior_terms(self, prior, mixture):
-        """``diag(D)`` of each component, ``(K, q+1)``, and the centres ``c_l``, ``(d, q+1)``:
-        with ARD the loading precisions are the maximisers for ``mixture``'s loadings."""
+        """``diag(D)`` of each component, ``(K, q+1)``, the centres ``c_jl``, ``(K, d, q+1)``, and with the
+        pattern prior ``F_l P_j^{-1} F_l^T``, ``(K, d)`` (else None): with ARD the loading precisions
+        are the maximisers for ``mixture``'s loadings, with the pattern prior the loadings' centres
+        are ``F m_jk`` under ``q(g)`` given them."""
         q = self.n_factors
         n_components, n_features = mixture.means.shape
         precision = np.zeros((n_components, q + 1))
-        centre = np.zeros((n_features, q + 1))
+        centre = np.zeros((n_components, n_features, q + 1))
+        spreads = None
         if self.loading_precision_prior is not None:
-            precision[:, :q] = self._loading_precisions(self._split(mixture.covariances.astype(np.float64)))
+            parameters = self._split(mixture.covariances.astype(np.float64))
+            posterior = self._pattern_posterior(parameters)
+            precision[:, :q] = self._loading_precisions(parameters, posterior)
+            if posterior is not None:
+                centre[..., :q], spreads = posterior.centres, posterior.spreads
         if prior is not None:
-            precision[:, q], centre[:, q] = prior
-        return precision, centre
+            precision[:, q], centre[..., q] = prior
+        return precision, centre, spreads
 
-    def _loading_precisions(self, parameters):
+    def _pattern_posterior(self, parameters):
+        """:class:`_PatternPosterior` given the loadings (their means, if variational), or None
+        without the pattern prior: ``r x r`` systems, one per component."""
+        if not self._pattern_width:
+            return None
+        features = parameters.pattern  # (K, d, r)
+        weighted = features / parameters.noise[..., np.newaxis]  # Psi^-1 F
+        precision = np.einsum("jlr,jls->jrs", weighted, features)
+        ratio = self.loading_pattern_prior / self._noise_target()
+        precision[:, np.arange(self._pattern_width), np.arange(self._pattern_width)] += ratio
+        projections = np.einsum("jlr,jlk->jrk", weighted, parameters.loadings)  # F^T Psi^-1 w_k
+        roots = np.linalg.cholesky(precision)
+        coefficients = np.linalg.solve(precision, projections)  # m_jk
+        covariances = np.linalg.inv(precision)
+        return _PatternPosterior(
+            centres=np.einsum("jlr,jrk->jlk", features, coefficients),
+            spreads=np.einsum("jlr,jrs,jls->jl", features, covariances, features),
+            explained=np.einsum("jrk,jrk->jk", coefficients, projections),
+            log_det=2.0 * np.log(np.diagonal(roots, axis1=1, axis2=2) / np.sqrt(ratio)).sum(axis=1),
+        )
+
+    def _loading_precisions(self, parameters, pattern_posterior):
         """``beta_jk`` of the loading prior, ``(K, q)``: ``loading_precision_prior``,
         or with ARD each column's maximiser ``(d + a) / (sum_l E[w_jlk^2] / psi_jl + a / beta)``,
-        at least ``beta`` unless variational."""
+        at least ``beta`` unless variational (with the pattern prior, less ``m_jk^T P_j m_jk``)."""
         n_components, n_features, q = parameters.loadings.shape
         beta = self.loading_precision_prior
         if self.loading_ard_prior is None:
             return np.full((n_components, q), float(beta))
         a = self.loading_ard_prior * n_features
-        spread = np.einsum("jlk,jl->jk", self._squared_loadings(parameters), 1.0 / parameters.noise)
+        spread = self._loading_spread(parameters, pattern_posterior)
         precisions = (n_features + a) / (spread + a / beta)
         # MAP loadings carry no uncertainty, so their small columns look unsupported: floored at beta
         return precisions if self._variational else np.maximum(precisions, beta)
+
+    def _loading_spread(self, parameters, pattern_posterior):
+        """``E[w_jk^T Sigma_j^{-1} w_jk]``, ``(K, q)``: ``sum_l E[w_jlk^2] / psi_jl``, less what the
+        pattern explains if any (see the module docstring)."""
+        spread = np.einsum("jlk,jl->jk", self._squared_loadings(parameters), 1.0 / parameters.noise)
+        return spread if pattern_posterior is None else spread - pattern_posterior.explained
 
     def _squared_loadings(self, parameters):
         """``E[w_jlk^2]``, ``(K, d, q)``: the squared loadings, plus their posterior variances if variational."""
@@ -596,7 +712,7 @@ class FactorCovariance(CovarianceFamily):
         with the row terms, the variational lower bound on the log evidence.
         """
         parameters = self._split(mixture.covariances.astype(np.float64))
-        loadings, noise, implicit, uncertainty = parameters
+        loadings, noise, implicit, uncertainty, _ = parameters
         n_components, n_features, q = loadings.shape
         total = 0.0
         prior_dimensions = 0  # of (w_l, mu_l) under a proper prior, each in the data's units
@@ -607,12 +723,15 @@ class FactorCovariance(CovarianceFamily):
                 squared_deviation = squared_deviation + uncertainty[..., -1]
             total += -0.5 * float((np.log(2.0 * np.pi * noise / kappa) + kappa * squared_deviation / noise).sum())
             prior_dimensions += 1
-        if self.loading_precision_prior is not None:  # w_jlk ~ N(0, psi_jl / beta_jk)
-            beta = self._loading_precisions(parameters)
+        if self.loading_precision_prior is not None:  # w_jk ~ N(0, Sigma_j / beta_jk), Sigma_j = Psi_j (+ pattern)
+            pattern_posterior = self._pattern_posterior(parameters)
+            beta = self._loading_precisions(parameters, pattern_posterior)
             total += -0.5 * float(
                 q * np.log(2.0 * np.pi * noise).sum() - n_features * np.log(beta).sum()
-                + np.einsum("jlk,jk,jl->", self._squared_loadings(parameters), beta, 1.0 / noise)
+                + (beta * self._loading_spread(parameters, pattern_posterior)).sum()
             )
+            if pattern_posterior is not None:  # log det Sigma_j = sum_l log psi_jl + log det(s^2 P_j / lambda)
+                total -= 0.5 * q * float(pattern_posterior.log_det.sum())
             prior_dimensions += q
             if self.loading_ard_prior is not None:  # the hyperprior on each beta_jk, up to a constant
                 a = self.loading_ard_prior * n_features
@@ -668,7 +787,7 @@ class FactorCovariance(CovarianceFamily):
         are their expectations: the loadings' uncertainty widens the spread.
         """
         means = mixture.means
-        loadings, noise, _, uncertainty = self._split(mixture.covariances)
+        loadings, noise, _, uncertainty, _ = self._split(mixture.covariances)
         upper = np.triu_indices(loadings.shape[2])
         doubled = np.where(upper[0] == upper[1], 1.0, 2.0)  # off-diagonal pairs appear twice
         outer, cross, squared_means = self._loading_moments(loadings, means, uncertainty)
@@ -713,9 +832,9 @@ class FactorCovariance(CovarianceFamily):
 # --- layout helpers -------------------------------------------------------------
 
 
-def _join(loadings, noise, implicit, uncertainty):
+def _join(loadings, noise, implicit, uncertainty, pattern):
     """The packed layout of :meth:`FactorCovariance._split`'s parts."""
-    return np.concatenate([loadings, noise[..., np.newaxis], implicit, uncertainty], axis=-1)
+    return np.concatenate([loadings, noise[..., np.newaxis], implicit, uncertainty, pattern], axis=-1)
 
 
 def _stacked(per_component):
@@ -761,6 +880,23 @@ def _augmented_positions(q):
 def _sketch_directions(n_features, n_directions, dtype):
     """The fixed Gaussian test directions ``Omega`` of :class:`FactorMoments` (the same in every block)."""
     return np.random.default_rng(0).standard_normal((n_features, n_directions)).astype(dtype)
+
+
+def _pattern_features(sketch, directions, counts, n_features_kept):
+    """``F`` (``d x r``) with ``F F^T`` the rank-``r`` part of ``M = N^{-1/2} A N^{-1/2}``, from
+    ``sketch = A Omega``.
+
+    ``sketch`` is also ``M Omega'`` scaled, for the directions ``Omega' = N^{1/2} Omega``:
+    ``M Omega' = N^{-1/2} A Omega``, so Nystrom's approximation of ``M`` takes
+    both from the one pass. Columns past the sketch's rank stay 0.
+    """
+    root_counts = np.sqrt(counts)
+    inverse_roots = np.divide(1.0, root_counts, out=np.zeros_like(root_counts), where=counts > 0)
+    vectors, eigenvalues = _principal_directions(inverse_roots[:, np.newaxis] * sketch,
+                                                 root_counts[:, np.newaxis] * directions, n_features_kept)
+    features = np.zeros((len(counts), n_features_kept))
+    features[:, : len(eigenvalues)] = vectors * np.sqrt(eigenvalues)
+    return features
 
 
 def _principal_directions(sketch, directions, n_factors):

@@ -89,6 +89,11 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         ``"variational"`` gives each feature's loadings and mean a Gaussian
         posterior (variational Bayes), which the factors and the predictive
         spread take into account. Needs ``loading_precision_prior``.
+    loading_pattern_prior : float or None, default=None
+        For ``"factor"``: :math:`\lambda` of the pattern prior, which ties the
+        loadings of features observed by the same rows (on rating data: an
+        item rated by few users gets loadings like those of the items its
+        raters rated); smaller is stronger. Needs ``loading_precision_prior``.
     mean_precision_prior : float or None, default=None
         Strength :math:`\kappa` of the prior :math:`\mu_j \sim \mathcal{N}(m, \Sigma_j / \kappa)`
         towards the column means (0 with ``biases``): EM finds the MAP parameters.
@@ -201,7 +206,8 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
     def __init__(self, n_components=1, *, covariance_type="auto", missing_values=np.nan, init_params="kmeans",
                  n_init=1, max_iter=100, tol=1e-3, stopping_rule="mean_gain", min_variance="auto", reg_covar="auto",
                  n_factors=None, loading_precision_prior=None, loading_ard_prior=None, noise_variance_prior=None,
-                 implicit_precision_prior=None, loading_posterior=None, mean_precision_prior=None, biases=False,
+                 implicit_precision_prior=None, loading_posterior=None, loading_pattern_prior=None,
+                 mean_precision_prior=None, biases=False,
                  bias_shrinkage=25.0,
                  sample_posterior=False, min_value=-np.inf, max_value=np.inf, keep_empty_features=False,
                  random_state=None, warm_start=False, verbose=0, verbose_interval=10, persist=True):
@@ -221,6 +227,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         self.noise_variance_prior = noise_variance_prior
         self.implicit_precision_prior = implicit_precision_prior
         self.loading_posterior = loading_posterior
+        self.loading_pattern_prior = loading_pattern_prior
         self.mean_precision_prior = mean_precision_prior
         self.biases = biases
         self.bias_shrinkage = bias_shrinkage

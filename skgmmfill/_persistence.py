@@ -231,7 +231,9 @@ def _decode(value, arrays):
             raise ValueError(f"unknown covariance family {value['family']!r}")
         family = FAMILIES[value["family"]]
         names = {f.name for f in fields(family)}
-        if set(value["fields"]) != names:
+        # a hyperparameter added since the file was saved takes its default, None: what that model had
+        added_since = {f.name for f in fields(family) if f.default is None} - set(value["fields"])
+        if set(value["fields"]) | added_since != names:
             raise ValueError(f"the {value['family']} family has the hyperparameters {sorted(names)}")
         return family(**{name: _decode(item, arrays) for name, item in value["fields"].items()})
     if tag == "random_state":

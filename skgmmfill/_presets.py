@@ -27,6 +27,7 @@ PRESET_RATINGS = {
     "loading_ard_prior": 2.0,
     "mean_precision_prior": 25.0,
     "noise_variance_prior": 50.0,
+    "loading_pattern_prior": 1.0,
     "init_params": "kmeans",
 }
 """Parameters we recommend for rating matrices (see the README): user and item
@@ -39,7 +40,9 @@ ratings' worth, so that the data decide how
 many factors they support; the means are shrunk towards the offsets by a prior
 worth 25 ratings and the noise variances towards the pooled variance by one
 worth 50 (so that an item rated once or twice is predicted about as the bias
-model predicts it, and tops no list). Add the rating scale, e.g.
+model predicts it, and tops no list); the loadings' prior ties items rated by
+the same users (the pattern prior, of strength 1: which users rated an item
+says what its loadings are like, before its ratings do). Add the rating scale, e.g.
 ``MaskedGaussianMixtureImputer(**PRESET_RATINGS, min_value=1, max_value=5)``;
 tuning over :data:`RATINGS_GRID` by cross-validation gains little."""
 

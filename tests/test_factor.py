@@ -387,3 +387,97 @@ def test_variational_loadings_need_a_loading_prior():
     with pytest.raises(ValueError, match="loading_posterior='variational' needs loading_precision_prior"):
         MaskedGaussianMixtureImputer(covariance_type="factor", n_factors=2,
                                      loading_posterior="variational").fit(np.eye(4) + 1.0)
+
+
+def pattern_parameters(n=50, d=8, q=2, n_components=2, seed=0, **options):
+    """Data, a factor family with the pattern prior and parameters one update from random responsibilities."""
+    from skgmmfill._em import initialize_random_from_data
+
+    rng = np.random.RandomState(seed)
+    X = rng.normal(size=(n, d)) + 2.0 * rng.randint(2, size=(n, 1))
+    observed = rng.uniform(size=X.shape) < np.linspace(0.9, 0.2, d)  # features observed more and less often
+    obs = ObservedEntries.from_dense(X, observed)
+    family = FactorCovariance(n_factors=q, min_variance=1e-3, loading_precision_prior=2.0, loading_pattern_prior=0.5,
+                              noise_variance_target=1.3, **options)
+    start = initialize_random_from_data(obs, n_components, family, rng)
+    resp = rng.dirichlet(np.ones(n_components), size=n)
+    return observed, family, family.update(family.statistics(obs, resp, start), start)
+
+
+def test_pattern_features_span_the_leading_part_of_the_co_observation_matrix():
+    """With a sketch as wide as the features, Nystrom is exact: F F^T is M's best rank-r part."""
+    from skgmmfill._factor import PATTERN_FEATURES
+
+    observed, family, mixture = pattern_parameters(d=40)
+    features = family._split(mixture.covariances).pattern
+    counts = observed.sum(axis=0)
+    co_observation = observed.T.astype(float) @ observed / np.sqrt(np.outer(counts, counts))
+    eigenvalues, vectors = np.linalg.eigh(co_observation)
+    leading = (vectors[:, -PATTERN_FEATURES:] * eigenvalues[-PATTERN_FEATURES:]) @ vectors[:, -PATTERN_FEATURES:].T
+    for j in range(2):  # the same F in every component
+        assert_allclose(features[j] @ features[j].T, leading, atol=1e-8)
+
+
+@pytest.mark.parametrize("options", [{}, {"loading_ard_prior": 0.5}])
+def test_pattern_prior_is_the_loadings_marginal_density_written_out(options):
+    """log_prior's loading term is sum_jk log N(w_jk; 0, (Psi_j + s^2/lambda F F^T) / beta_jk): g integrated out.
+
+    Without ARD ``beta`` is the prior's; with ARD the maximiser of that density and the hyperprior."""
+    from scipy.optimize import minimize_scalar
+    from scipy.stats import multivariate_normal
+
+    observed, family, mixture = pattern_parameters(**options)
+    parts = family._split(mixture.covariances)
+    q, (n_components, d) = family.n_factors, mixture.means.shape
+    total = 0.0
+    for j in range(n_components):
+        F = parts.pattern[j]
+        covariance = np.diag(parts.noise[j]) + 1.3 / 0.5 * F @ F.T
+        for k in range(q):
+            w = parts.loadings[j, :, k]
+
+            def log_density(beta):
+                return multivariate_normal(np.zeros(d), covariance / beta).logpdf(w)
+
+            if "loading_ard_prior" in options:  # beta_jk >= 2 maximises the density and the hyperprior
+                a = 0.5 * d
+                best = minimize_scalar(lambda b: -(log_density(b) + 0.5 * a * (np.log(b) - b / 2.0)),
+                                       bounds=(2.0, 1e6), method="bounded", options={"xatol": 1e-10})
+                total += -best.fun
+            else:
+                total += log_density(2.0)
+    noise_prior = 0.0  # family.log_prior adds the noise and mean priors only when given: neither here
+    assert family.log_prior(mixture, None) == pytest.approx(total + noise_prior, rel=1e-6)
+
+
+def test_pattern_prior_predicts_rarely_observed_features_from_those_observed_with_them():
+    """Rows of two tastes that observe mostly the features they like: the features' co-observation
+    tells which features go together, and the pattern prior gives a feature observed a few times
+    loadings like those of its kind."""
+    rng = np.random.default_rng(0)
+    n, d = 600, 100
+    taste = rng.integers(2, size=n)
+    loadings = np.where(np.arange(d) < d // 2, 1.0, -1.0)[:, None] * rng.uniform(0.5, 1.5, size=(d, 1))
+    X = (2.0 * taste - 1.0)[:, None] * loadings.T + 0.5 * rng.normal(size=(n, d))
+    likes = np.where(taste[:, None] == 1, np.arange(d) < d // 2, np.arange(d) >= d // 2)
+    popularity = rng.permutation(0.8 / np.arange(1, d + 1) ** 0.9)
+    observed = rng.uniform(size=(n, d)) < popularity * np.where(likes, 1.0, 0.15)
+    rows, cols = np.nonzero(observed)
+    train = sp.csr_array((X[rows, cols], (rows, cols)), shape=(n, d))
+    test_rows, test_cols = np.nonzero(~observed)
+    rare = observed.sum(axis=0)[test_cols] <= 5
+    errors = {}
+    for name, pattern in (("plain", None), ("pattern", 1.0)):
+        imputer = MaskedGaussianMixtureImputer(covariance_type="factor", n_factors=1, biases=True,
+                                               loading_precision_prior=1.0, loading_pattern_prior=pattern,
+                                               keep_empty_features=True, random_state=0).fit(train)
+        predicted = imputer.predict_entries(train, test_rows, test_cols)
+        errors[name] = np.sqrt(np.mean((predicted - X[test_rows, test_cols])[rare] ** 2))
+        assert np.all(np.diff(imputer.map_objectives_) >= -1e-10 * np.abs(imputer.map_objectives_[1:]))
+    assert errors["pattern"] < 0.95 * errors["plain"], errors
+
+
+def test_pattern_prior_needs_a_loading_prior():
+    with pytest.raises(ValueError, match="loading_pattern_prior=1.0 needs loading_precision_prior"):
+        MaskedGaussianMixtureImputer(covariance_type="factor", n_factors=2,
+                                     loading_pattern_prior=1.0).fit(np.eye(4) + 1.0)

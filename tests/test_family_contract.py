@@ -22,7 +22,9 @@ from skgmmfill._observed import ObservedEntries
 N_SAMPLES, N_FEATURES, N_COMPONENTS = 60, 5, 3
 VARIANTS = {"factor-implicit": ("factor", {"implicit_precision_prior": 1.0}),
             "factor-ard": ("factor", {"loading_ard_prior": 0.5}),
-            "factor-variational": ("factor", {"loading_posterior": "variational", "loading_ard_prior": 0.5})}
+            "factor-variational": ("factor", {"loading_posterior": "variational", "loading_ard_prior": 0.5}),
+            "factor-pattern": ("factor", {"loading_pattern_prior": 0.5, "loading_ard_prior": 0.5}),
+            "factor-pattern-variational": ("factor", {"loading_pattern_prior": 0.5, "loading_posterior": "variational"})}
 """Families run again with options that change their E-step (named ``family-option``)."""
 
 

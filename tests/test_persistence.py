@@ -93,6 +93,26 @@ def test_the_file_is_an_npz_of_plain_arrays_and_a_json_header(saved):
     assert header["params"]["covariance_type"] == "factor"
 
 
+def test_a_file_saved_before_a_hyperparameter_existed_loads_with_its_default(saved, tmp_path):
+    imputer, path = saved
+
+    def as_before(header):  # files saved before loading_pattern_prior existed had neither entry
+        del header["state"]["_fitted_family"]["fields"]["loading_pattern_prior"]
+        del header["params"]["loading_pattern_prior"]
+        return header
+
+    loaded = load_model(rewrite(path, tmp_path / "old.npz", header=as_before))
+    assert loaded.loading_pattern_prior is None
+    assert_array_equal(loaded.transform(table()), imputer.transform(table()))
+
+    def unknown(header):
+        header["state"]["_fitted_family"]["fields"]["min_variance_prior"] = {"float": "nan"}
+        return header
+
+    with pytest.raises(ModelFileError, match="the factor family has the hyperparameters"):
+        load_model(rewrite(path, tmp_path / "unknown.npz", header=unknown))
+
+
 def test_saving_needs_a_fitted_model_and_matching_ids(tmp_path):
     with pytest.raises(NotFittedError):
         save_model(MaskedGaussianMixtureImputer(), tmp_path / "m.npz")
