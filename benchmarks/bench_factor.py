@@ -12,10 +12,11 @@ one row block per core on a thread pool) and on one thread: three
 iterations of the EM driver from a k-means start, set-up not counted.
 That model (loading prior 100, no other prior) is then set against
 ``PRESET_RATINGS``'s (20 factors with ARD on the loading precisions, mean
-prior 25 and noise prior 50), the same with implicit feedback (``implicit_precision_prior=1``) and with
-variational loadings, per iteration on both cores, in the same process; then the seconds of the data
+prior 25 and noise prior 50, pattern prior 1), the same with implicit feedback (``implicit_precision_prior=1``)
+and with variational loadings, per iteration on both cores, in the same process; then the seconds of the data
 preparation with biases (standardisation and the offsets' passes) with the fixed shrinkage 25 and with
-``bias_shrinkage="auto"`` (one pass per empirical-Bayes step). Each scale runs in a fresh process that reports
+``bias_shrinkage="auto"`` (one pass per empirical-Bayes step), and of the pass that starts the preset's fit
+(column moments and sketches) with and without the pattern prior's co-observation sketch. Each scale runs in a fresh process that reports
 its peak memory.
 
 Table 2: a 300 x 400 table of rank 10 plus noise with 30 % of its entries
@@ -93,6 +94,13 @@ def offsets_seconds(X, bias_shrinkage):
     return time.perf_counter() - tic
 
 
+def start_pass_seconds(X, **family_options):
+    """Seconds of the pass whose moments and sketches start a factor fit (:meth:`FactorCovariance.moments`)."""
+    family = FactorCovariance(**family_options).for_features(X.shape[1])  # the sketches need no for_data
+    observed = ObservedEntries.from_sparse(X)
+    return best_time(lambda: observed.reduce(family.moments), 2)
+
+
 def measure(path):
     """In a fresh process: the bare products and EM iterations, then the peak memory."""
     with np.load(path) as arrays:
@@ -102,10 +110,13 @@ def measure(path):
     user_step, item_step = als_products(X)
     threaded = {name: seconds_per_iteration(X, **options) for name, options in MODELS.items()}
     offsets = {str(shrinkage): offsets_seconds(X, shrinkage) for shrinkage in (25.0, "auto")}
+    family_options = {name: value for name, value in PRESET.items() if name in FactorCovariance.hyperparameters}
+    start = {str(pattern): start_pass_seconds(X, **{**family_options, "loading_pattern_prior": pattern})
+             for pattern in (None, PRESET["loading_pattern_prior"])}
     with one_thread():
         single = seconds_per_iteration(X, **PLAIN)
     print(json.dumps({"user_step": user_step, "item_step": item_step, "threaded": threaded, "single": single,
-                      "offsets": offsets, "peak": memory_gib("VmHWM")}))
+                      "offsets": offsets, "start": start, "peak": memory_gib("VmHWM")}))
 
 
 def rating_table(scales):
@@ -113,7 +124,8 @@ def rating_table(scales):
           f"ALS products: mask @ (d x q^2) + mask^T @ (n x q^2), same process")
     print(f"{'scale':>6} {'users':>8} {'ratings':>12} {'ALS products s':>14} {'EM iter s':>9} {'ratio':>6} "
           f"{'1 thread s':>10} {'ratio':>6} {'preset s':>8} {'ratio':>6} {'implicit s':>10} {'ratio':>6} "
-          f"{'variational s':>13} {'ratio':>6} {'offsets 25 s':>12} {'auto s':>7} {'peak GiB':>8}")
+          f"{'variational s':>13} {'ratio':>6} {'offsets 25 s':>12} {'auto s':>7} {'start pass s':>12} "
+          f"{'+pattern s':>10} {'peak GiB':>8}")
     with tempfile.TemporaryDirectory() as folder:
         for scale in scales:
             X = synthetic_ratings(scale)
@@ -130,7 +142,8 @@ def rating_table(scales):
                   f"{plain / bare:>6.2f} {result['single']:>10.2f} {result['single'] / bare:>6.2f} "
                   f"{preset:>8.2f} {preset / plain:>6.2f} {implicit:>10.2f} {implicit / plain:>6.2f} "
                   f"{variational:>13.2f} {variational / plain:>6.2f} {result['offsets']['25.0']:>12.2f} "
-                  f"{result['offsets']['auto']:>7.2f} {result['peak']:>8.2f}", flush=True)
+                  f"{result['offsets']['auto']:>7.2f} {result['start']['None']:>12.2f} "
+                  f"{result['start'][str(PRESET['loading_pattern_prior'])]:>10.2f} {result['peak']:>8.2f}", flush=True)
 
 
 def wide_table():

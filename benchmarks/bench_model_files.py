@@ -1,6 +1,6 @@
 """Saving and loading a rating model: skgmmfill's data-only format against pickle and skops.io.
 
-A ``PRESET_RATINGS`` model (biases, one factor component, q = 10) fitted on a
+A ``PRESET_RATINGS`` model (biases, one factor component, at most 20 factors, the pattern prior) fitted on a
 synthetic CSR of prize width (17,770 items, 3,000 users at 1 % density, three
 EM iterations: the parameters' size, not their quality, matters here) is
 saved and loaded with :func:`skgmmfill.save_model` / :func:`skgmmfill.load_model`,
