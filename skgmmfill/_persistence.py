@@ -14,7 +14,9 @@ against the header before its data are read, and the assembled model against
 itself (each parameter's shape from the number of components and features).
 A pickle, another format version, a truncated archive, a missing or extra
 array, or an array of the wrong shape or dtype is refused with a
-:class:`ModelFileError` naming the file and the problem. Pickles are refused
+:class:`ModelFileError` naming the file and the problem; a family hyperparameter
+added since the file was saved takes its default (None: what the saved model
+had), an unknown one is refused. Pickles are refused
 unread, since unpickling runs whatever code the file names.
 """
 

@@ -446,8 +446,8 @@ def test_pattern_prior_is_the_loadings_marginal_density_written_out(options):
                 total += -best.fun
             else:
                 total += log_density(2.0)
-    noise_prior = 0.0  # family.log_prior adds the noise and mean priors only when given: neither here
-    assert family.log_prior(mixture, None) == pytest.approx(total + noise_prior, rel=1e-6)
+    # no mean prior (prior=None) and no noise prior: the loadings' term is all of log_prior
+    assert family.log_prior(mixture, None) == pytest.approx(total, rel=1e-6)
 
 
 def test_pattern_prior_predicts_rarely_observed_features_from_those_observed_with_them():

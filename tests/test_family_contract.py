@@ -24,8 +24,9 @@ VARIANTS = {"factor-implicit": ("factor", {"implicit_precision_prior": 1.0}),
             "factor-ard": ("factor", {"loading_ard_prior": 0.5}),
             "factor-variational": ("factor", {"loading_posterior": "variational", "loading_ard_prior": 0.5}),
             "factor-pattern": ("factor", {"loading_pattern_prior": 0.5, "loading_ard_prior": 0.5}),
-            "factor-pattern-variational": ("factor", {"loading_pattern_prior": 0.5, "loading_posterior": "variational"})}
-"""Families run again with options that change their E-step (named ``family-option``)."""
+            "factor-pattern-variational": ("factor", {"loading_pattern_prior": 0.5,
+                                                      "loading_posterior": "variational"})}
+"""Families run again with options that change their E- or M-step (named ``family-option``)."""
 
 
 @pytest.fixture(params=sorted(FAMILIES) + sorted(VARIANTS))
