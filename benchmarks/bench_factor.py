@@ -94,8 +94,9 @@ def offsets_seconds(X, bias_shrinkage):
     return time.perf_counter() - tic
 
 
-def start_pass_seconds(X, **family_options):
-    """Seconds of the pass whose moments and sketches start a factor fit (:meth:`FactorCovariance.moments`)."""
+def start_pass_seconds(X, mean_precision_prior=None, **family_options):
+    """Seconds of the pass whose moments and sketches start a factor fit (:meth:`FactorCovariance.moments`);
+    the options as :func:`seconds_per_iteration` takes them."""
     family = FactorCovariance(**family_options).for_features(X.shape[1])  # the sketches need no for_data
     observed = ObservedEntries.from_sparse(X)
     return best_time(lambda: observed.reduce(family.moments), 2)
@@ -110,8 +111,7 @@ def measure(path):
     user_step, item_step = als_products(X)
     threaded = {name: seconds_per_iteration(X, **options) for name, options in MODELS.items()}
     offsets = {str(shrinkage): offsets_seconds(X, shrinkage) for shrinkage in (25.0, "auto")}
-    family_options = {name: value for name, value in PRESET.items() if name in FactorCovariance.hyperparameters}
-    start = {str(pattern): start_pass_seconds(X, **{**family_options, "loading_pattern_prior": pattern})
+    start = {str(pattern): start_pass_seconds(X, **{**PRESET, "loading_pattern_prior": pattern})
              for pattern in (None, PRESET["loading_pattern_prior"])}
     with one_thread():
         single = seconds_per_iteration(X, **PLAIN)

@@ -108,8 +108,7 @@ def estimated_shrinkage(source, moments, global_mean):
 
 def _row_offset_column_sums(global_mean, column_offsets, row_shrinkage, block):
     """``sum_u m_ul r_u`` for each column, with ``r_u`` given ``b`` and ``c``."""
-    row_offsets = row_offsets_given(block, global_mean, column_offsets, row_shrinkage)
-    return block.column_sums(row_offsets[:, np.newaxis], "mask")[0].astype(np.float64)
+    return _column_sums_of(block, row_offsets_given(block, global_mean, column_offsets, row_shrinkage))
 
 
 def _evidence_sums(global_mean, column_offsets, row_shrinkage, block):
@@ -125,10 +124,15 @@ def _evidence_sums(global_mean, column_offsets, row_shrinkage, block):
                        - 2.0 * float(np.sum(block.values @ shifted)) + float(np.sum(block.mask @ shifted**2)))
     residual_squares = centred_squares - 2.0 * row_offsets @ residual_sums + n_observed @ row_offsets**2
     return np.concatenate([
-        block.column_sums(row_offsets[:, np.newaxis].astype(block.dtype), "mask")[0].astype(np.float64),
+        _column_sums_of(block, row_offsets),
         [row_offsets @ row_offsets, (n_observed / (n_observed + row_shrinkage)).sum(), (n_observed > 0).sum(),
          residual_squares],
     ])
+
+
+def _column_sums_of(block, row_offsets):
+    """``sum_u m_ul r_u`` for each column, in float64."""
+    return block.column_sums(row_offsets[:, np.newaxis].astype(block.dtype), "mask")[0].astype(np.float64)
 
 
 def _residual_sums(observed, global_mean, column_offsets):

@@ -207,8 +207,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
                  n_init=1, max_iter=100, tol=1e-3, stopping_rule="mean_gain", min_variance="auto", reg_covar="auto",
                  n_factors=None, loading_precision_prior=None, loading_ard_prior=None, noise_variance_prior=None,
                  implicit_precision_prior=None, loading_posterior=None, loading_pattern_prior=None,
-                 mean_precision_prior=None, biases=False,
-                 bias_shrinkage=25.0,
+                 mean_precision_prior=None, biases=False, bias_shrinkage=25.0,
                  sample_posterior=False, min_value=-np.inf, max_value=np.inf, keep_empty_features=False,
                  random_state=None, warm_start=False, verbose=0, verbose_interval=10, persist=True):
         self.n_components = n_components

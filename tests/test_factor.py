@@ -309,19 +309,25 @@ def test_implicit_feedback_learns_from_which_entries_are_observed():
     assert imputer.implicit_loadings_.shape == (1, d, 1)
 
 
-def variational_parameters(n=40, d=6, q=2, n_components=2, seed=0):
-    """Data, a variational factor family and parameters one update from random responsibilities."""
+def updated_once(family, n, d, n_components, *, observe=lambda draws: draws > 0.3, prior=None, seed=0):
+    """``(X, observed, ObservedEntries, mixture)``: two clusters with entries hidden where ``observe``
+    of uniform draws is False, and ``family``'s parameters one update from random responsibilities."""
     from skgmmfill._em import initialize_random_from_data
 
     rng = np.random.RandomState(seed)
     X = rng.normal(size=(n, d)) + 2.0 * rng.randint(2, size=(n, 1))
-    observed = rng.uniform(size=X.shape) > 0.3
+    observed = observe(rng.uniform(size=X.shape))
     obs = ObservedEntries.from_dense(X, observed)
-    family = FactorCovariance(n_factors=q, min_variance=1e-3, loading_precision_prior=2.0,
-                              loading_posterior="variational")
     start = initialize_random_from_data(obs, n_components, family, rng)
     resp = rng.dirichlet(np.ones(n_components), size=n)
-    mixture = family.update(family.statistics(obs, resp, start), start, prior=(3.0, np.zeros(d)))
+    return X, observed, obs, family.update(family.statistics(obs, resp, start), start, prior=prior)
+
+
+def variational_parameters(n_components=2, d=6):
+    """Data, a variational factor family and parameters one update from random responsibilities."""
+    family = FactorCovariance(n_factors=2, min_variance=1e-3, loading_precision_prior=2.0,
+                              loading_posterior="variational")
+    X, observed, obs, mixture = updated_once(family, 40, d, n_components, prior=(3.0, np.zeros(d)))
     return X, observed, obs, family, mixture
 
 
@@ -389,19 +395,13 @@ def test_variational_loadings_need_a_loading_prior():
                                      loading_posterior="variational").fit(np.eye(4) + 1.0)
 
 
-def pattern_parameters(n=50, d=8, q=2, n_components=2, seed=0, **options):
-    """Data, a factor family with the pattern prior and parameters one update from random responsibilities."""
-    from skgmmfill._em import initialize_random_from_data
-
-    rng = np.random.RandomState(seed)
-    X = rng.normal(size=(n, d)) + 2.0 * rng.randint(2, size=(n, 1))
-    observed = rng.uniform(size=X.shape) < np.linspace(0.9, 0.2, d)  # features observed more and less often
-    obs = ObservedEntries.from_dense(X, observed)
-    family = FactorCovariance(n_factors=q, min_variance=1e-3, loading_precision_prior=2.0, loading_pattern_prior=0.5,
+def pattern_parameters(d=8, **options):
+    """A factor family with the pattern prior, data whose features are observed more and less
+    often, and parameters one update from random responsibilities."""
+    family = FactorCovariance(n_factors=2, min_variance=1e-3, loading_precision_prior=2.0, loading_pattern_prior=0.5,
                               noise_variance_target=1.3, **options)
-    start = initialize_random_from_data(obs, n_components, family, rng)
-    resp = rng.dirichlet(np.ones(n_components), size=n)
-    return observed, family, family.update(family.statistics(obs, resp, start), start)
+    _, observed, _, mixture = updated_once(family, 50, d, 2, observe=lambda draws: draws < np.linspace(0.9, 0.2, d))
+    return observed, family, mixture
 
 
 def test_pattern_features_span_the_leading_part_of_the_co_observation_matrix():
