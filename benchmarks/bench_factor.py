@@ -16,8 +16,8 @@ prior 25 and noise prior 50, pattern prior 1), the same with implicit feedback (
 and with variational loadings, per iteration on both cores, in the same process; then the seconds of the data
 preparation with biases (standardisation and the offsets' passes) with the fixed shrinkage 25 and with
 ``bias_shrinkage="auto"`` (one pass per empirical-Bayes step), and of the pass that starts the preset's fit
-(column moments and sketches) with and without the pattern prior's co-observation sketch. Each scale runs in a fresh process that reports
-its peak memory.
+(column moments and sketches) with and without the pattern prior's co-observation sketch. Each scale runs
+in a fresh process that reports its peak memory.
 
 Table 2: a 300 x 400 table of rank 10 plus noise with 30 % of its entries
 missing: a K=2, q=10 factor fit to convergence against diag and against
