@@ -598,7 +598,11 @@ class FactorCovariance(CovarianceFamily):
         diagonal = np.arange(q + 1)
         lhs[:, diagonal, diagonal] += prior_precision
         rhs = value_sums[solvable] + prior_precision * centre[solvable]
-        rows[solvable] = np.linalg.solve(lhs, rhs[:, :, np.newaxis])[:, :, 0]
+        if self._variational:  # the inverse is the posterior's covariance (below): one factorisation serves both
+            inverse = np.linalg.inv(lhs)
+            rows[solvable] = np.einsum("iab,ib->ia", inverse, rhs)
+        else:
+            rows[solvable] = np.linalg.solve(lhs, rhs[:, :, np.newaxis])[:, :, 0]
         deviation = rows[solvable] - centre[solvable]
         residuals = (
             statistics.squared_sums[solvable]
@@ -615,7 +619,7 @@ class FactorCovariance(CovarianceFamily):
             spread = previous_noise[solvable].astype(np.float64)
             uncertainty = uncertainty.astype(np.float64)
             upper = np.triu_indices(q + 1)
-            uncertainty[solvable] = spread[:, np.newaxis] * np.linalg.inv(lhs)[:, upper[0], upper[1]]
+            uncertainty[solvable] = spread[:, np.newaxis] * inverse[:, upper[0], upper[1]]
             residuals = residuals + (q + 1) * spread
         if self.noise_variance_prior is not None:  # nu pseudo-observations of squared residual s^2
             residuals = residuals + self.noise_variance_prior * self._noise_target()

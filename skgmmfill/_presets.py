@@ -24,9 +24,10 @@ PRESET_RATINGS = {
     "n_components": 1,
     "n_factors": 20,
     "loading_precision_prior": 100.0,
-    "loading_ard_prior": 2.0,
+    "loading_ard_prior": 0.5,
+    "loading_posterior": "variational",
     "mean_precision_prior": 25.0,
-    "noise_variance_prior": 50.0,
+    "noise_variance_prior": 5.0,
     "loading_pattern_prior": 1.0,
     "init_params": "kmeans",
 }
@@ -46,7 +47,7 @@ says what its loadings are like, before its ratings do). Add the rating scale, e
 ``MaskedGaussianMixtureImputer(**PRESET_RATINGS, min_value=1, max_value=5)``;
 tuning over :data:`RATINGS_GRID` by cross-validation gains little."""
 
-RATINGS_GRID = {"n_factors": [10, 20, 30], "loading_ard_prior": [1.0, 2.0, 5.0]}
+RATINGS_GRID = {"n_factors": [10, 20, 30], "loading_ard_prior": [0.2, 0.5, 2.0]}
 """The grid we recommend searching from :data:`PRESET_RATINGS` with
 :class:`~sklearn.model_selection.GridSearchCV` and
 :func:`~skgmmfill.metrics.make_masked_rmse_scorer`: the most factors allowed

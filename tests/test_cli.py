@@ -170,7 +170,7 @@ def test_choose_k_on_triplets_prints_finite_cv_rmse(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("options, expected", [
-    (["--preset", "ratings"], {"covariance_type": "factor", "n_factors": 20, "loading_ard_prior": 2.0}),
+    (["--preset", "ratings"], {"covariance_type": "factor", "n_factors": 20, "loading_ard_prior": 0.5}),
     (["--preset", "ratings", "--n-factors", "3"], {"covariance_type": "factor", "n_factors": 3}),
     (["--preset", "ratings", "--covariance-type", "diag"], {"covariance_type": "diag", "n_factors": None,
                                                             "loading_precision_prior": None, "loading_ard_prior": None,
