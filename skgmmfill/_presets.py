@@ -34,16 +34,17 @@ PRESET_RATINGS = {
 """Parameters we recommend for rating matrices (see the README): user and item
 biases, each shrunk as much as the data say (the ratio of the residuals' variance
 to the offsets', estimated by empirical Bayes), then one factor component (probabilistic matrix factorisation of the
-residuals) of at most 20 factors, each factor column's loadings shrunk by its
-own precision, estimated from the data (automatic relevance determination)
-under a hyperprior worth twice the items, centred on (and never below) 100
-ratings' worth, so that the data decide how
-many factors they support; the means are shrunk towards the offsets by a prior
-worth 25 ratings and the noise variances towards the pooled variance by one
-worth 50 (so that an item rated once or twice is predicted about as the bias
-model predicts it, and tops no list); the loadings' prior ties items rated by
-the same users (the pattern prior, of strength 1: which users rated an item
-says what its loadings are like, before its ratings do). Add the rating scale, e.g.
+residuals) of at most 20 factors whose loadings and means have a posterior
+rather than a point estimate (variational Bayes), each factor column's loadings
+shrunk by its own precision, estimated from the data (automatic relevance
+determination) under a hyperprior worth half the items, centred on 100
+ratings' worth, so that the data decide how many factors they support; the
+means are shrunk towards the offsets by a prior worth 25 ratings and the noise
+variances towards the pooled variance by one worth 5 (so that an item rated
+once or twice is predicted about as the bias model predicts it, and tops no
+list); the loadings' prior ties items rated by the same users (the pattern
+prior, of strength 1: which users rated an item says what its loadings are
+like, before its ratings do). Add the rating scale, e.g.
 ``MaskedGaussianMixtureImputer(**PRESET_RATINGS, min_value=1, max_value=5)``;
 tuning over :data:`RATINGS_GRID` by cross-validation gains little."""
 
