@@ -55,13 +55,20 @@ N_FACTORS = 10
 
 
 PLAIN = {"n_factors": N_FACTORS, "loading_precision_prior": 100.0}
-FACTOR_OPTIONS = (*FactorCovariance.hyperparameters, "mean_precision_prior")
-PRESET = {name: PRESET_RATINGS[name] for name in FACTOR_OPTIONS if name in PRESET_RATINGS}
+
+
+def factor_options(params):
+    """The options of ``params`` that :func:`seconds_per_iteration` takes: the factor family's and the mean prior."""
+    return {name: params[name] for name in (*FactorCovariance.hyperparameters, "mean_precision_prior")
+            if name in params}
+
+
+PRESET = factor_options(PRESET_RATINGS)
 MODELS = {
     "plain": PLAIN,  # the factor model the first rows of this table measured
     "preset": PRESET,  # PRESET_RATINGS: 20 variational factors with ARD, mean, noise and pattern priors
     "implicit": {**PRESET, "implicit_precision_prior": 1.0},
-    "point": {name: PRESET_MAP_LOADINGS[name] for name in FACTOR_OPTIONS if name in PRESET_MAP_LOADINGS},
+    "point": factor_options(PRESET_MAP_LOADINGS),  # the preset before: point loadings
 }
 
 
