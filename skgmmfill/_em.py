@@ -128,13 +128,14 @@ def _squared_deviations(location, unit, block):
     return block.squared_deviations(location, unit)
 
 
-def prepare(source, *, biases, bias_shrinkage, mean_precision_prior, standardized_as=None):
+def prepare(source, *, biases, bias_shrinkage, mean_precision_prior, standardized_as=None, row_offsets_in_model=False):
     """Standardisation, offsets and the prior's centre, by reductions shared by every backend.
 
     The data are first standardised (:func:`standardization`, or the given
     one, for a warm start: EM continues in the coordinates it stopped in).
     With ``biases`` the offsets ``(b, c)`` are then fitted (see
-    :mod:`skgmmfill._biases`) and the mixture sees the residuals.
+    :mod:`skgmmfill._biases`) and the mixture sees the residuals (keeping
+    the row offsets where ``row_offsets_in_model``: the family infers them).
     The prior ``mu_j ~ N(m, Sigma_j / kappa)`` with
     ``kappa = mean_precision_prior`` centres on the column means of the
     observed entries, or on 0 (the residuals' expected mean) with ``biases``.
@@ -149,7 +150,7 @@ def prepare(source, *, biases, bias_shrinkage, mean_precision_prior, standardize
     if biases:
         global_mean, column_offsets, shrinkage = fit_offsets(source, moments, bias_shrinkage)
         offsets = (global_mean, column_offsets)
-        source = source.map(partial(_residuals, *offsets, shrinkage[0]))
+        source = source.map(partial(_residuals, *offsets, np.inf if row_offsets_in_model else shrinkage[0]))
     if mean_precision_prior is not None:
         centre = np.zeros(len(moments.sums)) if biases else moments.column_means()
         prior = (mean_precision_prior, centre.astype(source.dtype))
@@ -435,6 +436,7 @@ def fit_model(source, family, *, biases, bias_shrinkage, mean_precision_prior, w
         bias_shrinkage=bias_shrinkage,
         mean_precision_prior=mean_precision_prior,
         standardized_as=None if warm_model is None else warm_model.standardization,
+        row_offsets_in_model=family.models_row_offsets,
     )
     family = family.for_data(prepared.moments, prepared.standardization.scale, source.dtype)
     result = fit_mixture(

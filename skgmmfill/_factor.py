@@ -278,17 +278,18 @@ class FactorCovariance(CovarianceFamily):
     implicit_precision_prior: object = None
     loading_posterior: object = None
     loading_pattern_prior: object = None
+    row_offset_factor: object = None
 
     name = "factor"
     hyperparameters = (
         "n_factors", "min_variance", "loading_precision_prior", "loading_ard_prior", "noise_variance_prior",
-        "implicit_precision_prior", "loading_posterior", "loading_pattern_prior",
+        "implicit_precision_prior", "loading_posterior", "loading_pattern_prior", "row_offset_factor",
     )
     exclusive_hyperparameters = (
         "n_factors", "loading_precision_prior", "loading_ard_prior", "noise_variance_prior",
-        "implicit_precision_prior", "loading_posterior", "loading_pattern_prior",
+        "implicit_precision_prior", "loading_posterior", "loading_pattern_prior", "row_offset_factor",
     )
-    fitted_attribute_names = ("loadings_", "noise_variances_", "implicit_loadings_")
+    fitted_attribute_names = ("loadings_", "noise_variances_", "implicit_loadings_", "row_offset_scales_")
     hyperparameter_constraints = {
         "n_factors": COUNT_OR_NONE,
         "min_variance": POSITIVE_OR_AUTO,
@@ -298,9 +299,14 @@ class FactorCovariance(CovarianceFamily):
             POSITIVE_OR_NONE,
         ),
         "loading_posterior": [None, StrOptions({"variational"})],
+        "row_offset_factor": [None, "boolean"],
     }
     contract_hyperparameters = {"min_variance": 1e-3, "n_factors": 2, "loading_precision_prior": 0.5,
                                 "noise_variance_prior": 3.0}
+
+    @property
+    def _offset_width(self):
+        return 1 if self.row_offset_factor else 0
 
     @property
     def _implicit_width(self):
@@ -325,12 +331,23 @@ class FactorCovariance(CovarianceFamily):
         (:meth:`log_prob` is then each row's term of the variational bound)."""
         return not (self._implicit_width or self._variational)
 
+    @property
+    def models_row_offsets(self):
+        """With ``row_offset_factor``: the offset is the factor ``tau_j t0``."""
+        return bool(self._offset_width)
+
     def _split(self, covariances):
-        """:class:`_Parameters` of the packed layout ``covariances`` (any leading axes)."""
-        q, implicit_end = self.n_factors, self.n_factors + 1 + self._implicit_width
+        """:class:`_Parameters` of the packed layout ``covariances`` (any leading axes); with
+        ``row_offset_factor`` the loadings start with the offset's column ``tau_j``."""
+        q = self._offset_width + self.n_factors
+        implicit_end = q + 1 + self._implicit_width
         uncertainty_end = implicit_end + self._uncertainty_width
         return _Parameters(covariances[..., :q], covariances[..., q], covariances[..., q + 1 : implicit_end],
                            covariances[..., implicit_end:uncertainty_end], covariances[..., uncertainty_end:])
+
+    def _free(self, parameters):
+        """``parameters`` with the free loadings only (without the row offset's column)."""
+        return parameters._replace(loadings=parameters.loadings[..., self._offset_width:])
 
     def for_features(self, n_features):
         if self.loading_ard_prior is not None and self.loading_precision_prior is None:
@@ -373,13 +390,14 @@ class FactorCovariance(CovarianceFamily):
         """Means, noise variances and loadings; a rotation ``W_j R`` of the
         loadings gives the same covariance, so ``q(q-1)/2`` of them are not free."""
         q = self.n_factors
-        return n_components * (2 * n_features + n_features * q - q * (q - 1) // 2)
+        return n_components * (2 * n_features + n_features * q - q * (q - 1) // 2 + self._offset_width)
 
     def covariances_shape(self, n_components, n_features):
         """Loadings, noise variances, the implicit-feedback map, the loadings' and means'
         packed posterior covariances, then the pattern features along the last axis
         (see :class:`_Parameters`)."""
-        width = self.n_factors + 1 + self._implicit_width + self._uncertainty_width + self._pattern_width
+        width = (self._offset_width + self.n_factors + 1 + self._implicit_width + self._uncertainty_width
+                 + self._pattern_width)
         return (n_components, n_features, width)
 
     def dense_covariances(self, covariances, n_features):
@@ -389,13 +407,17 @@ class FactorCovariance(CovarianceFamily):
     def fitted_attributes(self, covariances, scale):
         """``loadings_`` ``(K, d, q)`` and ``noise_variances_`` ``(K, d)`` in the data's units,
         and with implicit feedback ``implicit_loadings_`` ``(K, d, q)`` (the ``C_j``, which map
-        patterns to factors and have no units)."""
-        loadings, noise, implicit = self._split(covariances)[:3]
+        patterns to factors and have no units), and with ``row_offset_factor`` ``row_offset_scales_``
+        ``(K,)``, the standard deviation ``tau_j`` of the rows' offsets."""
+        all_loadings, noise, implicit = self._split(covariances)[:3]
+        loadings = all_loadings[..., self._offset_width:]
         with np.errstate(over="ignore"):  # data near the largest float: inf, as the float type must
             variances = (np.float64(scale) ** 2 * noise).astype(noise.dtype)
         fitted = {"loadings_": (scale * loadings).astype(loadings.dtype), "noise_variances_": variances}
         if self._implicit_width:
             fitted["implicit_loadings_"] = implicit.copy()
+        if self._offset_width:
+            fitted["row_offset_scales_"] = (scale * all_loadings[:, 0, 0]).astype(loadings.dtype)
         return fitted
 
     def moments(self, observed):
@@ -440,6 +462,9 @@ class FactorCovariance(CovarianceFamily):
         noise = np.maximum(variances - (loadings**2).sum(axis=1), 0.5 * variances)
         noise = np.maximum(noise, self.min_variance)
         loadings = np.broadcast_to(loadings, (len(means), d, self.n_factors))
+        if self._offset_width:  # tau^2 a tenth of the mean variance: away from 0, where EM would keep it
+            offset = np.full((len(means), d, 1), np.sqrt(0.1 * variances.mean()))
+            loadings = np.concatenate([offset, loadings], axis=2)
         implicit = np.zeros((len(means), d, self._implicit_width))  # no prior shift until data move it
         noise = np.broadcast_to(noise, (len(means), d))
         # A posterior spread of one more observation than each feature has, until the first M-step.
@@ -484,7 +509,7 @@ class FactorCovariance(CovarianceFamily):
     def _chunks(self, observed, mixture):
         """``(rows, block)`` pairs covering ``observed`` in bounded chunks of rows."""
         n_components = len(mixture.weights)
-        size = max(1, _CHUNK_ENTRIES // (n_components * (self.n_factors + 1) ** 2))
+        size = max(1, _CHUNK_ENTRIES // (n_components * (self._offset_width + self.n_factors + 1) ** 2))
         if observed.n_samples <= size:
             yield slice(None), observed
             return
@@ -524,7 +549,9 @@ class FactorCovariance(CovarianceFamily):
         prior_means = None
         if self._implicit_width:  # the prior mean m shifts b to b + m; the density gains |m|^2 (below)
             scale = 1.0 / np.sqrt(np.maximum(observed.n_observed, 1))
-            prior_means = (masked[:, constants_end:] * scale[:, np.newaxis]).reshape(n, n_components, q)
+            prior_means = np.zeros((n, n_components, q))  # the row offset's factor keeps prior mean 0
+            prior_means[..., self._offset_width:] = (masked[:, constants_end:] * scale[:, np.newaxis]).reshape(
+                n, n_components, q - self._offset_width)
             projections = projections + prior_means
         roots = np.linalg.cholesky(precision)
         covariances = np.linalg.inv(precision)
@@ -546,10 +573,11 @@ class FactorCovariance(CovarianceFamily):
         outer = loadings[:, :, upper[0]] * loadings[:, :, upper[1]]
         cross = means[:, :, np.newaxis] * loadings
         squared_means = means**2
-        if self._variational:
-            inner, last = _augmented_positions(loadings.shape[2])
-            outer = outer + uncertainty[..., inner]
-            cross = cross + uncertainty[..., last[:-1]]
+        if self._variational:  # the row offset's column is fixed: no spread
+            o = self._offset_width
+            inner, last = _augmented_positions(self.n_factors)
+            outer[..., _embedded_positions(self.n_factors, o)] += uncertainty[..., inner]
+            cross[..., o:] += uncertainty[..., last[:-1]]
             squared_means = squared_means + uncertainty[..., last[-1]]
         return outer, cross, squared_means
 
@@ -569,7 +597,8 @@ class FactorCovariance(CovarianceFamily):
         implicit_sums = np.zeros((n_components, observed.n_features, 0))
         if factors.prior_means is not None:
             scale = 1.0 / np.sqrt(np.maximum(observed.n_observed, 1))
-            gaps = (factors.prior_means - factors.means) * (resp * scale[:, np.newaxis])[:, :, np.newaxis]
+            gaps = (factors.prior_means - factors.means)[..., self._offset_width:]
+            gaps = gaps * (resp * scale[:, np.newaxis])[:, :, np.newaxis]
             implicit_sums = _unstacked(observed.column_sums(gaps.reshape(n, -1).astype(dtype), "mask"), n_components)
         return FactorStatistics(
             n_samples=n,
@@ -583,12 +612,17 @@ class FactorCovariance(CovarianceFamily):
 
     def update(self, statistics, mixture, prior=None):
         q = self.n_factors
-        moments = _unpack(statistics.moment_sums.astype(np.float64), q + 1)
+        moments = _unpack(statistics.moment_sums.astype(np.float64), self._offset_width + q + 1)
         value_sums = statistics.value_sums.astype(np.float64)
-        counts = moments[..., q, q]
+        squared_sums = statistics.squared_sums.astype(np.float64)
         precision, centre, pattern_spreads = self._prior_terms(prior, mixture)
-        previous_loadings, previous_noise, implicit, uncertainty, pattern = self._split(mixture.covariances)
+        all_loadings, previous_noise, implicit, uncertainty, pattern = self._split(mixture.covariances)
+        previous_loadings = all_loadings[..., self._offset_width:]
         rows = np.concatenate([previous_loadings, mixture.means[:, :, np.newaxis]], axis=2).astype(np.float64)
+        if self._offset_width:  # first tau_j given the rest, then the rest given tau_j (ECM)
+            offset_scales = _offset_scales(moments, value_sums, rows, previous_noise, all_loadings[:, 0, 0])
+            moments, value_sums, squared_sums = _given_offset(moments, value_sums, squared_sums, offset_scales)
+        counts = moments[..., q, q]
         # (j, l) pairs with too little data keep their parameters (a
         # generalised M-step), unless both priors make the system definite.
         solvable = counts >= 1.0 if not precision.all() else np.ones(counts.shape, dtype=bool)
@@ -605,7 +639,7 @@ class FactorCovariance(CovarianceFamily):
             rows[solvable] = np.linalg.solve(lhs, rhs[:, :, np.newaxis])[:, :, 0]
         deviation = rows[solvable] - centre[solvable]
         residuals = (
-            statistics.squared_sums[solvable]
+            squared_sums[solvable]
             - 2.0 * np.einsum("ia,ia->i", rows[solvable], value_sums[solvable])
             + np.einsum("ia,iab,ib->i", rows[solvable], moments[solvable], rows[solvable])
             + np.einsum("ia,ia,ia->i", deviation, prior_precision, deviation)
@@ -631,7 +665,11 @@ class FactorCovariance(CovarianceFamily):
         if self.implicit_precision_prior is not None:  # one majorise-minimise step, see FactorStatistics
             step = statistics.implicit_sums + self.implicit_precision_prior * implicit
             implicit = implicit - step / (counts + self.implicit_precision_prior)[:, :, np.newaxis]
-        covariances = _join(rows[:, :, :q], noise, implicit, uncertainty, pattern).astype(dtype)
+        loadings = rows[:, :, :q]
+        if self._offset_width:
+            offset_column = np.broadcast_to(offset_scales[:, np.newaxis, np.newaxis], loadings.shape[:2] + (1,))
+            loadings = np.concatenate([offset_column, loadings], axis=2)
+        covariances = _join(loadings, noise, implicit, uncertainty, pattern).astype(dtype)
         return Mixture(mixture_weights(statistics), rows[:, :, q].astype(dtype), covariances)
 
     def _prior_terms(self, prior, mixture):
@@ -645,7 +683,7 @@ class FactorCovariance(CovarianceFamily):
         centre = np.zeros((n_components, n_features, q + 1))
         spreads = None
         if self.loading_precision_prior is not None:
-            parameters = self._split(mixture.covariances.astype(np.float64))
+            parameters = self._free(self._split(mixture.covariances.astype(np.float64)))
             posterior = self._pattern_posterior(parameters)
             precision[:, :q] = self._loading_precisions(parameters, posterior)
             if posterior is not None:
@@ -715,7 +753,7 @@ class FactorCovariance(CovarianceFamily):
         expectations under ``q(w_l, mu_l)``, and the entropy of ``q`` is added:
         with the row terms, the variational lower bound on the log evidence.
         """
-        parameters = self._split(mixture.covariances.astype(np.float64))
+        parameters = self._free(self._split(mixture.covariances.astype(np.float64)))
         loadings, noise, implicit, uncertainty, _ = parameters
         n_components, n_features, q = loadings.shape
         total = 0.0
@@ -779,6 +817,14 @@ class FactorCovariance(CovarianceFamily):
 
     def predictive_variance(self, observed, resp, mixture):
         return self.predictive_moments(observed, resp, mixture)[1]
+
+    def row_offsets(self, observed, resp, mixture):
+        """``sum_j r_uj tau_j E_j[t0 | x_O]`` (``row_offset_factor`` only)."""
+        offset_scales = self._split(mixture.covariances).loadings[:, 0, 0].astype(np.float64)
+        offsets = np.empty(observed.n_samples)
+        for rows, block in self._chunks(observed, mixture):
+            offsets[rows] = (self._factors(block, mixture).means[..., 0] * resp[rows]) @ offset_scales
+        return offsets
 
     def predictive_moments(self, observed, resp, mixture):
         """``x_hat`` and ``sum_j r_uj (psi_jl + mu_jl^2 + 2 mu_jl w_jl^T m_uj + w_jl^T E_j[t t^T] w_jl) - x_hat_ul^2``,
@@ -864,6 +910,33 @@ def _packed_diagonal(size):
     """Positions of the diagonal in a packed upper triangle of ``size x size``."""
     upper = np.triu_indices(size)
     return np.flatnonzero(upper[0] == upper[1])
+
+
+def _offset_scales(moments, value_sums, rows, noise, previous):
+    """``tau_j`` maximising the expected log-likelihood given ``lambda_l = (w_l, mu_l)`` (their
+    posterior means, if variational): the row offset's fixed column, with ``t0`` first in
+    ``t~ = (t0, t, 1)``, ``sum_l (h_l0 - G_l0R lambda_l) / psi_l / sum_l G_l00 / psi_l``, ``(K,)``;
+    ``previous`` where no feature is observed."""
+    weights = 1.0 / noise.astype(np.float64)
+    explained = np.einsum("jla,jla->jl", moments[..., 0, 1:], rows)
+    numerator = np.einsum("jl,jl->j", value_sums[..., 0] - explained, weights)
+    denominator = np.einsum("jl,jl->j", moments[..., 0, 0], weights)
+    return np.divide(numerator, denominator, out=previous.astype(np.float64), where=denominator > 0)
+
+
+def _given_offset(moments, value_sums, squared_sums, offset_scales):
+    """The statistics of ``x - tau_j t0`` on ``(t, 1)``: what the free columns' M-step regresses."""
+    tau = offset_scales[:, np.newaxis]
+    reduced_values = value_sums[..., 1:] - tau[..., np.newaxis] * moments[..., 1:, 0]
+    reduced_squares = squared_sums - 2.0 * tau * value_sums[..., 0] + tau**2 * moments[..., 0, 0]
+    return moments[..., 1:, 1:], reduced_values, reduced_squares
+
+
+def _embedded_positions(q, offset_width):
+    """Where the packed upper triangle of ``q x q`` sits in that of ``(offset_width + q)`` squared,
+    past the leading ``offset_width`` rows and columns."""
+    upper = np.triu_indices(offset_width + q)
+    return np.flatnonzero((upper[0] >= offset_width) & (upper[1] >= offset_width))
 
 
 def _second_moments(factors):

@@ -120,6 +120,10 @@ class CovarianceFamily:
         Whether :meth:`log_prob` is ``log N(x_O | mu_O, Sigma_OO)`` with
         ``Sigma`` from :meth:`dense_covariances`; False where a row's mean
         depends on its pattern or ``log_prob`` is a variational bound.
+    models_row_offsets : bool
+        Whether the family infers each row's offset itself (:meth:`row_offsets`):
+        with ``biases`` the data it sees then keep the row offsets, and
+        features empty in ``fit`` are predicted from its estimate.
     """
 
     name: ClassVar[str]
@@ -131,6 +135,7 @@ class CovarianceFamily:
     contract_hyperparameters: ClassVar[dict] = {}
     singular_hint: ClassVar[str] = "decrease n_components"
     gaussian_rows: ClassVar[bool] = True
+    models_row_offsets: ClassVar[bool] = False
 
     # -- model description ----------------------------------------------------
 
@@ -300,6 +305,11 @@ class CovarianceFamily:
         """``(x_hat, Var)``: :meth:`impute` and :meth:`predictive_variance` together, in one pass
         over the rows where the family can (what ranking by expected hits needs)."""
         return self.impute(observed, resp, mixture), self.predictive_variance(observed, resp, mixture)
+
+    def row_offsets(self, observed, resp, mixture):
+        """Each row's offset, ``sum_j r_uj E_j[offset_u | x_{u,C_u}]``, ``(n,)``: only where
+        :attr:`models_row_offsets`."""
+        raise NotImplementedError
 
     def sample(self, observed, resp, mixture, random_state):
         """One draw of every missing entry from the posterior predictive, ``(n, d)``.

@@ -120,7 +120,15 @@ class FittedMixture:
         observed = standardized(self.standardization, observed_entries(X, missing, self.empty_features))
         if self.offsets is None:
             return observed, None
-        return remove_offsets(*self.offsets, self.bias_shrinkage[0], observed)
+        row_shrinkage = np.inf if self.family.models_row_offsets else self.bias_shrinkage[0]  # r_u = 0: in the mixture
+        return remove_offsets(*self.offsets, row_shrinkage, observed)
+
+    def empty_feature_residuals(self, observed, resp):
+        """What the features empty in ``fit`` add to the offsets ``b + c_l``, per row: the row
+        offset that the family infers, with ``biases`` (already in ``b + r_u`` otherwise), else 0."""
+        if self.offsets is None or not self.family.models_row_offsets:
+            return np.zeros(observed.n_samples)
+        return self.family.row_offsets(observed, resp, self.mixture)
 
     def to_data(self, predictions, row_offsets, rows=slice(None), cols=slice(None)):
         """Predictions of the mixture's coordinates, in place, as values in the data's units.
@@ -188,7 +196,8 @@ class FittedMixture:
             imputed = self.family.impute(observed, resp, self.mixture)
         else:
             imputed = self.family.sample(observed, resp, self.mixture, random_state)
-        imputed[:, self.empty_features] = 0.0  # no residual: the offsets alone
+        if self.empty_features.any():  # the offsets alone
+            imputed[:, self.empty_features] = self.empty_feature_residuals(observed, resp)[:, np.newaxis]
         self.to_data(imputed, row_offsets)
         np.clip(imputed, *limits, out=imputed)
         return self._with_observed_entries(X, missing, imputed, "X", keep_empty_features)
@@ -212,10 +221,15 @@ class FittedMixture:
         # stored or not, from X's own pattern: features empty in fit are not in `observed`
         pattern = None if missing is not None else _pattern(X)
         n_components = len(self.mixture.weights)
+        empty_residuals = None
+        if self.empty_features[cols].any():
+            empty_residuals = self.empty_feature_residuals(observed, resp)
         for batch in row_batches(len(rows), BATCH_ENTRIES // n_components):
             r, c = rows[batch], cols[batch]
             predicted = self.family.impute_entries(observed, resp, self.mixture, r, c)
-            predicted[self.empty_features[c]] = 0.0  # no residual: the offsets alone
+            empty = self.empty_features[c]
+            if empty_residuals is not None:  # the offsets alone
+                predicted[empty] = empty_residuals[r[empty]]
             self.to_data(predicted, row_offsets, r, c)
             np.clip(predicted, low[c], high[c], out=predicted)
             if missing is None:

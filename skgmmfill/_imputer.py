@@ -94,6 +94,13 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         loadings of features observed by the same rows (on rating data: an
         item rated by few users gets loadings like those of the items its
         raters rated); smaller is stronger. Needs ``loading_precision_prior``.
+    row_offset_factor : bool or None, default=None
+        For ``"factor"``: if True, add a factor whose loading is the same number
+        :math:`\tau_j` for every feature, a per-row offset
+        :math:`\sim \mathcal{N}(0, \tau_j^2)` inferred with the other
+        factors rather than before them (on rating data: a user's leaning,
+        apart from their tastes); :math:`\tau_j` is fitted by EM
+        (``row_offset_scales_``).
     mean_precision_prior : float or None, default=None
         Strength :math:`\kappa` of the prior :math:`\mu_j \sim \mathcal{N}(m, \Sigma_j / \kappa)`
         towards the column means (0 with ``biases``): EM finds the MAP parameters.
@@ -207,7 +214,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
                  n_init=1, max_iter=100, tol=1e-3, stopping_rule="mean_gain", min_variance="auto", reg_covar="auto",
                  n_factors=None, loading_precision_prior=None, loading_ard_prior=None, noise_variance_prior=None,
                  implicit_precision_prior=None, loading_posterior=None, loading_pattern_prior=None,
-                 mean_precision_prior=None, biases=False, bias_shrinkage=25.0,
+                 row_offset_factor=None, mean_precision_prior=None, biases=False, bias_shrinkage=25.0,
                  sample_posterior=False, min_value=-np.inf, max_value=np.inf, keep_empty_features=False,
                  random_state=None, warm_start=False, verbose=0, verbose_interval=10, persist=True):
         self.n_components = n_components
@@ -227,6 +234,7 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         self.implicit_precision_prior = implicit_precision_prior
         self.loading_posterior = loading_posterior
         self.loading_pattern_prior = loading_pattern_prior
+        self.row_offset_factor = row_offset_factor
         self.mean_precision_prior = mean_precision_prior
         self.biases = biases
         self.bias_shrinkage = bias_shrinkage

@@ -481,3 +481,58 @@ def test_pattern_prior_needs_a_loading_prior():
     with pytest.raises(ValueError, match="loading_pattern_prior=1.0 needs loading_precision_prior"):
         MaskedGaussianMixtureImputer(covariance_type="factor", n_factors=2,
                                      loading_pattern_prior=1.0).fit(np.eye(4) + 1.0)
+
+
+def test_row_offset_factor_is_a_factor_whose_loading_is_the_same_for_every_feature():
+    """``Sigma = tau^2 1 1^T + W W^T + diag(psi)``: densities and conditionals are the full family's,
+    and each row's offset is its conditional mean ``tau^2 1^T Sigma_OO^{-1} (x_O - mu_O)``."""
+    X, truth = factor_mixture(80, 12, 3, 1)
+    offset_scale = 0.7
+    with_offset = np.concatenate([np.full((1, 12, 1), offset_scale), truth.covariances], axis=2)
+    truth = truth._replace(covariances=with_offset)
+    X = X + offset_scale * np.random.RandomState(3).normal(size=(80, 1))
+    X_missing, missing = with_missing(X, 0.4)
+    observed = ObservedEntries.from_dense(X, ~missing)
+    factor = FactorCovariance(n_factors=3, min_variance=1e-6, row_offset_factor=True)
+    dense = truth._replace(covariances=factor.dense_covariances(truth.covariances, 12))
+    loadings, noise = truth.covariances[0, :, 1:4], truth.covariances[0, :, 4]
+    assert_allclose(dense[2][0], offset_scale**2 + loadings @ loadings.T + np.diag(noise), rtol=1e-12)
+    full = FullCovariance(reg_covar=0.0)
+    assert_allclose(factor.log_prob(observed, truth), full.log_prob(observed, dense), rtol=1e-10)
+    resp, _ = factor.posterior(observed, truth)
+    assert_allclose(factor.impute(observed, resp, truth)[missing], full.impute(observed, resp, dense)[missing],
+                    rtol=1e-9)
+    offsets = factor.row_offsets(observed, resp, truth)
+    for u in (0, 7, 41):
+        seen = ~missing[u]
+        covariance = dense[2][0][np.ix_(seen, seen)]
+        expected = offset_scale**2 * np.linalg.solve(covariance, X[u, seen] - truth.means[0, seen]).sum()
+        assert offsets[u] == pytest.approx(expected, rel=1e-9)
+
+
+def test_row_offset_factor_learns_the_offsets_spread_and_predicts_new_items_from_it():
+    """Ratings with user offsets of standard deviation 0.6: EM finds ``tau`` near it (the objective
+    never decreasing), and an item without training ratings is predicted as the global mean plus
+    each user's inferred offset, from the fitted attributes."""
+    rng = np.random.default_rng(0)
+    n, d = 400, 30
+    user_offsets = rng.normal(0.0, 0.6, n)
+    tastes = 0.5 * rng.normal(size=(n, 2)) @ rng.normal(size=(2, d))
+    X = 3.0 + user_offsets[:, None] + rng.normal(0.0, 0.5, d) + tastes + 0.5 * rng.normal(size=(n, d))
+    X[rng.uniform(size=X.shape) < 0.5] = np.nan
+    X[:, 7] = np.nan  # a new item
+    imputer = MaskedGaussianMixtureImputer(covariance_type="factor", n_factors=2, biases=True,
+                                           loading_precision_prior=1.0, row_offset_factor=True,
+                                           keep_empty_features=True, random_state=0).fit(X)
+    assert imputer.row_offset_scales_[0] == pytest.approx(0.6, rel=0.15)
+    assert np.all(np.diff(imputer.map_objectives_) >= -1e-10 * np.abs(imputer.map_objectives_[1:]))
+    predicted = imputer.predict_entries(X, np.arange(n), np.full(n, 7))
+    covariance = (imputer.row_offset_scales_[0] ** 2 + imputer.loadings_[0] @ imputer.loadings_[0].T
+                  + np.diag(imputer.noise_variances_[0]))
+    for u in (0, 1, 2, 3):
+        seen = ~np.isnan(X[u])
+        residuals = X[u, seen] - imputer.global_mean_ - imputer.column_offsets_[seen] - imputer.means_[0, seen]
+        offset = imputer.row_offset_scales_[0] ** 2 * np.linalg.solve(covariance[np.ix_(seen, seen)], residuals).sum()
+        assert predicted[u] == pytest.approx(imputer.global_mean_ + offset, rel=1e-6)
+    assert np.corrcoef(predicted, user_offsets)[0, 1] > 0.9
+    assert_allclose(imputer.transform(X)[:, 7], predicted, rtol=1e-10)
