@@ -49,10 +49,9 @@ from skgmmfill.metrics import make_masked_rmse_scorer, rmse
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 RATINGS = {"min_value": 1, "max_value": 5}
-PRESET_MAP_LOADINGS = {**PRESET_RATINGS, "loading_posterior": None, "loading_ard_prior": 2.0,
-                       "noise_variance_prior": 50.0}
-"""The preset before its loadings became variational: point (MAP) loadings, which need the firmer ARD
-hyperprior and noise prior."""
+PRESET_BEFORE = {**PRESET_RATINGS, "row_offset_factor": None}
+"""The preset before the users' offsets became a factor of the model: the bias model's ridge estimates
+subtracted before the factors."""
 PREVIOUS_PRESET = {"biases": True, "covariance_type": "spherical", "n_components": 4,
                    "mean_precision_prior": 1000.0, "init_params": "kmeans"}
 SVDPP_MAX_RATINGS = 200_000
@@ -192,8 +191,8 @@ def observed_entry_cv(X, label, quick):
     report("  the same, K=2, mean prior 10", cross_validate(ours(
         {**PRESET_RATINGS, "n_components": 2, "mean_precision_prior": 10.0, "random_state": 0})))
     report("  the same, no biases", cross_validate(ours({**PRESET_RATINGS, "biases": False, "random_state": 0})))
-    report("  the preset before: MAP loadings, ARD prior 2, noise prior 50", cross_validate(ours(
-        {**PRESET_MAP_LOADINGS, "random_state": 0})))
+    report("  the preset before: users' offsets subtracted first", cross_validate(ours(
+        {**PRESET_BEFORE, "random_state": 0})))
     if not quick:
         chosen = []
 

@@ -95,8 +95,24 @@ prior's log density ``log det Sigma = sum_l log psi_l + log det(s^2 P / lambda)`
 (Woodbury), all in ``r x r`` systems. ``F`` comes from a sketch of ``A`` in the
 pass that starts the fit (:class:`FactorMoments`), as the loadings do.
 
-``covariances`` is the ``(n_components, n_features, width)`` array holding
-``W_j`` in its first ``n_factors`` columns, ``psi_j`` in the next, then with
+With ``row_offset_factor`` each row also has an offset ``tau_j t0``, a
+factor ``t0 ~ N(0, 1)`` whose loading ``tau_j`` is the same for every feature,
+so ``Sigma_j = tau_j^2 1 1^T + W_j W_j^T + diag(psi_j)`` (a random intercept:
+with ``biases`` the mixture sees the data less ``b + c_l`` only, and infers
+each user's leaning jointly with their tastes instead of subtracting a ridge
+estimate first). The E-step is the one above with ``(tau_j 1, W_j)`` as the
+loadings; the M-step is conditional (ECM, Meng & Rubin 1993): ``tau_j``
+maximises the expected log-likelihood given ``lambda_l``,
+``tau_j = sum_l (h_l0 - G_l0R lambda_l) / psi_l / sum_l G_l00 / psi_l``
+(index 0 for ``t0``, ``R`` for ``t~``), then ``lambda_l`` and ``psi_l`` are
+updated as above from the statistics of ``x - tau_j t0``
+(``h_R - tau_j G_R0``, ``Q - 2 tau_j h_0 + tau_j^2 G_00``), so the objective
+still never decreases. ``tau_j`` has no prior and is no loading column for
+ARD or the pattern prior.
+
+``covariances`` is the ``(n_components, n_features, width)`` array holding,
+after ``tau_j`` (with ``row_offset_factor``),
+``W_j`` in its next ``n_factors`` columns, ``psi_j`` in the next, then with
 implicit feedback ``C_j`` (``n_factors`` columns) and, when variational, the
 packed ``S_l`` (``(q+1)(q+2)/2`` columns), then with the pattern prior ``F``;
 see :class:`_Parameters`.
@@ -267,6 +283,9 @@ class FactorCovariance(CovarianceFamily):
         loadings' prior covariance gains ``(s^2 / lambda) F F^T``, so that
         features observed by the same rows get alike loadings; smaller is
         stronger. Needs ``loading_precision_prior``. None: no pattern prior.
+    row_offset_factor : bool or None
+        True: a per-row offset ``tau_j t0`` inferred with the factors (see the
+        module docstring), ``tau_j`` fitted; None or False: none.
     """
 
     n_factors: object = None

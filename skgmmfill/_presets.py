@@ -29,12 +29,14 @@ PRESET_RATINGS = {
     "mean_precision_prior": 25.0,
     "noise_variance_prior": 5.0,
     "loading_pattern_prior": 1.0,
+    "row_offset_factor": True,
     "init_params": "kmeans",
 }
 """Parameters we recommend for rating matrices (see the README): user and item
-biases, each shrunk as much as the data say (the ratio of the residuals' variance
+biases, the items' shrunk as much as the data say (the ratio of the residuals' variance
 to the offsets', estimated by empirical Bayes), then one factor component (probabilistic matrix factorisation of the
-residuals) of at most 20 factors whose loadings and means have a posterior
+residuals) with each user's offset as a factor of its own, inferred with their
+tastes rather than subtracted before them, and at most 20 factors whose loadings and means have a posterior
 rather than a point estimate (variational Bayes), each factor column's loadings
 shrunk by its own precision, estimated from the data (automatic relevance
 determination) under a hyperprior worth half the items, centred on 100
@@ -48,8 +50,10 @@ like, before its ratings do). Add the rating scale, e.g.
 ``MaskedGaussianMixtureImputer(**PRESET_RATINGS, min_value=1, max_value=5)``;
 tuning over :data:`RATINGS_GRID` by cross-validation gains little."""
 
-RATINGS_GRID = {"n_factors": [10, 20, 30], "loading_ard_prior": [0.2, 0.5, 2.0]}
+RATINGS_GRID = {"row_offset_factor": [None, True], "n_factors": [20, 30]}
 """The grid we recommend searching from :data:`PRESET_RATINGS` with
 :class:`~sklearn.model_selection.GridSearchCV` and
-:func:`~skgmmfill.metrics.make_masked_rmse_scorer`: the most factors allowed
-and how firmly their precisions are held near the preset's."""
+:func:`~skgmmfill.metrics.make_masked_rmse_scorer`: the users' offsets
+inferred with the factors or subtracted before them (the bias model's ridge
+estimate: better where users' offsets are all there is beyond their tastes),
+and the most factors allowed."""
