@@ -12,7 +12,7 @@ one row block per core on a thread pool) and on one thread: three
 iterations of the EM driver from a k-means start, set-up not counted.
 That model (loading prior 100, no other prior) is then set against
 ``PRESET_RATINGS``'s (20 factors with ARD on the loading precisions, variational loadings, mean
-prior 25 and noise prior 5, pattern prior 1), the same with implicit feedback (``implicit_precision_prior=1``)
+prior 25 and noise prior 5, pattern prior 1, each user's offset a factor), the same with implicit feedback (``implicit_precision_prior=1``)
 and the preset before (users' offsets subtracted first), per iteration on both cores, in the same process; then the seconds of the data
 preparation with biases (standardisation and the offsets' passes) with the fixed shrinkage 25 and with
 ``bias_shrinkage="auto"`` (one pass per empirical-Bayes step), and of the pass that starts the preset's fit
