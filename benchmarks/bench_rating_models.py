@@ -126,6 +126,12 @@ def tuned_preset(X):
     return search.fit(X)
 
 
+def parameters_label(params):
+    """``name=value, ...`` of a grid point, numbers in the shortest form."""
+    return ", ".join(f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
+                     for name, value in sorted(params.items()))
+
+
 def observed_entry_cv(X, label, quick):
     """Table 2 on the observed ratings of ``X`` (dense, NaN missing): 3 folds of entries."""
     rows, cols = np.nonzero(~np.isnan(X))
@@ -202,7 +208,7 @@ def observed_entry_cv(X, label, quick):
             return search.best_estimator_.predict_entries(train, r, c)
 
         result = cross_validate(nested)
-        picks = "; ".join(", ".join(f"{name}={value:g}" for name, value in sorted(p.items())) for p in chosen)
+        picks = "; ".join(parameters_label(p) for p in chosen)
         report("PRESET_RATINGS tuned over RATINGS_GRID (inner CV per fold)", result)
         print(f"  inner CV picked: {picks}")
 
@@ -283,11 +289,10 @@ def main():
     print(f"\n{'candidate':<70} {'CV RMSE':>8} {'missing RMSE':>12}")
     results = search.cv_results_
     order = np.argsort(-results["mean_test_score"])
-    for index in np.r_[order[:4], order[-4:]]:
+    for index in order if len(order) <= 8 else np.r_[order[:4], order[-4:]]:
         params = results["params"][index]
         model = MaskedGaussianMixtureImputer(**{**PRESET_RATINGS, **params}, random_state=0, **RATINGS).fit(X)
-        label = ", ".join(f"{key}={value:g}" if not isinstance(value, str) else value
-                          for key, value in sorted(params.items()))
+        label = parameters_label(params)
         print(f"{label:<70} {-results['mean_test_score'][index]:>8.4f} "
               f"{rmse(X_complete, model.transform(X), mask=known):>12.4f}")
     print(f"\nobserved ratings: mean {np.nanmean(X):.3f}, std {np.nanstd(X):.3f}; "

@@ -120,7 +120,8 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
     keep_empty_features : bool, default=False
         Keep features with no observed entry in ``fit`` in the output (else
         dropped, with an :class:`EmptyFeatureWarning`); they are predicted
-        from the offsets ``b + r_u`` with ``biases``, else 0.
+        from the offsets ``b + r_u`` with ``biases`` (``r_u`` the inferred
+        offset with ``row_offset_factor``), else 0.
     random_state : int, RandomState instance or None, default=None
         Seeds the initialisations and posterior draws; an int ``s`` draws the
         rows that the course's ``np.random.seed(s)`` drew.
@@ -143,6 +144,9 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
     loadings_, noise_variances_ : ndarray
         ``"factor"`` only: :math:`W_j` of shape ``(n_components, n_features,
         n_factors)`` and :math:`\psi_j` of shape ``(n_components, n_features)``.
+    row_offset_scales_ : ndarray of shape (n_components,)
+        ``"factor"`` with ``row_offset_factor`` only: :math:`\tau_j`, the
+        standard deviation of the rows' offsets, in the data's units.
     converged_, n_iter_ : bool, int
         Whether the best run met the stopping rule within ``max_iter``, and its iterations.
     lower_bound_, lower_bounds_ : float, list of float
