@@ -29,14 +29,12 @@ PRESET_RATINGS = {
     "mean_precision_prior": 25.0,
     "noise_variance_prior": 5.0,
     "loading_pattern_prior": 1.0,
-    "row_offset_factor": True,
     "init_params": "kmeans",
 }
 """Parameters we recommend for rating matrices (see the README): user and item
-biases, the items' shrunk as much as the data say (the ratio of the residuals' variance
+biases, each shrunk as much as the data say (the ratio of the residuals' variance
 to the offsets', estimated by empirical Bayes), then one factor component (probabilistic matrix factorisation of the
-residuals) with each user's offset as a factor of its own, inferred with their
-tastes rather than subtracted before them, and at most 20 factors whose loadings and means have a posterior
+residuals) of at most 20 factors whose loadings and means have a posterior
 rather than a point estimate (variational Bayes), each factor column's loadings
 shrunk by its own precision, estimated from the data (automatic relevance
 determination) under a hyperprior worth half the items, centred on 100
@@ -54,6 +52,6 @@ RATINGS_GRID = {"row_offset_factor": [None, True], "n_factors": [20, 30]}
 """The grid we recommend searching from :data:`PRESET_RATINGS` with
 :class:`~sklearn.model_selection.GridSearchCV` and
 :func:`~skgmmfill.metrics.make_masked_rmse_scorer`: the users' offsets
-inferred with the factors or subtracted before them (the bias model's ridge
-estimate: better where users' offsets are all there is beyond their tastes),
-and the most factors allowed."""
+subtracted before the factors (the bias model's ridge estimate) or inferred
+with them (``row_offset_factor``: better on real ratings; not for a dask
+array with ``biases``), and the most factors allowed."""
