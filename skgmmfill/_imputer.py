@@ -312,13 +312,6 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
             )
         check_limits(self.min_value, self.max_value, n_features)
         family, covariance_type = family_for_data(self.get_params(), (n_samples, n_features), sparse)
-        if dask is not None and self.biases and family.models_row_offsets:
-            # measured: on a multi-process cluster such a fit differs from the in-memory one from its
-            # first iteration (1e-4 of the objective), where without biases it agrees to rounding
-            raise ValueError(
-                "row_offset_factor=True with biases=True cannot be fitted on a dask array yet (its fit "
-                "differs from the in-memory one); fit in memory, or set row_offset_factor=None."
-            )
         for name, then, now in (("n_components", len(self.means_) if warm else None, self.n_components),
                                 ("covariance_type", getattr(self, "covariance_type_", None), covariance_type)):
             if warm and then != now:

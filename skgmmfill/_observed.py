@@ -35,6 +35,10 @@ _CHUNK_ENTRIES = 2**18
 """Passes over the stored entries of sparse data work through chunks of about this
 many, so that their temporaries stay small whatever the size of the data."""
 
+# A column variance within this many ulps of its mean square per entry summed is rounding (a sum
+# of n terms, added in any order, is off by up to about n ulps): the feature is constant.
+_ROUNDING_ULPS = 4
+
 
 @functools.cache
 def _blas_threads():
@@ -106,11 +110,15 @@ class DataMoments(Sums):
     def column_variances(self):
         """Variance of each feature's observed entries around their mean (0 where fewer than 2).
 
-        Accurate for centred data only: it is ``squared_sums / counts - mean**2``.
+        Accurate for centred data only: it is ``squared_sums / counts - mean**2``, and 0 where
+        that is within rounding of 0 (a constant feature's sums, added in another order, leave
+        up to about ``counts`` ulps either way: every backend must find it constant).
         """
         means = self.column_means()
         second = np.divide(self.squared_sums, self.counts, out=np.zeros(len(self.sums)), where=self.counts > 0)
-        return np.maximum(second - means**2, 0.0)
+        variances = second - means**2
+        rounding = _ROUNDING_ULPS * np.finfo(np.float64).eps * second * np.maximum(self.counts, 1)
+        return np.where(variances > rounding, variances, 0.0)
 
     def filled(self, fill):
         """The moments of the rows with every missing entry set to ``fill`` (shape ``(d,)``).

@@ -53,5 +53,5 @@ RATINGS_GRID = {"row_offset_factor": [None, True], "n_factors": [20, 30]}
 :class:`~sklearn.model_selection.GridSearchCV` and
 :func:`~skgmmfill.metrics.make_masked_rmse_scorer`: the users' offsets
 subtracted before the factors (the bias model's ridge estimate) or inferred
-with them (``row_offset_factor``: better on real ratings; not for a dask
-array with ``biases``), and the most factors allowed."""
+with them (``row_offset_factor``: better on real ratings, a little worse on
+generated catalogues of biases and weak tastes), and the most factors allowed."""

@@ -75,11 +75,12 @@ def test_full_fit_equals_the_in_memory_fit(client, chunking, params):
 
 
 @pytest.mark.parametrize("container", ["dense NaN", "CSR"])
-def test_factor_fit_equals_the_in_memory_fit_on_netflix(client, netflix, container):
+@pytest.mark.parametrize("offset_factor", [None, True])
+def test_factor_fit_equals_the_in_memory_fit_on_netflix(client, netflix, container, offset_factor):
     X, _ = netflix
     X = sp.csr_array(X) if container == "CSR" else np.where(X == 0, np.nan, X)
     params = dict(PRESET_RATINGS, n_components=2, n_factors=3, mean_precision_prior=10.0, implicit_precision_prior=1.0,
-                  random_state=0)
+                  row_offset_factor=offset_factor, random_state=0)
     reference = MaskedGaussianMixtureImputer(**params).fit(X)
     fitted = MaskedGaussianMixtureImputer(**params).fit(as_dask(X, CHUNKINGS["uneven"]))
     assert_same_fit(fitted, reference)
@@ -266,12 +267,3 @@ def test_a_sampled_kmeans_start_equals_the_in_memory_one(client, netflix, contai
     assert_same_fit(MaskedGaussianMixtureImputer(**params).fit(as_dask(X, CHUNKINGS["uneven"])), reference)
     monkeypatch.setattr(_em, "KMEANS_SAMPLE_ROWS", 10_000)
     assert MaskedGaussianMixtureImputer(**params).fit(X).lower_bound_ != reference.lower_bound_  # the sample mattered
-
-
-def test_a_dask_fit_refuses_the_row_offset_factor_with_biases(netflix):
-    """Such a fit differs from the in-memory one on a multi-process cluster (not yet understood):
-    refused with a clear error rather than a different model."""
-    X, _ = netflix
-    imputer = MaskedGaussianMixtureImputer(**PRESET_RATINGS, row_offset_factor=True)
-    with pytest.raises(ValueError, match="row_offset_factor=True with biases=True cannot be fitted on a dask array"):
-        imputer.fit(as_dask(sp.csr_array(X), 400))

@@ -81,3 +81,20 @@ def test_row_block_threads_run_blas_single_threaded(monkeypatch):
     seen = observed.reduce(lambda block: [max((i["num_threads"] for i in threadpool_info()
                                                if i["user_api"] == "blas"), default=1)])
     assert len(seen) == 2 and set(seen) == {1}
+
+
+def test_a_constant_feature_has_no_variance_whatever_the_order_of_its_sums():
+    """924 equal values summed in two orders (rows split into blocks) leave sums a few ulps apart;
+    both must find the feature constant, or the variance floor ("auto": the pooled variance for a
+    feature without spread) differs between backends (it did, by 1e-3, between in-memory and Dask)."""
+    rng = np.random.default_rng(0)
+    X = np.column_stack([np.full(924, 0.4761904761904762), rng.normal(size=924)])
+    whole = ObservedEntries.from_dense(X, np.ones(X.shape, dtype=bool)).moments()
+    blocks = [ObservedEntries.from_dense(part, np.ones(part.shape, dtype=bool)).moments()
+              for part in np.array_split(X[rng.permutation(924)], 7)]
+    split = blocks[0]
+    for part in blocks[1:]:
+        split = split + part
+    for moments in (whole, split):
+        variances = moments.column_variances()
+        assert variances[0] == 0.0 and variances[1] > 0.5
