@@ -147,6 +147,12 @@ def row_offsets_given(observed, global_mean, column_offsets, shrinkage):
     return _shrunk_mean(residual_sums, observed.n_observed, shrinkage).astype(observed.dtype)
 
 
+def mixture_row_shrinkage(row_shrinkage, row_offsets_in_model):
+    """``lambda_r`` of the row offsets removed before the mixture: infinite (``r_u = 0``) where the
+    family infers each row's offset itself."""
+    return np.inf if row_offsets_in_model else row_shrinkage
+
+
 def remove_offsets(global_mean, column_offsets, shrinkage, observed):
     """The residuals ``x_ul - b - r_u - c_l`` of the observed entries, and ``b + r_u``."""
     row_offsets = global_mean + row_offsets_given(observed, global_mean, column_offsets, shrinkage)

@@ -26,7 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.cluster import KMeans
 
-from ._biases import fit_offsets, remove_offsets
+from ._biases import fit_offsets, mixture_row_shrinkage, remove_offsets
 from ._family import Mixture
 from ._fitted import FittedMixture, Standardization, Units, standardized
 
@@ -150,7 +150,7 @@ def prepare(source, *, biases, bias_shrinkage, mean_precision_prior, standardize
     if biases:
         global_mean, column_offsets, shrinkage = fit_offsets(source, moments, bias_shrinkage)
         offsets = (global_mean, column_offsets)
-        source = source.map(partial(_residuals, *offsets, np.inf if row_offsets_in_model else shrinkage[0]))
+        source = source.map(partial(_residuals, *offsets, mixture_row_shrinkage(shrinkage[0], row_offsets_in_model)))
     if mean_precision_prior is not None:
         centre = np.zeros(len(moments.sums)) if biases else moments.column_means()
         prior = (mean_precision_prior, centre.astype(source.dtype))

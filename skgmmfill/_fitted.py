@@ -20,7 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import log_ndtr
 
-from ._biases import remove_offsets
+from ._biases import mixture_row_shrinkage, remove_offsets
 from ._family import CovarianceFamily, Mixture
 from ._observed import row_batches
 from ._validation import observed_entries, relevance_threshold, rows_of_entries
@@ -120,7 +120,7 @@ class FittedMixture:
         observed = standardized(self.standardization, observed_entries(X, missing, self.empty_features))
         if self.offsets is None:
             return observed, None
-        row_shrinkage = np.inf if self.family.models_row_offsets else self.bias_shrinkage[0]  # r_u = 0: in the mixture
+        row_shrinkage = mixture_row_shrinkage(self.bias_shrinkage[0], self.family.models_row_offsets)
         return remove_offsets(*self.offsets, row_shrinkage, observed)
 
     def empty_feature_residuals(self, observed, resp):
