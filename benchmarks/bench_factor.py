@@ -11,9 +11,10 @@ iteration is timed as the library runs it (large sparse input is cut into
 one row block per core on a thread pool) and on one thread: three
 iterations of the EM driver from a k-means start, set-up not counted.
 That model (loading prior 100, no other prior) is then set against
-``PRESET_RATINGS``'s (20 factors with ARD on the loading precisions, variational loadings, mean
-prior 25 and noise prior 5, pattern prior 1), the same with implicit feedback (``implicit_precision_prior=1``)
-and the same with each user's offset a factor (``row_offset_factor``), per iteration on both cores, in the same process; then the seconds of the data
+``PRESET_RATINGS``'s (each user's offset a factor and 20 factors with ARD on the loading precisions,
+variational loadings, mean prior 25 and noise prior 5, the pattern prior's strength estimated), the same
+with implicit feedback (``implicit_precision_prior=1``) and the previous preset (the users' offsets
+subtracted first, pattern strength 1), per iteration on both cores, in the same process; then the seconds of the data
 preparation with biases (standardisation and the offsets' passes) with the fixed shrinkage 25 and with
 ``bias_shrinkage="auto"`` (one pass per empirical-Bayes step), and of the pass that starts the preset's fit
 (column moments and sketches) with and without the pattern prior's co-observation sketch. Each scale runs
@@ -43,7 +44,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_em_iteration import best_time  # noqa: E402
-from bench_rating_models import PRESET_OFFSET_FACTOR  # noqa: E402
+from bench_rating_models import PRESET_OFFSETS_FIRST  # noqa: E402
 from bench_sparse_scale import memory_gib, one_thread, synthetic_ratings  # noqa: E402
 
 from skgmmfill import PRESET_RATINGS, MaskedGaussianMixtureImputer, _observed  # noqa: E402
@@ -68,7 +69,7 @@ MODELS = {
     "plain": PLAIN,  # the factor model the first rows of this table measured
     "preset": PRESET,  # PRESET_RATINGS: 20 variational factors with ARD, mean, noise and pattern priors
     "implicit": {**PRESET, "implicit_precision_prior": 1.0},
-    "offset": factor_options(PRESET_OFFSET_FACTOR),  # the preset with each user's offset a factor
+    "offsets first": factor_options(PRESET_OFFSETS_FIRST),  # the previous preset: no offset factor, pattern 1
 }
 
 
@@ -132,7 +133,7 @@ def rating_table(scales):
           f"ALS products: mask @ (d x q^2) + mask^T @ (n x q^2), same process")
     print(f"{'scale':>6} {'users':>8} {'ratings':>12} {'ALS products s':>14} {'EM iter s':>9} {'ratio':>6} "
           f"{'1 thread s':>10} {'ratio':>6} {'preset s':>8} {'ratio':>6} {'implicit s':>10} {'ratio':>6} "
-          f"{'offset factor s':>15} {'ratio':>6} {'offsets 25 s':>12} {'auto s':>7} {'start pass s':>12} "
+          f"{'offsets first s':>15} {'ratio':>6} {'offsets 25 s':>12} {'auto s':>7} {'start pass s':>12} "
           f"{'+pattern s':>10} {'peak GiB':>8}")
     with tempfile.TemporaryDirectory() as folder:
         for scale in scales:

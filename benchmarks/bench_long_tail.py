@@ -16,7 +16,7 @@ time.
 Models: the bias model (``biases=True``, diag, ``mean_precision_prior=1e4``),
 with the default shrinkage 25 and with ``bias_shrinkage="auto"``;
 ``PRESET_RATINGS`` without its mean and noise priors, with one of them, as it
-is, with each user's offset a factor (``row_offset_factor``), with implicit feedback, and tuned over
+is, as the previous preset (the users' offsets subtracted first, pattern strength 1), with implicit feedback, and tuned over
 ``RATINGS_GRID`` by GridSearchCV with the masked-RMSE scorer on the training
 ratings alone; ALS with biases (bench_rating_models.py);
 SVD++ by stochastic gradient descent (:func:`svdpp`, written here with
@@ -49,7 +49,7 @@ from skgmmfill import PRESET_RATINGS, RATINGS_GRID, MaskedGaussianMixtureImputer
 from skgmmfill.metrics import make_masked_rmse_scorer, ndcg_at_k, precision_at_k
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_rating_models import PRESET_OFFSET_FACTOR, als  # noqa: E402
+from bench_rating_models import PRESET_OFFSETS_FIRST, als  # noqa: E402
 
 WITHOUT_PRIORS = dict(PRESET_RATINGS, mean_precision_prior=None, noise_variance_prior=None)
 BIASES = dict(biases=True, covariance_type="diag", mean_precision_prior=1e4)
@@ -61,7 +61,7 @@ MODELS = {
     "noise prior only": dict(WITHOUT_PRIORS, noise_variance_prior=PRESET_RATINGS["noise_variance_prior"]),
     "PRESET_RATINGS": dict(PRESET_RATINGS),
     "  without the pattern prior": dict(PRESET_RATINGS, loading_pattern_prior=None),
-    "  each user's offset a factor": PRESET_OFFSET_FACTOR,
+    "  offsets first, pattern 1 (previous)": PRESET_OFFSETS_FIRST,
     "  implicit feedback 10": dict(PRESET_RATINGS, implicit_precision_prior=10.0),
 }
 RARE = 3

@@ -93,7 +93,15 @@ so the M-step centres each ``w_l`` on ``F_l m`` (``c_l`` above) and adds
 becomes ``w_k^T Sigma^{-1} w_k = sum_l w_lk^2 / psi_l - m_k^T P m_k``, and the
 prior's log density ``log det Sigma = sum_l log psi_l + log det(s^2 P / lambda)``
 (Woodbury), all in ``r x r`` systems. ``F`` comes from a sketch of ``A`` in the
-pass that starts the fit (:class:`FactorMoments`), as the loadings do.
+pass that starts the fit (:class:`FactorMoments`), as the loadings do. With
+``loading_pattern_prior="auto"`` the data choose ``lambda`` (empirical Bayes):
+``v_j = s^2 / lambda_j`` is a parameter of each component, and after the other
+parameters each M-step takes one EM step in it with ``g`` missing,
+``v_j = sum_k (beta_jk |m_jk|^2 + tr P_j^{-1}) / (q r)``, which raises the
+loadings' prior density given them (``beta_jk`` the ARD maximisers for the new
+loadings), so the objective still never decreases. Where the pattern says
+nothing of the loadings (items picked at random) ``v_j`` falls towards 0 and
+the prior is as if absent; where it does, ``v_j`` grows.
 
 With ``row_offset_factor`` each row also has an offset ``tau_j t0``, a
 factor ``t0 ~ N(0, 1)`` whose loading ``tau_j`` is the same for every feature,
@@ -114,8 +122,8 @@ ARD or the pattern prior.
 after ``tau_j`` (with ``row_offset_factor``),
 ``W_j`` in its next ``n_factors`` columns, ``psi_j`` in the next, then with
 implicit feedback ``C_j`` (``n_factors`` columns) and, when variational, the
-packed ``S_l`` (``(q+1)(q+2)/2`` columns), then with the pattern prior ``F``;
-see :class:`_Parameters`.
+packed ``S_l`` (``(q+1)(q+2)/2`` columns), then with the pattern prior ``F``
+and ``v_j`` (one column, the same in every row); see :class:`_Parameters`.
 """
 
 from dataclasses import dataclass, replace
@@ -217,6 +225,7 @@ class _Parameters(NamedTuple):
     implicit: np.ndarray  # (..., d, q) with implicit feedback, else (..., d, 0): C_j
     uncertainty: np.ndarray  # (..., d, (q+1)(q+2)/2) variational, else (..., d, 0): Cov[(w_l, mu_l)], packed
     pattern: np.ndarray  # (..., d, r) with the pattern prior, else (..., d, 0): F, the same for every component
+    pattern_variance: np.ndarray  # (..., d, 1) with the pattern prior, else (..., d, 0): v_j = s^2 / lambda_j
 
 
 class _PatternPosterior(NamedTuple):
@@ -226,6 +235,8 @@ class _PatternPosterior(NamedTuple):
     spreads: np.ndarray  # (K, d): F_l P_j^{-1} F_l^T
     explained: np.ndarray  # (K, q): m_jk^T P_j m_jk
     log_det: np.ndarray  # (K,): log det(s^2 P_j / lambda)
+    coefficients: np.ndarray  # (K, r, q): m_jk
+    traces: np.ndarray  # (K,): tr P_j^{-1}
 
 
 class _Factors(NamedTuple):
@@ -278,11 +289,12 @@ class FactorCovariance(CovarianceFamily):
         None: the loadings and means are point (MAP) estimates.
         "variational": each feature's ``(w_jl, mu_jl)`` has a Gaussian
         posterior (see the module docstring); needs ``loading_precision_prior``.
-    loading_pattern_prior : float or None
+    loading_pattern_prior : float, "auto" or None
         ``lambda`` of the pattern prior (see the module docstring): the
         loadings' prior covariance gains ``(s^2 / lambda) F F^T``, so that
         features observed by the same rows get alike loadings; smaller is
-        stronger. Needs ``loading_precision_prior``. None: no pattern prior.
+        stronger. "auto": ``lambda_j`` of each component estimated by EM from
+        1. Needs ``loading_precision_prior``. None: no pattern prior.
     row_offset_factor : bool or None
         True: a per-row offset ``tau_j t0`` inferred with the factors (see the
         module docstring), ``tau_j`` fitted; None or False: none.
@@ -308,15 +320,16 @@ class FactorCovariance(CovarianceFamily):
         "n_factors", "loading_precision_prior", "loading_ard_prior", "noise_variance_prior",
         "implicit_precision_prior", "loading_posterior", "loading_pattern_prior", "row_offset_factor",
     )
-    fitted_attribute_names = ("loadings_", "noise_variances_", "implicit_loadings_", "row_offset_scales_")
+    fitted_attribute_names = ("loadings_", "noise_variances_", "implicit_loadings_", "row_offset_scales_",
+                              "loading_pattern_strengths_")
     hyperparameter_constraints = {
         "n_factors": COUNT_OR_NONE,
         "min_variance": POSITIVE_OR_AUTO,
         **dict.fromkeys(
-            ("loading_precision_prior", "loading_ard_prior", "noise_variance_prior", "implicit_precision_prior",
-             "loading_pattern_prior"),
+            ("loading_precision_prior", "loading_ard_prior", "noise_variance_prior", "implicit_precision_prior"),
             POSITIVE_OR_NONE,
         ),
+        "loading_pattern_prior": [*POSITIVE_OR_NONE, StrOptions({"auto"})],
         "loading_posterior": [None, StrOptions({"variational"})],
         "row_offset_factor": [None, "boolean"],
     }
@@ -345,6 +358,14 @@ class FactorCovariance(CovarianceFamily):
         return PATTERN_FEATURES if self.loading_pattern_prior is not None else 0
 
     @property
+    def _pattern_variance_width(self):
+        return 1 if self.loading_pattern_prior is not None else 0
+
+    @property
+    def _learns_pattern_strength(self):
+        return self.loading_pattern_prior == "auto"
+
+    @property
     def gaussian_rows(self):
         """False with implicit feedback (a row's mean depends on its pattern) or variational loadings
         (:meth:`log_prob` is then each row's term of the variational bound)."""
@@ -361,8 +382,10 @@ class FactorCovariance(CovarianceFamily):
         q = self._offset_width + self.n_factors
         implicit_end = q + 1 + self._implicit_width
         uncertainty_end = implicit_end + self._uncertainty_width
+        pattern_end = uncertainty_end + self._pattern_width
         return _Parameters(covariances[..., :q], covariances[..., q], covariances[..., q + 1 : implicit_end],
-                           covariances[..., implicit_end:uncertainty_end], covariances[..., uncertainty_end:])
+                           covariances[..., implicit_end:uncertainty_end],
+                           covariances[..., uncertainty_end:pattern_end], covariances[..., pattern_end:])
 
     def _free(self, parameters):
         """``parameters`` with the free loadings only (without the row offset's column)."""
@@ -407,16 +430,18 @@ class FactorCovariance(CovarianceFamily):
 
     def n_parameters(self, n_components, n_features):
         """Means, noise variances and loadings; a rotation ``W_j R`` of the
-        loadings gives the same covariance, so ``q(q-1)/2`` of them are not free."""
+        loadings gives the same covariance, so ``q(q-1)/2`` of them are not free;
+        ``tau_j`` and a learnt ``lambda_j`` of the pattern prior."""
         q = self.n_factors
-        return n_components * (2 * n_features + n_features * q - q * (q - 1) // 2 + self._offset_width)
+        per_component = self._offset_width + int(self._learns_pattern_strength)
+        return n_components * (2 * n_features + n_features * q - q * (q - 1) // 2 + per_component)
 
     def covariances_shape(self, n_components, n_features):
         """Loadings, noise variances, the implicit-feedback map, the loadings' and means'
         packed posterior covariances, then the pattern features along the last axis
         (see :class:`_Parameters`)."""
         width = (self._offset_width + self.n_factors + 1 + self._implicit_width + self._uncertainty_width
-                 + self._pattern_width)
+                 + self._pattern_width + self._pattern_variance_width)
         return (n_components, n_features, width)
 
     def dense_covariances(self, covariances, n_features):
@@ -426,8 +451,9 @@ class FactorCovariance(CovarianceFamily):
     def fitted_attributes(self, covariances, scale):
         """``loadings_`` ``(K, d, q)`` and ``noise_variances_`` ``(K, d)`` in the data's units,
         and with implicit feedback ``implicit_loadings_`` ``(K, d, q)`` (the ``C_j``, which map
-        patterns to factors and have no units), and with ``row_offset_factor`` ``row_offset_scales_``
-        ``(K,)``, the standard deviation ``tau_j`` of the rows' offsets."""
+        patterns to factors and have no units), with ``row_offset_factor`` ``row_offset_scales_``
+        ``(K,)``, the standard deviation ``tau_j`` of the rows' offsets, and with the pattern prior
+        ``loading_pattern_strengths_`` ``(K,)``, its ``lambda_j`` (estimated if "auto"; no units)."""
         all_loadings, noise, implicit = self._split(covariances)[:3]
         loadings = all_loadings[..., self._offset_width:]
         with np.errstate(over="ignore"):  # data near the largest float: inf, as the float type must
@@ -437,6 +463,9 @@ class FactorCovariance(CovarianceFamily):
             fitted["implicit_loadings_"] = implicit.copy()
         if self._offset_width:
             fitted["row_offset_scales_"] = (scale * all_loadings[:, 0, 0]).astype(loadings.dtype)
+        if self._pattern_width:
+            pattern_variance = self._split(covariances).pattern_variance[:, 0, 0].astype(np.float64)
+            fitted["loading_pattern_strengths_"] = self._noise_target() / pattern_variance
         return fitted
 
     def moments(self, observed):
@@ -492,10 +521,13 @@ class FactorCovariance(CovarianceFamily):
         if self._variational:
             uncertainty[..., _packed_diagonal(self.n_factors + 1)] = spread[..., np.newaxis]
         pattern = np.zeros((len(means), d, self._pattern_width))
+        pattern_variance = np.zeros((len(means), d, self._pattern_variance_width))
         if self._pattern_width:
             directions = _sketch_directions(d, self._n_pattern_directions(d), np.float64)
             pattern[:] = _pattern_features(moments.pattern_sketch, directions, moments.counts, self._pattern_width)
-        return _join(loadings, noise, implicit, uncertainty, pattern).astype(means.dtype)
+            strength = 1.0 if self._learns_pattern_strength else self.loading_pattern_prior
+            pattern_variance[:] = self._noise_target() / strength
+        return _join(loadings, noise, implicit, uncertainty, pattern, pattern_variance).astype(means.dtype)
 
     # -- E-step ---------------------------------------------------------------
 
@@ -538,7 +570,7 @@ class FactorCovariance(CovarianceFamily):
     def _factors(self, observed, mixture):
         """The posterior of the factors and the marginal log-density, for every row and component."""
         means = mixture.means
-        loadings, noise, implicit, uncertainty, _ = self._split(mixture.covariances)
+        loadings, noise, implicit, uncertainty = self._split(mixture.covariances)[:4]
         n_components, n_features, q = loadings.shape
         n = observed.n_samples
         precisions = 1.0 / noise
@@ -635,7 +667,8 @@ class FactorCovariance(CovarianceFamily):
         value_sums = statistics.value_sums.astype(np.float64)
         squared_sums = statistics.squared_sums.astype(np.float64)
         precision, centre, pattern_spreads = self._prior_terms(prior, mixture)
-        all_loadings, previous_noise, implicit, uncertainty, pattern = self._split(mixture.covariances)
+        all_loadings, previous_noise, implicit, uncertainty, pattern, pattern_variance = self._split(
+            mixture.covariances)
         previous_loadings = all_loadings[..., self._offset_width:]
         rows = np.concatenate([previous_loadings, mixture.means[:, :, np.newaxis]], axis=2).astype(np.float64)
         if self._offset_width:  # first tau_j given the rest, then the rest given tau_j (ECM)
@@ -688,8 +721,23 @@ class FactorCovariance(CovarianceFamily):
         if self._offset_width:
             offset_column = np.broadcast_to(offset_scales[:, np.newaxis, np.newaxis], loadings.shape[:2] + (1,))
             loadings = np.concatenate([offset_column, loadings], axis=2)
-        covariances = _join(loadings, noise, implicit, uncertainty, pattern).astype(dtype)
+        if self._learns_pattern_strength:
+            parameters = _Parameters(rows[:, :, :q], noise, implicit, uncertainty, pattern, pattern_variance)
+            pattern_variance = np.broadcast_to(self._pattern_variance_step(parameters)[:, np.newaxis, np.newaxis],
+                                               pattern_variance.shape)
+        covariances = _join(loadings, noise, implicit, uncertainty, pattern, pattern_variance).astype(dtype)
         return Mixture(mixture_weights(statistics), rows[:, :, q].astype(dtype), covariances)
+
+    def _pattern_variance_step(self, parameters):
+        """One EM step in ``v_j`` given the other parameters (free loadings, as posterior means if
+        variational), ``g`` missing: ``sum_k (beta_jk |m_jk|^2 + tr P_j^{-1}) / (q r)``, ``(K,)``,
+        with ``beta_jk`` the ARD maximisers given them."""
+        parameters = parameters._replace(pattern_variance=parameters.pattern_variance.astype(np.float64))
+        posterior = self._pattern_posterior(parameters)
+        beta = self._loading_precisions(parameters, posterior)
+        squares = np.einsum("jk,jrk->j", beta, posterior.coefficients**2)
+        n_factors = beta.shape[1]
+        return (squares + n_factors * posterior.traces) / (n_factors * self._pattern_width)
 
     def _prior_terms(self, prior, mixture):
         """``diag(D)`` of each component, ``(K, q+1)``, the centres ``c_jl``, ``(K, d, q+1)``, and with the
@@ -719,8 +767,8 @@ class FactorCovariance(CovarianceFamily):
         features = parameters.pattern  # (K, d, r)
         weighted = features / parameters.noise[..., np.newaxis]  # Psi^-1 F
         precision = np.einsum("jlr,jls->jrs", weighted, features)
-        ratio = self.loading_pattern_prior / self._noise_target()
-        precision[:, np.arange(self._pattern_width), np.arange(self._pattern_width)] += ratio
+        ratio = 1.0 / parameters.pattern_variance[:, 0, 0]  # lambda_j / s^2
+        precision[:, np.arange(self._pattern_width), np.arange(self._pattern_width)] += ratio[:, np.newaxis]
         projections = np.einsum("jlr,jlk->jrk", weighted, parameters.loadings)  # F^T Psi^-1 w_k
         roots = np.linalg.cholesky(precision)
         coefficients = np.linalg.solve(precision, projections)  # m_jk
@@ -729,7 +777,9 @@ class FactorCovariance(CovarianceFamily):
             centres=np.einsum("jlr,jrk->jlk", features, coefficients),
             spreads=np.einsum("jlr,jrs,jls->jl", features, covariances, features),
             explained=np.einsum("jrk,jrk->jk", coefficients, projections),
-            log_det=2.0 * np.log(np.diagonal(roots, axis1=1, axis2=2) / np.sqrt(ratio)).sum(axis=1),
+            log_det=2.0 * np.log(np.diagonal(roots, axis1=1, axis2=2) / np.sqrt(ratio)[:, np.newaxis]).sum(axis=1),
+            coefficients=coefficients,
+            traces=np.trace(covariances, axis1=1, axis2=2),
         )
 
     def _loading_precisions(self, parameters, pattern_posterior):
@@ -773,7 +823,7 @@ class FactorCovariance(CovarianceFamily):
         with the row terms, the variational lower bound on the log evidence.
         """
         parameters = self._free(self._split(mixture.covariances.astype(np.float64)))
-        loadings, noise, implicit, uncertainty, _ = parameters
+        loadings, noise, implicit, uncertainty = parameters[:4]
         n_components, n_features, q = loadings.shape
         total = 0.0
         prior_dimensions = 0  # of (w_l, mu_l) under a proper prior, each in the data's units
@@ -856,7 +906,7 @@ class FactorCovariance(CovarianceFamily):
         are their expectations: the loadings' uncertainty widens the spread.
         """
         means = mixture.means
-        loadings, noise, _, uncertainty, _ = self._split(mixture.covariances)
+        loadings, noise, _, uncertainty = self._split(mixture.covariances)[:4]
         upper = np.triu_indices(loadings.shape[2])
         doubled = np.where(upper[0] == upper[1], 1.0, 2.0)  # off-diagonal pairs appear twice
         outer, cross, squared_means = self._loading_moments(loadings, means, uncertainty)
@@ -901,9 +951,10 @@ class FactorCovariance(CovarianceFamily):
 # --- layout helpers -------------------------------------------------------------
 
 
-def _join(loadings, noise, implicit, uncertainty, pattern):
+def _join(loadings, noise, implicit, uncertainty, pattern, pattern_variance):
     """The packed layout of :meth:`FactorCovariance._split`'s parts."""
-    return np.concatenate([loadings, noise[..., np.newaxis], implicit, uncertainty, pattern], axis=-1)
+    return np.concatenate([loadings, noise[..., np.newaxis], implicit, uncertainty, pattern, pattern_variance],
+                          axis=-1)
 
 
 def _stacked(per_component):

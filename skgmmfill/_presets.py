@@ -28,13 +28,15 @@ PRESET_RATINGS = {
     "loading_posterior": "variational",
     "mean_precision_prior": 25.0,
     "noise_variance_prior": 5.0,
-    "loading_pattern_prior": 1.0,
+    "loading_pattern_prior": "auto",
+    "row_offset_factor": True,
     "init_params": "kmeans",
 }
-"""Parameters we recommend for rating matrices (see the README): user and item
-biases, each shrunk as much as the data say (the ratio of the residuals' variance
+"""Parameters we recommend for rating matrices (see the README): item
+offsets, shrunk as much as the data say (the ratio of the residuals' variance
 to the offsets', estimated by empirical Bayes), then one factor component (probabilistic matrix factorisation of the
-residuals) of at most 20 factors whose loadings and means have a posterior
+residuals) in which each user's offset is a factor of its own, inferred with their tastes
+(``row_offset_factor``), and at most 20 other factors whose loadings and means have a posterior
 rather than a point estimate (variational Bayes), each factor column's loadings
 shrunk by its own precision, estimated from the data (automatic relevance
 determination) under a hyperprior worth half the items, centred on 100
@@ -43,15 +45,14 @@ means are shrunk towards the offsets by a prior worth 25 ratings and the noise
 variances towards the pooled variance by one worth 5 (so that an item rated
 once or twice is predicted about as the bias model predicts it, and tops no
 list); the loadings' prior ties items rated by the same users (the pattern
-prior, of strength 1: which users rated an item says what its loadings are
-like, before its ratings do). Add the rating scale, e.g.
+prior, its strength estimated from the data: which users rated an item says
+what its loadings are like, before its ratings do, where the data show it). Add the rating scale, e.g.
 ``MaskedGaussianMixtureImputer(**PRESET_RATINGS, min_value=1, max_value=5)``;
 tuning over :data:`RATINGS_GRID` by cross-validation gains little."""
 
-RATINGS_GRID = {"row_offset_factor": [None, True], "n_factors": [20, 30]}
+RATINGS_GRID = {"row_offset_factor": [True, None], "n_factors": [20, 30]}
 """The grid we recommend searching from :data:`PRESET_RATINGS` with
 :class:`~sklearn.model_selection.GridSearchCV` and
 :func:`~skgmmfill.metrics.make_masked_rmse_scorer`: the users' offsets
-subtracted before the factors (the bias model's ridge estimate) or inferred
-with them (``row_offset_factor``: better on real ratings, a little worse on
-generated catalogues of biases and weak tastes), and the most factors allowed."""
+inferred with their tastes (``row_offset_factor``) or subtracted before the
+factors (the bias model's ridge estimate), and the most factors allowed."""

@@ -1,5 +1,7 @@
 """The factor family (mixtures of factor analysers), through the estimator."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -235,13 +237,14 @@ def test_an_item_rated_once_predicts_as_the_bias_model_with_the_noise_and_mean_p
 
 
 def test_the_rating_preset_keeps_an_item_rated_once_near_the_bias_model_and_off_every_list():
-    """The long-tail rule for PRESET_RATINGS, whose offsets are shrunk as the data say
-    (less than the default 25 pseudo-ratings): the item rated once is predicted within 0.1 of the
-    bias model with the same shrinkage, and neither ranking puts it in any top 10. With
-    ``row_offset_factor`` a user's offset is inferred with their tastes, so it moves (by up to
-    0.38 here, 0.09 on average, for users of 2-7 ratings), but the item's own part does not: the
-    item is predicted within 0.1 of the offsets alone (what the model predicts for an item
-    without ratings, plus the item's offset)."""
+    """The long-tail rule for PRESET_RATINGS, whose item offsets are shrunk as the data say
+    (less than the default 25 pseudo-ratings). Its users' offsets are inferred with their tastes
+    (``row_offset_factor``), so they differ from the bias model's ridge estimate (by up to 0.38 here,
+    0.09 on average, for users of 2-7 ratings), but the item's own part does not move: the item
+    rated once is predicted within 0.1 of the offsets alone (what the model predicts for an item
+    without ratings, plus the item's offset). With the users' offsets subtracted first, it is
+    predicted within 0.1 of the bias model with the same shrinkage. Neither model, by either
+    ranking, puts it in any top 10."""
     from skgmmfill import PRESET_RATINGS
 
     X = long_tail_ratings()
@@ -252,17 +255,16 @@ def test_the_rating_preset_keeps_an_item_rated_once_near_the_bias_model_and_off_
     column = np.full(len(users), once)
     seed = {"random_state": 0, "keep_empty_features": True}
     preset = MaskedGaussianMixtureImputer(**PRESET_RATINGS, **seed).fit(ratings)
+    offsets = preset.predict_entries(ratings, users, np.full(len(users), new)) + preset.column_offsets_[once]
+    assert np.abs(preset.predict_entries(ratings, users, column) - offsets)[1:].max() < 0.1
     biases = MaskedGaussianMixtureImputer(biases=True, bias_shrinkage="auto", covariance_type="diag",
                                           mean_precision_prior=1e4, **seed).fit(ratings)
     assert_allclose(preset.bias_shrinkage_, biases.bias_shrinkage_)
     assert preset.bias_shrinkage_[1] < 25.0
-    assert np.abs(preset.predict_entries(ratings, users, column)
+    offsets_first = MaskedGaussianMixtureImputer(**{**PRESET_RATINGS, "row_offset_factor": None}, **seed).fit(ratings)
+    assert np.abs(offsets_first.predict_entries(ratings, users, column)
                   - biases.predict_entries(ratings, users, column))[1:].max() < 0.1
-    offset_factor = MaskedGaussianMixtureImputer(**PRESET_RATINGS, row_offset_factor=True, **seed).fit(ratings)
-    offsets = offset_factor.predict_entries(ratings, users, np.full(len(users), new))
-    offsets += offset_factor.column_offsets_[once]
-    assert np.abs(offset_factor.predict_entries(ratings, users, column) - offsets)[1:].max() < 0.1
-    for model in (preset, offset_factor):
+    for model in (preset, offsets_first):
         assert once not in model.recommend(ratings, 10)
         assert once not in model.recommend(ratings, 10, rank_by="hits")
 
@@ -439,6 +441,7 @@ def test_pattern_prior_is_the_loadings_marginal_density_written_out(options):
     observed, family, mixture = pattern_parameters(**options)
     parts = family._split(mixture.covariances)
     q, (n_components, d) = family.n_factors, mixture.means.shape
+    assert_allclose(parts.pattern_variance, 1.3 / 0.5)  # s^2 / lambda, kept when lambda is given
     total = 0.0
     for j in range(n_components):
         F = parts.pattern[j]
@@ -460,29 +463,89 @@ def test_pattern_prior_is_the_loadings_marginal_density_written_out(options):
     assert family.log_prior(mixture, None) == pytest.approx(total, rel=1e-6)
 
 
-def test_pattern_prior_predicts_rarely_observed_features_from_those_observed_with_them():
-    """Rows of two tastes that observe mostly the features they like: the features' co-observation
-    tells which features go together, and the pattern prior gives a feature observed a few times
-    loadings like those of its kind."""
+def test_the_pattern_strengths_step_is_em_towards_the_maximiser_of_the_loadings_density():
+    """``loading_pattern_prior="auto"``: each step in ``v = s^2 / lambda`` (``g`` missing) raises
+    sum_k log N(w_k; 0, (Psi + v F F^T) / beta) given the loadings, and repeated steps reach the
+    maximiser over v (found here by a scalar search)."""
+    from scipy.optimize import minimize_scalar
+    from scipy.stats import multivariate_normal
+
+    observed, family, mixture = pattern_parameters()
+    auto = replace(family, loading_pattern_prior="auto")  # beta = loading_precision_prior = 2, no ARD
+    parts = auto._split(mixture.covariances.astype(np.float64))
+    j = 1
+
+    def log_density(v):
+        covariance = np.diag(parts.noise[j]) + v * parts.pattern[j] @ parts.pattern[j].T
+        return sum(multivariate_normal(np.zeros(len(covariance)), covariance / 2.0).logpdf(parts.loadings[j, :, k])
+                   for k in range(auto.n_factors))
+
+    values = [1.3 / 0.5]
+    for _ in range(500):
+        values.append(auto._pattern_variance_step(
+            parts._replace(pattern_variance=np.full_like(parts.pattern_variance, values[-1])))[j])
+    densities = [log_density(v) for v in values[:20]]
+    assert np.all(np.diff(densities) >= -1e-9 * np.abs(densities[1:]))
+    assert densities[-1] > densities[0]
+    best = minimize_scalar(lambda v: -log_density(v), bounds=(1e-8, 1e3), method="bounded", options={"xatol": 1e-12})
+    assert log_density(values[-1]) == pytest.approx(-best.fun, rel=1e-7)
+
+
+def test_the_pattern_prior_fades_where_the_pattern_says_nothing_and_holds_where_it_does():
+    """``loading_pattern_prior="auto"`` on the two-taste data (below) keeps the prior (lambda about 2)
+    and predicts the rarely observed features as well as the strength 1 does; with 1,000 such
+    features observed at random (30 pattern features can no longer span any loadings) its
+    estimated lambda is in the thousands: the prior fades, as if absent."""
+    train, test_rows, test_cols, truth, rare = two_tastes_observed_by_liking()
+    fits = {}
+    for name, pattern in (("fixed", 1.0), ("auto", "auto")):
+        fits[name] = MaskedGaussianMixtureImputer(covariance_type="factor", n_factors=1, biases=True,
+                                                  loading_precision_prior=1.0, loading_pattern_prior=pattern,
+                                                  keep_empty_features=True, random_state=0).fit(train)
+    errors = {name: np.sqrt(np.mean((fit.predict_entries(train, test_rows, test_cols) - truth)[rare] ** 2))
+              for name, fit in fits.items()}
+    assert errors["auto"] < 1.02 * errors["fixed"], errors
+    assert fits["auto"].loading_pattern_strengths_[0] < 10.0
+    assert_allclose(fits["fixed"].loading_pattern_strengths_, 1.0)
+    random_train, *_ = two_tastes_observed_by_liking(at_random=True, d=1000)
+    at_random = MaskedGaussianMixtureImputer(covariance_type="factor", n_factors=1, biases=True,
+                                             loading_precision_prior=1.0, loading_pattern_prior="auto",
+                                             random_state=0).fit(random_train)
+    assert at_random.loading_pattern_strengths_[0] > 100.0
+    assert np.all(np.diff(at_random.map_objectives_) >= -1e-10 * np.abs(at_random.map_objectives_[1:]))
+
+
+def two_tastes_observed_by_liking(at_random=False, d=100):
+    """Rows of two tastes that observe mostly the features they like (or, ``at_random``, each
+    feature with the same probability whatever their taste): the training ratings, the unobserved
+    entries and their true values, and which of those are of features observed at most 5 times."""
     rng = np.random.default_rng(0)
-    n, d = 600, 100
+    n = 600
     taste = rng.integers(2, size=n)
     loadings = np.where(np.arange(d) < d // 2, 1.0, -1.0)[:, None] * rng.uniform(0.5, 1.5, size=(d, 1))
     X = (2.0 * taste - 1.0)[:, None] * loadings.T + 0.5 * rng.normal(size=(n, d))
     likes = np.where(taste[:, None] == 1, np.arange(d) < d // 2, np.arange(d) >= d // 2)
     popularity = rng.permutation(0.8 / np.arange(1, d + 1) ** 0.9)
-    observed = rng.uniform(size=(n, d)) < popularity * np.where(likes, 1.0, 0.15)
+    observed = rng.uniform(size=(n, d)) < popularity * np.where(likes | at_random, 1.0, 0.15)
     rows, cols = np.nonzero(observed)
     train = sp.csr_array((X[rows, cols], (rows, cols)), shape=(n, d))
     test_rows, test_cols = np.nonzero(~observed)
     rare = observed.sum(axis=0)[test_cols] <= 5
+    return train, test_rows, test_cols, X[test_rows, test_cols], rare
+
+
+def test_pattern_prior_predicts_rarely_observed_features_from_those_observed_with_them():
+    """Rows of two tastes that observe mostly the features they like: the features' co-observation
+    tells which features go together, and the pattern prior gives a feature observed a few times
+    loadings like those of its kind."""
+    train, test_rows, test_cols, truth, rare = two_tastes_observed_by_liking()
     errors = {}
     for name, pattern in (("plain", None), ("pattern", 1.0)):
         imputer = MaskedGaussianMixtureImputer(covariance_type="factor", n_factors=1, biases=True,
                                                loading_precision_prior=1.0, loading_pattern_prior=pattern,
                                                keep_empty_features=True, random_state=0).fit(train)
         predicted = imputer.predict_entries(train, test_rows, test_cols)
-        errors[name] = np.sqrt(np.mean((predicted - X[test_rows, test_cols])[rare] ** 2))
+        errors[name] = np.sqrt(np.mean((predicted - truth)[rare] ** 2))
         assert np.all(np.diff(imputer.map_objectives_) >= -1e-10 * np.abs(imputer.map_objectives_[1:]))
     assert errors["pattern"] < 0.95 * errors["plain"], errors
 

@@ -24,10 +24,11 @@ VARIANTS = {"factor-implicit": ("factor", {"implicit_precision_prior": 1.0}),
             "factor-ard": ("factor", {"loading_ard_prior": 0.5}),
             "factor-variational": ("factor", {"loading_posterior": "variational", "loading_ard_prior": 0.5}),
             "factor-pattern": ("factor", {"loading_pattern_prior": 0.5, "loading_ard_prior": 0.5}),
+            "factor-pattern-auto": ("factor", {"loading_pattern_prior": "auto", "loading_ard_prior": 0.5}),
             "factor-pattern-variational": ("factor", {"loading_pattern_prior": 0.5,
                                                       "loading_posterior": "variational"}),
             "factor-offset": ("factor", {"row_offset_factor": True, "loading_ard_prior": 0.5}),
-            "factor-offset-variational": ("factor", {"row_offset_factor": True, "loading_pattern_prior": 0.5,
+            "factor-offset-variational": ("factor", {"row_offset_factor": True, "loading_pattern_prior": "auto",
                                                      "loading_posterior": "variational",
                                                      "implicit_precision_prior": 1.0})}
 """Families run again with options that change their E- or M-step (named ``family-option``)."""
