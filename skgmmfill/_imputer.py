@@ -89,11 +89,14 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         ``"variational"`` gives each feature's loadings and mean a Gaussian
         posterior (variational Bayes), which the factors and the predictive
         spread take into account. Needs ``loading_precision_prior``.
-    loading_pattern_prior : float or None, default=None
+    loading_pattern_prior : float, "auto" or None, default=None
         For ``"factor"``: :math:`\lambda` of the pattern prior, which ties the
         loadings of features observed by the same rows (on rating data: an
         item rated by few users gets loadings like those of the items its
-        raters rated); smaller is stronger. Needs ``loading_precision_prior``.
+        raters rated); smaller is stronger. "auto": each component's
+        :math:`\lambda_j` is estimated by EM from 1 (empirical Bayes:
+        ``loading_pattern_strengths_``), so the prior fades where the pattern
+        says nothing of the loadings. Needs ``loading_precision_prior``.
     row_offset_factor : bool or None, default=None
         For ``"factor"``: if True, add a factor whose loading is the same number
         :math:`\tau_j` for every feature, a per-row offset
@@ -147,6 +150,9 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
     row_offset_scales_ : ndarray of shape (n_components,)
         ``"factor"`` with ``row_offset_factor`` only: :math:`\tau_j`, the
         standard deviation of the rows' offsets, in the data's units.
+    loading_pattern_strengths_ : ndarray of shape (n_components,)
+        ``"factor"`` with ``loading_pattern_prior`` only: each component's
+        :math:`\lambda_j` (estimated with "auto"; no units).
     converged_, n_iter_ : bool, int
         Whether the best run met the stopping rule within ``max_iter``, and its iterations.
     lower_bound_, lower_bounds_ : float, list of float

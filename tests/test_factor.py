@@ -494,8 +494,9 @@ def test_the_pattern_strengths_step_is_em_towards_the_maximiser_of_the_loadings_
 def test_the_pattern_prior_fades_where_the_pattern_says_nothing_and_holds_where_it_does():
     """``loading_pattern_prior="auto"`` on the two-taste data (below) keeps the prior (lambda about 2)
     and predicts the rarely observed features as well as the strength 1 does; with 1,000 such
-    features observed at random (30 pattern features can no longer span any loadings) its
-    estimated lambda is in the thousands: the prior fades, as if absent."""
+    features observed at random (the 30 pattern features then span little of the loadings' space,
+    and nothing of their signs) its estimated lambda is in the thousands: the prior fades, as if
+    absent."""
     train, test_rows, test_cols, truth, rare = two_tastes_observed_by_liking()
     fits = {}
     for name, pattern in (("fixed", 1.0), ("auto", "auto")):
