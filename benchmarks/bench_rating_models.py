@@ -19,8 +19,10 @@ it). ``PRESET_RATINGS`` is scored as is, and tuned over ``RATINGS_GRID`` by an
 inner GridSearchCV on each fold's training ratings only.
 
 Table 2 also scores the bias model with its shrinkage estimated
-(``bias_shrinkage="auto"``), the preset's options (its previous fixed bias
-shrinkage, point (MAP) loadings, implicit feedback) and, on sets of at most
+(``bias_shrinkage="auto"``), the preset's options (without the pattern prior,
+its previous fixed bias shrinkage, implicit feedback, two components, no
+biases), the previous preset (users' offsets subtracted first, pattern
+strength 1) and, on sets of at most
 200,000 ratings, the reference SVD++ of ``bench_long_tail.py``.
 ``--ratings-file F`` runs table 2 alone on a file of ratings of your own
 (e.g. MovieLens' ``u.data``, which this repository does not ship).
