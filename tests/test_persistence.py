@@ -22,6 +22,9 @@ CONFIGURATIONS = {
     "factor-variational-auto-shrinkage": dict(covariance_type="factor", n_factors=2, biases=True,
                                               bias_shrinkage="auto", loading_precision_prior=3.0,
                                               loading_posterior="variational"),
+    "factor-offset-pattern-auto": dict(covariance_type="factor", n_factors=2, biases=True, row_offset_factor=True,
+                                       loading_precision_prior=3.0, loading_ard_prior=0.5,
+                                       loading_pattern_prior="auto", loading_posterior="variational"),
 }
 
 
@@ -53,8 +56,10 @@ def test_a_saved_model_predicts_exactly_as_the_fitted_one(tmp_path, name, dtype)
     assert_array_equal(loaded.score_samples(X), imputer.score_samples(X))
     assert_array_equal(loaded.imputation_std(X), imputer.imputation_std(X))
     assert set(vars(loaded)) == set(vars(imputer))
-    for attribute in ("weights_", "means_", "lower_bounds_", "n_iter_", "converged_", "covariance_type_"):
-        assert_array_equal(getattr(loaded, attribute), getattr(imputer, attribute))
+    for attribute in ("weights_", "means_", "lower_bounds_", "n_iter_", "converged_", "covariance_type_",
+                      "row_offset_scales_", "loading_pattern_strengths_"):
+        if hasattr(imputer, attribute):
+            assert_array_equal(getattr(loaded, attribute), getattr(imputer, attribute))
 
 
 def test_sparse_predictions_recommendations_and_feature_ids_round_trip(tmp_path):
