@@ -161,6 +161,9 @@ _SKETCH_OVERSAMPLING = 10
 PATTERN_FEATURES = 30
 """``r``, the leading eigenvectors of the co-observation matrix that the pattern prior uses."""
 
+AUTO_PATTERN_START = 1.0
+"""``lambda`` from which ``loading_pattern_prior="auto"`` starts its estimate."""
+
 # The co-observation sketch has this many times PATTERN_FEATURES directions: its
 # matrix is normalised only after the pass (by the column counts), so its
 # leading eigenvectors need more oversampling than the values' do.
@@ -293,8 +296,9 @@ class FactorCovariance(CovarianceFamily):
         ``lambda`` of the pattern prior (see the module docstring): the
         loadings' prior covariance gains ``(s^2 / lambda) F F^T``, so that
         features observed by the same rows get alike loadings; smaller is
-        stronger. "auto": ``lambda_j`` of each component estimated by EM from
-        1. Needs ``loading_precision_prior``. None: no pattern prior.
+        stronger. "auto": ``lambda_j`` of each component estimated by EM,
+        from :data:`AUTO_PATTERN_START`. Needs ``loading_precision_prior``.
+        None: no pattern prior.
     row_offset_factor : bool or None
         True: a per-row offset ``tau_j t0`` inferred with the factors (see the
         module docstring), ``tau_j`` fitted; None or False: none.
@@ -359,7 +363,7 @@ class FactorCovariance(CovarianceFamily):
 
     @property
     def _pattern_variance_width(self):
-        return 1 if self.loading_pattern_prior is not None else 0
+        return 1 if self._pattern_width else 0
 
     @property
     def _learns_pattern_strength(self):
@@ -454,7 +458,8 @@ class FactorCovariance(CovarianceFamily):
         patterns to factors and have no units), with ``row_offset_factor`` ``row_offset_scales_``
         ``(K,)``, the standard deviation ``tau_j`` of the rows' offsets, and with the pattern prior
         ``loading_pattern_strengths_`` ``(K,)``, its ``lambda_j`` (estimated if "auto"; no units)."""
-        all_loadings, noise, implicit = self._split(covariances)[:3]
+        parts = self._split(covariances)
+        all_loadings, noise, implicit = parts[:3]
         loadings = all_loadings[..., self._offset_width:]
         with np.errstate(over="ignore"):  # data near the largest float: inf, as the float type must
             variances = (np.float64(scale) ** 2 * noise).astype(noise.dtype)
@@ -464,8 +469,8 @@ class FactorCovariance(CovarianceFamily):
         if self._offset_width:
             fitted["row_offset_scales_"] = (scale * all_loadings[:, 0, 0]).astype(loadings.dtype)
         if self._pattern_width:
-            pattern_variance = self._split(covariances).pattern_variance[:, 0, 0].astype(np.float64)
-            fitted["loading_pattern_strengths_"] = self._noise_target() / pattern_variance
+            fitted["loading_pattern_strengths_"] = self._noise_target() / parts.pattern_variance[:, 0, 0].astype(
+                np.float64)
         return fitted
 
     def moments(self, observed):
@@ -525,7 +530,7 @@ class FactorCovariance(CovarianceFamily):
         if self._pattern_width:
             directions = _sketch_directions(d, self._n_pattern_directions(d), np.float64)
             pattern[:] = _pattern_features(moments.pattern_sketch, directions, moments.counts, self._pattern_width)
-            strength = 1.0 if self._learns_pattern_strength else self.loading_pattern_prior
+            strength = AUTO_PATTERN_START if self._learns_pattern_strength else self.loading_pattern_prior
             pattern_variance[:] = self._noise_target() / strength
         return _join(loadings, noise, implicit, uncertainty, pattern, pattern_variance).astype(means.dtype)
 
