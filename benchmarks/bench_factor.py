@@ -146,11 +146,11 @@ def rating_table(scales):
                                    capture_output=True, text=True, check=True)
             result = json.loads(child.stdout.splitlines()[-1])
             bare = result["user_step"] + result["item_step"]
-            plain, preset, implicit, offset = (result["threaded"][name] for name in MODELS)
+            plain, preset, implicit, offsets_first = (result["threaded"][name] for name in MODELS)
             print(f"{scale:>6g} {n_users:>8,} {nnz:>12,} {bare:>14.2f} {plain:>9.2f} "
                   f"{plain / bare:>6.2f} {result['single']:>10.2f} {result['single'] / bare:>6.2f} "
                   f"{preset:>8.2f} {preset / plain:>6.2f} {implicit:>10.2f} {implicit / plain:>6.2f} "
-                  f"{offset:>15.2f} {offset / plain:>6.2f} {result['offsets']['25.0']:>12.2f} "
+                  f"{offsets_first:>15.2f} {offsets_first / plain:>6.2f} {result['offsets']['25.0']:>12.2f} "
                   f"{result['offsets']['auto']:>7.2f} {result['start']['None']:>12.2f} "
                   f"{result['start'][str(PRESET['loading_pattern_prior'])]:>10.2f} {result['peak']:>8.2f}", flush=True)
 
