@@ -95,6 +95,31 @@ def test_grid_search_over_n_components_on_netflix(netflix_nan):
     assert search.best_estimator_.transform(netflix_nan[:5]).shape == (5, 1200)
 
 
+@pytest.mark.filterwarnings("ignore")  # three iterations do not converge; folds leave items empty
+def test_the_recommended_grid_search_gives_the_same_scores_in_parallel_on_sparse_ratings():
+    """README's tuning recipe, n_jobs=2 as recommended: each point's scores equal a serial run's."""
+    import scipy.sparse as sp
+
+    from skgmmfill import PRESET_RATINGS, RATINGS_GRID
+
+    ratings = sp.csr_array(load_netflix(missing_values=0).incomplete[:150, :200])
+
+    def search(n_jobs):
+        return GridSearchCV(
+            MaskedGaussianMixtureImputer(**PRESET_RATINGS, min_value=1, max_value=5, max_iter=3,
+                                         keep_empty_features=True, random_state=0),
+            RATINGS_GRID, scoring=make_masked_rmse_scorer(fraction=0.2, random_state=0),
+            cv=KFold(2, shuffle=True, random_state=0), n_jobs=n_jobs,
+        ).fit(ratings)
+
+    serial, parallel = search(1), search(2)
+    scores = parallel.cv_results_["mean_test_score"]
+    assert len(scores) == np.prod([len(values) for values in RATINGS_GRID.values()])
+    assert np.all((-1.3 < scores) & (scores < -0.7))  # RMSE of ratings 1-5
+    assert_array_equal(scores, serial.cv_results_["mean_test_score"])
+    assert parallel.best_params_ == serial.best_params_
+
+
 def test_grid_search_over_a_pipeline_with_a_scaler_on_netflix(netflix_nan):
     pipeline = make_pipeline(StandardScaler(), MaskedGaussianMixtureImputer(random_state=0))
     search = GridSearchCV(
