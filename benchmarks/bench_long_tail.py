@@ -25,7 +25,9 @@ oracle: each user's items ranked by the generator's own odds of rating them
 times the chance of a rating of at least 4, the best any ranking can expect. The bias model and
 ``PRESET_RATINGS`` recommend by predicted rating, and again ranked by hits
 (``recommend(rank_by="hits")``: popularity times the chance of a rating above
-the mean).
+the mean). Each catalogue's table ends with P@10 differences paired over its
+users, with bootstrap standard errors: the preset's against item popularity and
+the bias model's, and the oracle's against popularity (the most any ranking gains).
 
 Seed 2 (and every third seed) draws which items users rate by their taste
 too (:data:`SELECTION`), as real catalogues do: ratings missing not at random.
@@ -46,7 +48,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, KFold
 
 from skgmmfill import PRESET_RATINGS, RATINGS_GRID, MaskedGaussianMixtureImputer
-from skgmmfill.metrics import make_masked_rmse_scorer, ndcg_at_k, precision_at_k
+from skgmmfill.metrics import _hits, make_masked_rmse_scorer, ndcg_at_k, precision_at_k
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_rating_models import PRESET_OFFSETS_FIRST, als  # noqa: E402
@@ -266,6 +268,7 @@ def evaluate(seed, half_stars=False, selection=0.0):
 
     models["oracle: true odds x P(like)"] = oracle
     baseline_rmse = None
+    user_precisions = {}
     for name, fit in models.items():
         tic = time.perf_counter()
         with warnings.catch_warnings():
@@ -277,12 +280,30 @@ def evaluate(seed, half_stars=False, selection=0.0):
         rmse = float(np.sqrt(np.mean(errors**2)))
         baseline_rmse = rmse if baseline_rmse is None else baseline_rmse
         top = recommend()
+        user_precisions[name] = _hits(top, test_users[liked], test_items[liked], 10)[0].mean(axis=1)
         cells = [f"{np.sqrt(np.mean(errors[part] ** 2)):>7.4f}" for part in (rare, new)]
         columns = (f"{rmse:>7.4f} {rmse / baseline_rmse:>6.3f} {np.mean(np.abs(errors)):>7.4f} {' '.join(cells)}"
                    if np.isfinite(rmse) else f"{'':>7} {'':>6} {'':>7} {'':>7} {'':>7}")
         print(f"{name:<38} {columns} {precision_at_k(top, test_users[liked], test_items[liked]):>7.4f} "
               f"{ndcg_at_k(top, test_users[liked], test_items[liked]):>8.4f} "
               f"{np.median(counts[top[top >= 0]]):>9.0f} {seconds:>6.1f}", flush=True)
+    print_precision_differences(user_precisions)
+
+
+PAIRED = [("PRESET_RATINGS, by hits", "item popularity"),
+          ("PRESET_RATINGS, by hits", "biases, shrinkage estimated, by hits"),
+          ("oracle: true odds x P(like)", "item popularity")]
+
+
+def print_precision_differences(user_precisions, n_draws=2000):
+    """P@10 differences of :data:`PAIRED` models, paired over the users with a relevant held-out rating,
+    with their bootstrap standard errors (users drawn with replacement): how much of a gap is noise."""
+    n_users = len(next(iter(user_precisions.values())))
+    draws = np.random.default_rng(0).integers(n_users, size=(n_draws, n_users))
+    print(f"P@10 differences over {n_users:,} users (bootstrap standard error, {n_draws:,} draws):")
+    for first, second in PAIRED:
+        difference = user_precisions[first] - user_precisions[second]
+        print(f"  {first} - {second}: {difference.mean():+.4f} +- {difference[draws].mean(axis=1).std():.4f}")
 
 
 def main():
