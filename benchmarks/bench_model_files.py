@@ -37,7 +37,7 @@ def rating_model():
     X.data = np.ceil(5.0 * X.data)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return MaskedGaussianMixtureImputer(**PRESET_RATINGS, max_iter=3, random_state=0).fit(X)
+        return MaskedGaussianMixtureImputer(**{**PRESET_RATINGS, "max_iter": 3}, random_state=0).fit(X)
 
 
 def pickle_pair(model, path):

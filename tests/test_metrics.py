@@ -106,7 +106,7 @@ def test_the_recommended_grid_search_gives_the_same_scores_in_parallel_on_sparse
 
     def search(n_jobs):
         return GridSearchCV(
-            MaskedGaussianMixtureImputer(**PRESET_RATINGS, min_value=1, max_value=5, max_iter=3,
+            MaskedGaussianMixtureImputer(**{**PRESET_RATINGS, "max_iter": 3}, min_value=1, max_value=5,
                                          keep_empty_features=True, random_state=0),
             RATINGS_GRID, scoring=make_masked_rmse_scorer(fraction=0.2, random_state=0),
             cv=KFold(2, shuffle=True, random_state=0), n_jobs=n_jobs,
