@@ -118,7 +118,8 @@ def _ridge_rows(ratings, column_offsets, column_factors, reg):
 
 
 def tuned_preset(X):
-    """PRESET_RATINGS tuned over RATINGS_GRID by 3-fold CV over users, masked RMSE, one fit per core (the README's recipe)."""
+    """PRESET_RATINGS tuned over RATINGS_GRID by 3-fold CV over users, masked RMSE, one fit per core
+    (the README's recipe)."""
     search = GridSearchCV(
         MaskedGaussianMixtureImputer(**PRESET_RATINGS, random_state=0, **RATINGS),
         RATINGS_GRID,

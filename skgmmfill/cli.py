@@ -57,7 +57,8 @@ def _add_model_options(parser, ratings=False):
                         "(default: the preset's)")
     parser.add_argument("--n-factors", type=int, metavar="Q", help="factors of covariance type 'factor'")
     parser.add_argument("--n-init", type=int, metavar="N", help="initialisations (default: 1)")
-    parser.add_argument("--max-iter", type=int, metavar="N", help="EM iterations at most (default: the preset's, else 100)")
+    parser.add_argument("--max-iter", type=int, metavar="N",
+                        help="EM iterations at most (default: the preset's, else 100)")
     parser.add_argument("--biases", action=argparse.BooleanOptionalAction, default=None,
                         help="user and item offsets under the mixture (default: the preset's)")
     parser.add_argument("--preset", choices=PRESETS, default=None,
