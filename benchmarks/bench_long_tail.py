@@ -48,7 +48,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, KFold
 
 from skgmmfill import PRESET_RATINGS, RATINGS_GRID, MaskedGaussianMixtureImputer
-from skgmmfill.metrics import _hits, make_masked_rmse_scorer, ndcg_at_k, precision_at_k
+from skgmmfill.metrics import _hits, make_masked_rmse_scorer, ndcg_at_k
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_rating_models import PRESET_OFFSETS_FIRST, als  # noqa: E402
@@ -280,11 +280,11 @@ def evaluate(seed, half_stars=False, selection=0.0):
         rmse = float(np.sqrt(np.mean(errors**2)))
         baseline_rmse = rmse if baseline_rmse is None else baseline_rmse
         top = recommend()
-        user_precisions[name] = _hits(top, test_users[liked], test_items[liked], 10)[0].mean(axis=1)
+        user_precisions[name] = _hits(top, test_users[liked], test_items[liked], 10)[0].mean(axis=1)  # P@10
         cells = [f"{np.sqrt(np.mean(errors[part] ** 2)):>7.4f}" for part in (rare, new)]
         columns = (f"{rmse:>7.4f} {rmse / baseline_rmse:>6.3f} {np.mean(np.abs(errors)):>7.4f} {' '.join(cells)}"
                    if np.isfinite(rmse) else f"{'':>7} {'':>6} {'':>7} {'':>7} {'':>7}")
-        print(f"{name:<38} {columns} {precision_at_k(top, test_users[liked], test_items[liked]):>7.4f} "
+        print(f"{name:<38} {columns} {user_precisions[name].mean():>7.4f} "
               f"{ndcg_at_k(top, test_users[liked], test_items[liked]):>8.4f} "
               f"{np.median(counts[top[top >= 0]]):>9.0f} {seconds:>6.1f}", flush=True)
     print_precision_differences(user_precisions)
