@@ -12,7 +12,7 @@ one row block per core on a thread pool) and on one thread: three
 iterations of the EM driver from a k-means start, set-up not counted.
 That model (loading prior 100, no other prior) is then set against
 ``PRESET_RATINGS``'s (each user's offset a factor and 20 factors with ARD on the loading precisions,
-variational loadings, mean prior 25 and noise prior 5, the pattern prior's strength estimated), the same
+variational loadings, mean prior 25, the noise prior and the pattern prior's strength estimated), the same
 with implicit feedback (``implicit_precision_prior=1``) and the previous preset (the users' offsets
 subtracted first, pattern strength 1), per iteration on both cores, in the same process; then the seconds of the data
 preparation with biases (standardisation and the offsets' passes) with the fixed shrinkage 25 and with
@@ -69,7 +69,7 @@ MODELS = {
     "plain": PLAIN,  # the factor model the first rows of this table measured
     "preset": PRESET,  # PRESET_RATINGS: 20 variational factors with ARD, mean, noise and pattern priors
     "implicit": {**PRESET, "implicit_precision_prior": 1.0},
-    "offsets first": factor_options(PRESET_OFFSETS_FIRST),  # the previous preset: no offset factor, pattern 1
+    "offsets first": factor_options(PRESET_OFFSETS_FIRST),  # an earlier preset: no offset factor, pattern 1
 }
 
 
@@ -78,8 +78,9 @@ def seconds_per_iteration(X, n_iterations=3, mean_precision_prior=None, **family
     data), from a k-means start; the set-up is not counted."""
     family = FactorCovariance(**family_options).for_features(X.shape[1])
     prepared = prepare(ObservedEntries.from_sparse(X), biases=True, bias_shrinkage=25.0,
-                       mean_precision_prior=mean_precision_prior, row_offsets_in_model=family.models_row_offsets)
-    family = family.for_data(prepared.moments, prepared.standardization.scale, X.dtype)
+                       mean_precision_prior=mean_precision_prior, row_offsets_in_model=family.models_row_offsets,
+                       residual_moments=family.needs_residual_moments)
+    family = family.for_data(prepared.moments, prepared.standardization.scale, X.dtype, prepared.residual_moments)
     mixture = initialize_kmeans(prepared.source, 1, family, np.random.RandomState(0))
     tic = time.perf_counter()
     run_em(prepared.source, mixture, family, max_iter=n_iterations, tol=-np.inf, prior=prepared.prior,

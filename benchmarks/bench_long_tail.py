@@ -63,7 +63,8 @@ MODELS = {
     "noise prior only": dict(WITHOUT_PRIORS, noise_variance_prior=PRESET_RATINGS["noise_variance_prior"]),
     "PRESET_RATINGS": dict(PRESET_RATINGS),
     "  without the pattern prior": dict(PRESET_RATINGS, loading_pattern_prior=None),
-    "  offsets first, pattern 1 (previous)": PRESET_OFFSETS_FIRST,
+    "  noise prior 5 (the previous preset)": dict(PRESET_RATINGS, noise_variance_prior=5.0),
+    "  offsets first, pattern 1": PRESET_OFFSETS_FIRST,
     "  implicit feedback 10": dict(PRESET_RATINGS, implicit_precision_prior=10.0),
 }
 RARE = 3

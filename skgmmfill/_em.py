@@ -87,6 +87,10 @@ class Prepared(NamedTuple):
         offsets (estimated for ``bias_shrinkage="auto"``), with ``biases``.
     prior : tuple of (float, ndarray) or None
         ``(kappa, m)`` of the conjugate prior on the means.
+    residual_moments : DataMoments or None
+        With ``residual_moments``: the moments of the residuals, the
+        standardised entries less both offsets (with ``biases``; ``moments``
+        themselves without).
     """
 
     source: object
@@ -97,6 +101,7 @@ class Prepared(NamedTuple):
     offsets: object
     bias_shrinkage: object
     prior: object
+    residual_moments: object = None
 
 
 def standardization(source, *, biases):
@@ -128,7 +133,8 @@ def _squared_deviations(location, unit, block):
     return block.squared_deviations(location, unit)
 
 
-def prepare(source, *, biases, bias_shrinkage, mean_precision_prior, standardized_as=None, row_offsets_in_model=False):
+def prepare(source, *, biases, bias_shrinkage, mean_precision_prior, standardized_as=None, row_offsets_in_model=False,
+            residual_moments=False):
     """Standardisation, offsets and the prior's centre, by reductions shared by every backend.
 
     The data are first standardised (:func:`standardization`, or the given
@@ -136,6 +142,8 @@ def prepare(source, *, biases, bias_shrinkage, mean_precision_prior, standardize
     With ``biases`` the offsets ``(b, c)`` are then fitted (see
     :mod:`skgmmfill._biases`) and the mixture sees the residuals (keeping
     the row offsets where ``row_offsets_in_model``: the family infers them).
+    With ``residual_moments`` the moments of the data less both offsets are
+    also returned (one more pass where the row offsets stay in the data).
     The prior ``mu_j ~ N(m, Sigma_j / kappa)`` with
     ``kappa = mean_precision_prior`` centres on the column means of the
     observed entries, or on 0 (the residuals' expected mean) with ``biases``.
@@ -147,15 +155,18 @@ def prepare(source, *, biases, bias_shrinkage, mean_precision_prior, standardize
     units = Units(np.log(scale), moments.counts.sum() / moments.n_samples)
     data_zero = np.zeros(len(location)) if biases else -location / scale
     offsets = shrinkage = prior = None
+    residuals = moments if residual_moments else None
     if biases:
         global_mean, column_offsets, shrinkage = fit_offsets(source, moments, bias_shrinkage)
         offsets = (global_mean, column_offsets)
+        if residual_moments:
+            residuals = source.map(partial(_residuals, *offsets, shrinkage[0])).reduce(methodcaller("moments"))
         source = source.map(partial(_residuals, *offsets, mixture_row_shrinkage(shrinkage[0], row_offsets_in_model)))
     if mean_precision_prior is not None:
         centre = np.zeros(len(moments.sums)) if biases else moments.column_means()
         prior = (mean_precision_prior, centre.astype(source.dtype))
     return Prepared(source, moments, standardized_as, units, data_zero.astype(source.dtype), offsets, shrinkage,
-                    prior)
+                    prior, residuals)
 
 
 def _residuals(global_mean, column_offsets, shrinkage, block):
@@ -437,8 +448,10 @@ def fit_model(source, family, *, biases, bias_shrinkage, mean_precision_prior, w
         mean_precision_prior=mean_precision_prior,
         standardized_as=None if warm_model is None else warm_model.standardization,
         row_offsets_in_model=family.models_row_offsets,
+        residual_moments=family.needs_residual_moments,
     )
-    family = family.for_data(prepared.moments, prepared.standardization.scale, source.dtype)
+    family = family.for_data(prepared.moments, prepared.standardization.scale, source.dtype,
+                             prepared.residual_moments)
     result = fit_mixture(
         prepared.source,
         family,

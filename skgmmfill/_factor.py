@@ -118,6 +118,17 @@ updated as above from the statistics of ``x - tau_j t0``
 still never decreases. ``tau_j`` has no prior and is no loading column for
 ARD or the pattern prior.
 
+With ``noise_variance_prior="auto"`` the noise prior's strength ``nu`` and
+centre ``s^2`` are estimated from the data before EM (empirical Bayes, as
+for moderated variances): if ``psi_l ~ nu s^2 / chi^2_nu``, the sample
+variance ``s_l^2`` of the ``n_l`` residuals of feature ``l`` (the data less
+the offsets with ``biases``, less the column means without) is ``s^2`` times
+an ``F(n_l - 1, nu)`` variable, and :func:`estimated_noise_prior` maximises
+that marginal likelihood over ``(nu, s^2)``. Features whose residual
+variances differ no more than sampling explains give a large ``nu`` (one
+pooled variance); a catalogue of items with truly different noise, a small
+one. EM then runs with the estimate fixed, so its objective never decreases.
+
 ``covariances`` is the ``(n_components, n_features, width)`` array holding,
 after ``tau_j`` (with ``row_offset_factor``),
 ``W_j`` in its next ``n_factors`` columns, ``psi_j`` in the next, then with
@@ -130,6 +141,8 @@ from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
+from scipy.optimize import minimize
+from scipy.special import betaln, digamma
 from sklearn.utils._param_validation import StrOptions
 
 from ._family import (
@@ -163,6 +176,13 @@ PATTERN_FEATURES = 30
 
 AUTO_PATTERN_START = 1.0
 """``lambda`` from which ``loading_pattern_prior="auto"`` starts its estimate."""
+
+AUTO_NOISE_PRIOR_LIMITS = (0.1, 1e6)
+"""The range of ``nu`` that ``noise_variance_prior="auto"`` searches: at the top,
+one pooled noise variance in all but name."""
+
+_NOISE_PRIOR_POLISH_STEPS = 3
+_NEWTON_STEP = 1e-5
 
 # The co-observation sketch has this many times PATTERN_FEATURES directions: its
 # matrix is normalised only after the pass (by the column counts), so its
@@ -266,17 +286,20 @@ class FactorCovariance(CovarianceFamily):
         ``beta`` of the prior ``w_jl ~ N(0, psi_jl I / beta)``: ``beta``
         pseudo-observations pulling each loading row towards 0. None fits the
         loadings by maximum likelihood.
-    noise_variance_prior : float or None
+    noise_variance_prior : float, "auto" or None
         ``nu`` of the conjugate prior ``p(psi_jl) ~ psi_jl^(-nu/2)
         exp(-nu s^2 / (2 psi_jl))`` on every noise variance: ``nu``
         pseudo-observations of squared residual ``s^2`` (see
         :attr:`noise_variance_target`), so that a feature observed a handful
         of times keeps a noise variance near ``s^2`` instead of collapsing to
-        the floor. None fits the noise variances by maximum likelihood.
+        the floor. "auto": ``nu`` and ``s^2`` estimated from the residuals'
+        variances (module docstring; :meth:`for_data` resolves it). None fits
+        the noise variances by maximum likelihood.
     noise_variance_target : float or None
-        ``s^2``, in the coordinates EM runs in: the pooled variance of the
-        observed entries (set by :meth:`for_data`; 1 if unset, the pooled
-        variance of standardised data).
+        ``s^2``, in the coordinates EM runs in (set by :meth:`for_data`): the
+        pooled variance of the observed entries, or with
+        ``noise_variance_prior="auto"`` the estimate; 1 if unset, the pooled
+        variance of standardised data.
     loading_ard_prior : float or None
         ``a / d`` of the hyperprior on per-column loading precisions (see the
         module docstring); None: every column has ``loading_precision_prior``.
@@ -325,14 +348,12 @@ class FactorCovariance(CovarianceFamily):
         "implicit_precision_prior", "loading_posterior", "loading_pattern_prior", "row_offset_factor",
     )
     fitted_attribute_names = ("loadings_", "noise_variances_", "implicit_loadings_", "row_offset_scales_",
-                              "loading_pattern_strengths_")
+                              "loading_pattern_strengths_", "noise_variance_prior_", "noise_variance_target_")
     hyperparameter_constraints = {
         "n_factors": COUNT_OR_NONE,
         "min_variance": POSITIVE_OR_AUTO,
-        **dict.fromkeys(
-            ("loading_precision_prior", "loading_ard_prior", "noise_variance_prior", "implicit_precision_prior"),
-            POSITIVE_OR_NONE,
-        ),
+        **dict.fromkeys(("loading_precision_prior", "loading_ard_prior", "implicit_precision_prior"), POSITIVE_OR_NONE),
+        "noise_variance_prior": [*POSITIVE_OR_NONE, StrOptions({"auto"})],
         "loading_pattern_prior": [*POSITIVE_OR_NONE, StrOptions({"auto"})],
         "loading_posterior": [None, StrOptions({"variational"})],
         "row_offset_factor": [None, "boolean"],
@@ -380,6 +401,11 @@ class FactorCovariance(CovarianceFamily):
         """With ``row_offset_factor``: the offset is the factor ``tau_j t0``."""
         return bool(self._offset_width)
 
+    @property
+    def needs_residual_moments(self):
+        """With ``noise_variance_prior="auto"``: the estimate needs the residuals' variances."""
+        return self.noise_variance_prior == "auto"
+
     def _split(self, covariances):
         """:class:`_Parameters` of the packed layout ``covariances`` (any leading axes); with
         ``row_offset_factor`` the loadings start with the offset's column ``tau_j``."""
@@ -424,8 +450,11 @@ class FactorCovariance(CovarianceFamily):
             )
         return self
 
-    def for_data(self, moments, scale, dtype):
+    def for_data(self, moments, scale, dtype, residual_moments=None):
         floor = variance_floor(self.min_variance, MIN_VARIANCE_FRACTION, moments, scale, dtype, True)
+        if self.noise_variance_prior == "auto":
+            strength, target = estimated_noise_prior(moments if residual_moments is None else residual_moments)
+            return replace(self, min_variance=floor, noise_variance_prior=strength, noise_variance_target=target)
         n_observed = moments.counts.sum()
         pooled = float(moments.squared_sums.sum() / n_observed) if n_observed else 1.0
         return replace(self, min_variance=floor, noise_variance_target=pooled if pooled > 0 else 1.0)
@@ -456,8 +485,10 @@ class FactorCovariance(CovarianceFamily):
         """``loadings_`` ``(K, d, q)`` and ``noise_variances_`` ``(K, d)`` in the data's units,
         and with implicit feedback ``implicit_loadings_`` ``(K, d, q)`` (the ``C_j``, which map
         patterns to factors and have no units), with ``row_offset_factor`` ``row_offset_scales_``
-        ``(K,)``, the standard deviation ``tau_j`` of the rows' offsets, and with the pattern prior
-        ``loading_pattern_strengths_`` ``(K,)``, its ``lambda_j`` (estimated if "auto"; no units)."""
+        ``(K,)``, the standard deviation ``tau_j`` of the rows' offsets, with the pattern prior
+        ``loading_pattern_strengths_`` ``(K,)``, its ``lambda_j`` (estimated if "auto"; no units), and
+        with the noise prior ``noise_variance_prior_`` and ``noise_variance_target_``, its ``nu`` and
+        ``s^2`` (in squared data units; estimated if "auto")."""
         parts = self._split(covariances)
         all_loadings, noise, implicit = parts[:3]
         loadings = all_loadings[..., self._offset_width:]
@@ -471,6 +502,9 @@ class FactorCovariance(CovarianceFamily):
         if self._pattern_width:
             fitted["loading_pattern_strengths_"] = self._noise_target() / parts.pattern_variance[:, 0, 0].astype(
                 np.float64)
+        if self.noise_variance_prior is not None:
+            fitted["noise_variance_prior_"] = float(self.noise_variance_prior)
+            fitted["noise_variance_target_"] = float(np.float64(scale) ** 2 * self._noise_target())
         return fitted
 
     def moments(self, observed):
@@ -960,6 +994,66 @@ def _join(loadings, noise, implicit, uncertainty, pattern, pattern_variance):
     """The packed layout of :meth:`FactorCovariance._split`'s parts."""
     return np.concatenate([loadings, noise[..., np.newaxis], implicit, uncertainty, pattern, pattern_variance],
                           axis=-1)
+
+
+def estimated_noise_prior(moments):
+    """``(nu, s^2)`` of the noise variances' prior, by maximum marginal likelihood (empirical Bayes).
+
+    Under ``psi_l ~ nu s^2 / chi^2_nu`` the sample variance ``s_l^2`` of a
+    feature's ``n_l`` entries (``moments``: those of the residuals) with
+    ``f_l = n_l - 1`` degrees of freedom is ``s^2`` times an ``F(f_l, nu)``
+    variable, so ``(nu, s^2)`` maximise
+
+    ``sum_l log F(s_l^2 / s^2; f_l, nu) - log s^2``
+
+    over the features with at least two entries and a positive variance,
+    ``nu`` within :data:`AUTO_NOISE_PRIOR_LIMITS` (2-parameter L-BFGS on the
+    logarithms, with the gradient). With fewer than two such features there is nothing to
+    compare: the prior is worth one observation at their pooled variance.
+    """
+    counts = moments.counts.astype(np.float64)
+    usable = counts >= 2.0
+    variances = moments.column_variances()[usable] * counts[usable] / (counts[usable] - 1.0)
+    freedom = counts[usable][variances > 0] - 1.0
+    variances = variances[variances > 0]
+    if len(variances) < 2:
+        pooled = float((variances * freedom).sum() / freedom.sum()) if len(variances) else 1.0
+        return 1.0, pooled
+    half = 0.5 * freedom
+    log_variances = np.log(variances)
+
+    def negative_log_likelihood(point):
+        """Minus the mean log marginal density, and its gradient in ``(log nu, log s^2)``."""
+        log_nu, log_target = point
+        nu = np.exp(log_nu)
+        ratio = freedom * np.exp(log_variances - log_target) / nu  # f_l s_l^2 / (s^2 nu)
+        weight = (half + 0.5 * nu) * ratio / (1.0 + ratio)
+        log_density = (half * np.log(freedom / nu) + (half - 1.0) * (log_variances - log_target)
+                       - (half + 0.5 * nu) * np.log1p(ratio) - betaln(half, 0.5 * nu) - log_target)
+        by_nu = -half - 0.5 * nu * np.log1p(ratio) + weight - 0.5 * nu * (digamma(0.5 * nu) - digamma(half + 0.5 * nu))
+        by_target = weight - half
+        return -float(log_density.mean()), -np.array([by_nu.mean(), by_target.mean()])
+
+    start = np.array([np.log(10.0), float(log_variances.mean())])
+    bounds = [tuple(np.log(AUTO_NOISE_PRIOR_LIMITS)), (None, None)]
+    point = minimize(negative_log_likelihood, start, jac=True, method="L-BFGS-B", bounds=bounds,
+                     options={"ftol": 1e-15, "gtol": 1e-10}).x
+    # The line searches stop wherever the tolerances say, which moves with the order of the
+    # sums that made the moments: Newton steps (a central-difference Hessian of the gradient)
+    # take every backend to the same optimum, to rounding.
+    lower, upper = bounds[0]
+    for _ in range(_NOISE_PRIOR_POLISH_STEPS):
+        gradient = negative_log_likelihood(point)[1]
+        hessian = np.column_stack([
+            (negative_log_likelihood(point + step)[1] - negative_log_likelihood(point - step)[1]) / (2.0 * _NEWTON_STEP)
+            for step in _NEWTON_STEP * np.eye(2)])
+        free = np.array([lower < point[0] < upper, True])
+        hessian = 0.5 * (hessian + hessian.T)[np.ix_(free, free)]
+        if not np.all(np.linalg.eigvalsh(hessian) > 0):
+            break
+        point[free] -= np.linalg.solve(hessian, gradient[free])
+        point[0] = np.clip(point[0], lower, upper)
+    return float(np.exp(point[0])), float(np.exp(point[1]))
 
 
 def _stacked(per_component):

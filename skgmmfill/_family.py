@@ -124,6 +124,10 @@ class CovarianceFamily:
         Whether the family infers each row's offset itself (:meth:`row_offsets`):
         with ``biases`` the data it sees then keep the row offsets, and
         features empty in ``fit`` are predicted from its estimate.
+    needs_residual_moments : bool
+        Whether :meth:`for_data` needs the moments of the residuals (the data
+        less both offsets with ``biases``, see :func:`~skgmmfill._em.prepare`):
+        one more pass over the data.
     """
 
     name: ClassVar[str]
@@ -136,6 +140,7 @@ class CovarianceFamily:
     singular_hint: ClassVar[str] = "decrease n_components"
     gaussian_rows: ClassVar[bool] = True
     models_row_offsets: ClassVar[bool] = False
+    needs_residual_moments: ClassVar[bool] = False
 
     # -- model description ----------------------------------------------------
 
@@ -181,15 +186,16 @@ class CovarianceFamily:
         """
         return self
 
-    def for_data(self, moments, scale, dtype):
+    def for_data(self, moments, scale, dtype, residual_moments=None):
         """This family with its hyperparameters resolved for standardised data.
 
         EM runs on the data divided by ``scale`` (see
         :class:`~skgmmfill._em.Standardization`), with ``moments`` those of the
-        standardised observed entries. A hyperparameter given as a number is
-        in the data's units and is converted; ``"auto"`` follows a rule
-        relative to the data (:func:`variance_floor`). Values come back in
-        ``dtype``. The default has nothing to resolve.
+        standardised observed entries and, if :attr:`needs_residual_moments`,
+        ``residual_moments`` those of their residuals. A hyperparameter given
+        as a number is in the data's units and is converted; ``"auto"``
+        follows a rule relative to the data (:func:`variance_floor`). Values
+        come back in ``dtype``. The default has nothing to resolve.
         """
         return self
 

@@ -176,7 +176,7 @@ class FullCovariance(CovarianceFamily):
     contract_hyperparameters = {"reg_covar": 1e-6}
     singular_hint = "increase reg_covar or decrease n_components"
 
-    def for_data(self, moments, scale, dtype):
+    def for_data(self, moments, scale, dtype, residual_moments=None):
         regularization = variance_floor(self.reg_covar, REG_COVAR_FRACTION, moments, scale, dtype, per_feature=True)
         return replace(self, reg_covar=regularization)
 

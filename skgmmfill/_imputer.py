@@ -76,14 +76,24 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
         1e-6 times each feature's variance.
     n_factors : int or None, default=None
         For ``"factor"``: the number of factors; None is ``min(10, n_features - 1)``.
-    loading_precision_prior, loading_ard_prior, noise_variance_prior, implicit_precision_prior : float or None, default=None
+    loading_precision_prior, loading_ard_prior, implicit_precision_prior : float or None, default=None
         For ``"factor"``, priors in observations' worth (None: none): on the
         loadings :math:`w_{jl} \sim \mathcal{N}(0, \psi_{jl} I / \beta)`; a
         precision per loading column under a hyperprior worth
         ``loading_ard_prior * n_features`` loadings (automatic relevance
-        determination: ``n_factors`` becomes an upper bound); on the noise
-        variances, towards the pooled variance; and on the map of implicit
-        feedback (which entries a row observes informs its factors, as in SVD++).
+        determination: ``n_factors`` becomes an upper bound); and on the map
+        of implicit feedback (which entries a row observes informs its
+        factors, as in SVD++).
+    noise_variance_prior : float, "auto" or None, default=None
+        For ``"factor"``: :math:`\nu` of the inverse-gamma prior on the noise
+        variances, :math:`\nu` observations' worth of squared residual
+        :math:`s^2` (the pooled variance), so that a feature observed a handful
+        of times keeps a noise variance near :math:`s^2`. "auto": :math:`\nu`
+        and :math:`s^2` estimated before EM from the features' residual
+        variances (after both offsets with ``biases``), by the marginal
+        likelihood under which each is :math:`s^2` times an
+        :math:`F(n_l - 1, \nu)` variable (empirical Bayes:
+        ``noise_variance_prior_``, ``noise_variance_target_``). None: none.
     loading_posterior : {"variational"} or None, default=None
         For ``"factor"``: None fits point (MAP) loadings and means;
         ``"variational"`` gives each feature's loadings and mean a Gaussian
@@ -153,6 +163,10 @@ class MaskedGaussianMixtureImputer(TransformerMixin, BaseEstimator):
     loading_pattern_strengths_ : ndarray of shape (n_components,)
         ``"factor"`` with ``loading_pattern_prior`` only: each component's
         :math:`\lambda_j` (estimated with "auto"; no units).
+    noise_variance_prior_, noise_variance_target_ : float
+        ``"factor"`` with ``noise_variance_prior`` only: :math:`\nu` and
+        :math:`s^2` of the noise variances' prior (estimated with "auto";
+        :math:`s^2` in the data's squared units).
     converged_, n_iter_ : bool, int
         Whether the best run met the stopping rule within ``max_iter``, and its iterations.
     lower_bound_, lower_bounds_ : float, list of float

@@ -57,7 +57,7 @@ class IndependentFeatures(CovarianceFamily):
     contract_hyperparameters = {"min_variance": 1e-3}
     per_feature_floor = True
 
-    def for_data(self, moments, scale, dtype):
+    def for_data(self, moments, scale, dtype, residual_moments=None):
         floor = variance_floor(
             self.min_variance, MIN_VARIANCE_FRACTION, moments, scale, dtype, self.per_feature_floor
         )

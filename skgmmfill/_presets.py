@@ -27,7 +27,7 @@ PRESET_RATINGS = {
     "loading_ard_prior": 0.5,
     "loading_posterior": "variational",
     "mean_precision_prior": 25.0,
-    "noise_variance_prior": 5.0,
+    "noise_variance_prior": "auto",
     "loading_pattern_prior": "auto",
     "row_offset_factor": True,
     "init_params": "kmeans",
@@ -43,9 +43,10 @@ shrunk by its own precision, estimated from the data (automatic relevance
 determination) under a hyperprior worth half the items, centred on 100
 ratings' worth, so that the data decide how many factors they support; the
 means are shrunk towards the offsets by a prior worth 25 ratings and the noise
-variances towards the pooled variance by one worth 5 (so that an item rated
-once or twice is predicted about as the bias model predicts it, and tops no
-list); the loadings' prior ties items rated by the same users (the pattern
+variances towards a common one by a prior whose centre and strength are
+estimated from the bias model's residuals (empirical Bayes: as strong as the
+items' noise is alike), so that an item rated once or twice is predicted
+about as the bias model predicts it, and tops no list; the loadings' prior ties items rated by the same users (the pattern
 prior, its strength estimated from the data: which users rated an item says
 what its loadings are like, before its ratings do, where the data show it). Add the rating scale, e.g.
 ``MaskedGaussianMixtureImputer(**PRESET_RATINGS, min_value=1, max_value=5)``.

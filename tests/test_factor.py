@@ -610,3 +610,67 @@ def test_row_offset_factor_learns_the_offsets_spread_and_predicts_new_items_from
         assert predicted[u] == pytest.approx(imputer.global_mean_ + offset, rel=1e-6)
     assert np.corrcoef(predicted, user_offsets)[0, 1] > 0.9
     assert_allclose(imputer.transform(X)[:, 7], predicted, rtol=1e-10)
+
+
+def residual_variances_moments(nu, target, counts, seed=0):
+    """:class:`DataMoments` of features whose noise variances are drawn from the prior
+    ``psi_l ~ nu target / chi^2_nu`` (``nu=None``: all equal to ``target``), ``counts[l]``
+    Gaussian entries each."""
+    from skgmmfill._observed import DataMoments
+
+    rng = np.random.default_rng(seed)
+    variances = np.full(len(counts), target) if nu is None else nu * target / rng.chisquare(nu, len(counts))
+    feature = np.repeat(np.arange(len(counts)), counts)
+    values = 3.0 + rng.normal(size=len(feature)) * np.sqrt(variances[feature])
+    return DataMoments(n_samples=int(counts.max()), counts=counts.astype(np.float64),
+                       sums=np.bincount(feature, values), squared_sums=np.bincount(feature, values**2))
+
+
+@pytest.mark.parametrize("nu", [3.0, 20.0, 100.0])
+def test_the_auto_noise_prior_recovers_the_strength_and_centre_the_variances_were_drawn_with(nu):
+    """Empirical Bayes on the features' sample variances (scaled F marginals): 3,000
+    features with 2-300 entries each, long-tailed as a catalogue's items are."""
+    from skgmmfill._factor import AUTO_NOISE_PRIOR_LIMITS, estimated_noise_prior
+
+    counts = np.minimum(2 + np.random.default_rng(1).zipf(1.5, 3000), 300)
+    strength, target = estimated_noise_prior(residual_variances_moments(nu, 0.7, counts))
+    assert strength == pytest.approx(nu, rel=0.25)
+    assert target == pytest.approx(0.7, rel=0.05)
+    # one noise variance for all: as strong as the search allows, centred on it
+    strength, target = estimated_noise_prior(residual_variances_moments(None, 0.7, counts))
+    assert strength > 0.01 * AUTO_NOISE_PRIOR_LIMITS[1]
+    assert target == pytest.approx(0.7, rel=0.02)
+    # nothing to compare: one observation's worth at the pooled variance
+    assert estimated_noise_prior(residual_variances_moments(nu, 0.7, np.array([1, 1, 5])))[0] == 1.0
+
+
+def test_the_auto_noise_prior_is_estimated_from_the_residuals_and_does_not_depend_on_units():
+    """``noise_variance_prior="auto"`` through the estimator: the estimate is that of the
+    residuals after both offsets (each user's offset included, although the model infers
+    it), exposed as ``noise_variance_prior_`` and ``noise_variance_target_``; ratings in
+    other units give the same strength, the target in those units and the same fill."""
+    from skgmmfill._factor import estimated_noise_prior
+    from skgmmfill._observed import DataMoments
+
+    X = long_tail_ratings()
+    params = dict(biases=True, covariance_type="factor", n_factors=3, loading_precision_prior=100.0,
+                  mean_precision_prior=25.0, noise_variance_prior="auto", row_offset_factor=True,
+                  max_iter=20, random_state=0)
+    imputer = MaskedGaussianMixtureImputer(**params).fit(X)
+    rows, cols = np.nonzero(~np.isnan(X))
+    residuals = X[rows, cols] - imputer.global_mean_ - imputer.column_offsets_[cols]
+    row_shrinkage = imputer.bias_shrinkage_[0]
+    residuals -= (np.bincount(rows, residuals) / (np.bincount(rows) + row_shrinkage))[rows]
+    moments = DataMoments(n_samples=X.shape[0], counts=np.bincount(cols, minlength=X.shape[1]).astype(float),
+                          sums=np.bincount(cols, residuals, X.shape[1]),
+                          squared_sums=np.bincount(cols, residuals**2, X.shape[1]))
+    strength, target = estimated_noise_prior(moments)
+    assert imputer.noise_variance_prior_ == pytest.approx(strength, rel=1e-6)
+    assert imputer.noise_variance_target_ == pytest.approx(target, rel=1e-6)
+    assert 0.5 < target < 0.8  # the generator's noise variance is 0.64 before rounding to stars
+    rescaled = MaskedGaussianMixtureImputer(**params).fit(10.0 * X - 7.0)
+    assert rescaled.noise_variance_prior_ == pytest.approx(imputer.noise_variance_prior_, rel=1e-6)
+    assert rescaled.noise_variance_target_ == pytest.approx(100.0 * imputer.noise_variance_target_, rel=1e-6)
+    assert_allclose(rescaled.transform(10.0 * X - 7.0), 10.0 * imputer.transform(X) - 7.0, rtol=1e-6)
+    given = MaskedGaussianMixtureImputer(**{**params, "noise_variance_prior": 5.0}).fit(X)
+    assert given.noise_variance_prior_ == 5.0
