@@ -54,8 +54,8 @@ RATINGS = {"min_value": 1, "max_value": 5}
 PRESET_OFFSETS_FIRST = {**PRESET_RATINGS, "row_offset_factor": None, "loading_pattern_prior": 1.0}
 """An earlier preset: the bias model's ridge estimate of each user's offset subtracted before the
 factors (not a factor of the model), and the pattern prior's strength fixed at 1 (not estimated)."""
-PREVIOUS_PRESET = {"biases": True, "covariance_type": "spherical", "n_components": 4,
-                   "mean_precision_prior": 1000.0, "init_params": "kmeans"}
+SPHERICAL_PRESET_0_1 = {"biases": True, "covariance_type": "spherical", "n_components": 4,
+                        "mean_precision_prior": 1000.0, "init_params": "kmeans"}
 SVDPP_MAX_RATINGS = 200_000
 ALS_GRID = [(n_factors, reg) for n_factors in (5, 10, 20, 30) for reg in (0.02, 0.03, 0.05, 0.1, 0.2)]
 
@@ -189,7 +189,8 @@ def observed_entry_cv(X, label, quick):
                    for f, reg in ALS_GRID}
     (f, reg), best = min(als_results.items(), key=lambda item: item[1][0])
     report(f"ALS with biases, best of {len(ALS_GRID)} on these folds (f={f}, reg={reg:g})", best)
-    report("previous PRESET_RATINGS (biases + 4 shrunk spherical components)", cross_validate(ours(PREVIOUS_PRESET)))
+    report("spherical preset of 0.1 (biases + 4 shrunk spherical components)",
+           cross_validate(ours(SPHERICAL_PRESET_0_1)))
     report("PRESET_RATINGS (biases + factor K=1, q<=20 ARD, priors)", cross_validate(ours(
         {**PRESET_RATINGS, "random_state": 0})))
     report("  the same, without the pattern prior", cross_validate(ours(
@@ -278,10 +279,12 @@ def main():
             als(observed_csr, n_factors, reg)(*grid).reshape(X.shape), 1, 5))
     score("PRESET_RATINGS (factor K=1, q<=20 ARD, biases)",
           lambda: MaskedGaussianMixtureImputer(**PRESET_RATINGS, random_state=0, **RATINGS).fit_transform(X))
+    score("the same, noise prior 5 (the previous preset)", lambda: MaskedGaussianMixtureImputer(
+        **{**PRESET_RATINGS, "noise_variance_prior": 5.0}, random_state=0, **RATINGS).fit_transform(X))
     score("the same, no biases", lambda: MaskedGaussianMixtureImputer(
         **{**PRESET_RATINGS, "biases": False}, random_state=0, **RATINGS).fit_transform(X))
-    score("previous PRESET_RATINGS (4 shrunk spherical components)",
-          lambda: MaskedGaussianMixtureImputer(**PREVIOUS_PRESET, random_state=0, **RATINGS).fit_transform(X))
+    score("spherical preset of 0.1 (4 shrunk spherical components)",
+          lambda: MaskedGaussianMixtureImputer(**SPHERICAL_PRESET_0_1, random_state=0, **RATINGS).fit_transform(X))
     tic = time.perf_counter()
     search = tuned_preset(X)
     print(f"\nGridSearchCV ({len(search.cv_results_['params'])} candidates x 3 folds, "

@@ -143,7 +143,7 @@ def prepare(source, *, biases, bias_shrinkage, mean_precision_prior, standardize
     :mod:`skgmmfill._biases`) and the mixture sees the residuals (keeping
     the row offsets where ``row_offsets_in_model``: the family infers them).
     With ``residual_moments`` the moments of the data less both offsets are
-    also returned (one more pass where the row offsets stay in the data).
+    also returned (one more pass over the data).
     The prior ``mu_j ~ N(m, Sigma_j / kappa)`` with
     ``kappa = mean_precision_prior`` centres on the column means of the
     observed entries, or on 0 (the residuals' expected mean) with ``biases``.
