@@ -13,7 +13,7 @@ iterations of the EM driver from a k-means start, set-up not counted.
 That model (loading prior 100, no other prior) is then set against
 ``PRESET_RATINGS``'s (each user's offset a factor and 20 factors with ARD on the loading precisions,
 variational loadings, mean prior 25, the noise prior and the pattern prior's strength estimated), the same
-with implicit feedback (``implicit_precision_prior=1``) and the previous preset (the users' offsets
+with implicit feedback (``implicit_precision_prior=1``) and an earlier preset (the users' offsets
 subtracted first, pattern strength 1), per iteration on both cores, in the same process; then the seconds of the data
 preparation with biases (standardisation and the offsets' passes) with the fixed shrinkage 25 and with
 ``bias_shrinkage="auto"`` (one pass per empirical-Bayes step), and of the pass that starts the preset's fit

@@ -35,23 +35,25 @@ PRESET_RATINGS = {
 }
 """Parameters we recommend for rating matrices (see the README): item
 offsets, shrunk as much as the data say (the ratio of the residuals' variance
-to the offsets', estimated by empirical Bayes), then one factor component (probabilistic matrix factorisation of the
-residuals) in which each user's offset is a factor of its own, inferred with their tastes
-(``row_offset_factor``), and at most 20 other factors whose loadings and means have a posterior
-rather than a point estimate (variational Bayes), each factor column's loadings
-shrunk by its own precision, estimated from the data (automatic relevance
-determination) under a hyperprior worth half the items, centred on 100
-ratings' worth, so that the data decide how many factors they support; the
-means are shrunk towards the offsets by a prior worth 25 ratings and the noise
-variances towards a common one by a prior whose centre and strength are
-estimated from the bias model's residuals (empirical Bayes: as strong as the
-items' noise is alike), so that an item rated once or twice is predicted
-about as the bias model predicts it, and tops no list; the loadings' prior ties items rated by the same users (the pattern
-prior, its strength estimated from the data: which users rated an item says
-what its loadings are like, before its ratings do, where the data show it). Add the rating scale, e.g.
-``MaskedGaussianMixtureImputer(**PRESET_RATINGS, min_value=1, max_value=5)``.
+to the offsets', estimated by empirical Bayes), then one factor component
+(probabilistic matrix factorisation of the residuals) in which each user's
+offset is a factor of its own, inferred with their tastes
+(``row_offset_factor``), and at most 20 other factors whose loadings and means
+have a posterior rather than a point estimate (variational Bayes), each factor
+column's loadings shrunk by its own precision, estimated from the data
+(automatic relevance determination) under a hyperprior worth half the items,
+centred on 100 ratings' worth, so that the data decide how many factors they
+support; the means are shrunk towards the offsets by a prior worth 25 ratings
+and the noise variances towards a common one by a prior whose centre and
+strength are estimated from the bias model's residuals (empirical Bayes: as
+strong as the items' noise is alike), so that an item rated once or twice is
+predicted about as the bias model predicts it, and tops no list; the loadings'
+prior ties items rated by the same users (the pattern prior, its strength
+estimated from the data: which users rated an item says what its loadings are
+like, before its ratings do, where the data show it). Add the rating scale,
+e.g. ``MaskedGaussianMixtureImputer(**PRESET_RATINGS, min_value=1, max_value=5)``.
 At most 200 EM iterations: on a dense matrix such as the bundled Netflix one
-the fit needs a little over 100 (the default) to meet ``tol``. Tuning over
+the fit can need more than 100 (the default) to meet ``tol``. Tuning over
 :data:`RATINGS_GRID` by cross-validation gains little."""
 
 RATINGS_GRID = {"n_factors": [20, 30]}
