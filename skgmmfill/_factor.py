@@ -453,7 +453,7 @@ class FactorCovariance(CovarianceFamily):
     def for_data(self, moments, scale, dtype, residual_moments=None):
         floor = variance_floor(self.min_variance, MIN_VARIANCE_FRACTION, moments, scale, dtype, True)
         if self.noise_variance_prior == "auto":
-            strength, target = estimated_noise_prior(moments if residual_moments is None else residual_moments)
+            strength, target = estimated_noise_prior(residual_moments)
             return replace(self, min_variance=floor, noise_variance_prior=strength, noise_variance_target=target)
         n_observed = moments.counts.sum()
         pooled = float(moments.squared_sums.sum() / n_observed) if n_observed else 1.0
