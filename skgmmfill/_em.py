@@ -159,11 +159,9 @@ def prepare(source, *, biases, bias_shrinkage, mean_precision_prior, standardize
     if biases:
         global_mean, column_offsets, shrinkage = fit_offsets(source, moments, bias_shrinkage)
         offsets = (global_mean, column_offsets)
-        data = source
-        source = data.map(partial(_residuals, *offsets, mixture_row_shrinkage(shrinkage[0], row_offsets_in_model)))
-        if residual_moments:  # the mixture's own residuals, unless it keeps the row offsets
-            both_removed = data.map(partial(_residuals, *offsets, shrinkage[0])) if row_offsets_in_model else source
-            residuals = both_removed.reduce(methodcaller("moments"))
+        if residual_moments:  # before the mixture's residuals exist: one copy of the data's values at a time
+            residuals = source.map(partial(_residuals, *offsets, shrinkage[0])).reduce(methodcaller("moments"))
+        source = source.map(partial(_residuals, *offsets, mixture_row_shrinkage(shrinkage[0], row_offsets_in_model)))
     if mean_precision_prior is not None:
         centre = np.zeros(len(moments.sums)) if biases else moments.column_means()
         prior = (mean_precision_prior, centre.astype(source.dtype))
