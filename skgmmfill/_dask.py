@@ -279,9 +279,9 @@ def _broadcast(value):
 
 def _gather(client, futures):
     """The results of ``futures``, fetched straight from the workers (two transfers fewer than
-    through the scheduler) once all are computed, with the same bound and fallback as
-    :data:`_DIRECT_GATHER_TIMEOUT`: a direct fetch from a worker that has just died can otherwise
-    wait for ever, while the scheduler recomputes what that worker held."""
+    through the scheduler) once all are computed; through the scheduler if that takes over
+    :data:`_DIRECT_GATHER_TIMEOUT` seconds, since a direct fetch from a worker that has just died
+    can otherwise wait for ever while the scheduler recomputes what that worker held."""
     from distributed import wait
 
     wait(futures)  # however long the computation takes; the scheduler reruns lost tasks
