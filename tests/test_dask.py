@@ -234,6 +234,18 @@ def test_the_parameters_never_travel_by_the_schedulers_replication(client, netfl
     assert "scatter" not in actions and not any(str(action).startswith("replicate") for action in actions)
 
 
+def test_large_parameters_travel_without_dasks_large_graph_warning(client):
+    from skgmmfill._dask import _broadcast
+
+    parameters = np.arange(2_000_000, dtype=float)  # 16 MB, over dask's 10 MB threshold
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        shared = _broadcast(parameters)
+    assert_array_equal(shared.result(), parameters)
+    with pytest.warns(UserWarning, match="Sending large graph"):  # what the filter keeps away
+        client.submit(np.negative, parameters, pure=False).result()
+
+
 def test_bad_dask_input_gets_a_clear_error(client):
     X = da.from_array(np.array([[1.0, np.nan], [2.0, 3.0], [np.nan, 4.0]]), chunks=(2, 2))
     with pytest.raises(ValueError, match="contains NaN, but missing_values=0"):
