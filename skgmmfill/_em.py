@@ -143,7 +143,8 @@ def prepare(source, *, biases, bias_shrinkage, mean_precision_prior, standardize
     :mod:`skgmmfill._biases`) and the mixture sees the residuals (keeping
     the row offsets where ``row_offsets_in_model``: the family infers them).
     With ``residual_moments`` the moments of the data less both offsets are
-    also returned (one more pass over the data).
+    also returned (one more pass over the data; with the row offsets kept, a
+    map of the data too).
     The prior ``mu_j ~ N(m, Sigma_j / kappa)`` with
     ``kappa = mean_precision_prior`` centres on the column means of the
     observed entries, or on 0 (the residuals' expected mean) with ``biases``.
@@ -159,9 +160,11 @@ def prepare(source, *, biases, bias_shrinkage, mean_precision_prior, standardize
     if biases:
         global_mean, column_offsets, shrinkage = fit_offsets(source, moments, bias_shrinkage)
         offsets = (global_mean, column_offsets)
-        if residual_moments:  # before the mixture's residuals exist: one copy of the data's values at a time
+        if residual_moments and row_offsets_in_model:  # before the mixture's residuals: one copy of values at a time
             residuals = source.map(partial(_residuals, *offsets, shrinkage[0])).reduce(methodcaller("moments"))
         source = source.map(partial(_residuals, *offsets, mixture_row_shrinkage(shrinkage[0], row_offsets_in_model)))
+        if residual_moments and not row_offsets_in_model:  # the mixture's residuals already lack both offsets
+            residuals = source.reduce(methodcaller("moments"))
     if mean_precision_prior is not None:
         centre = np.zeros(len(moments.sums)) if biases else moments.column_means()
         prior = (mean_precision_prior, centre.astype(source.dtype))
